@@ -1,0 +1,416 @@
+/* proto.c: decoding of client commands and encoding of protocol v1 frames.
+ * Every check a peer can fail ends in a struct proto_error, never in an abort.
+ */
+#include "proto.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const errcode_names[] = {
+	[PROTO_ERR_NONE] = "none",
+	[PROTO_ERR_BAD_REQUEST] = "bad_request",
+	[PROTO_ERR_UNKNOWN_TYPE] = "unknown_type",
+	[PROTO_ERR_NOT_CONNECTED] = "not_connected",
+	[PROTO_ERR_ALREADY_CONNECTED] = "already_connected",
+	[PROTO_ERR_INVALID_CHANNEL] = "invalid_channel",
+	[PROTO_ERR_FORBIDDEN] = "forbidden",
+	[PROTO_ERR_TOO_LARGE] = "too_large",
+	[PROTO_ERR_ALREADY_SUBSCRIBED] = "already_subscribed",
+	[PROTO_ERR_NOT_SUBSCRIBED] = "not_subscribed",
+	[PROTO_ERR_LIMIT_EXCEEDED] = "limit_exceeded",
+	[PROTO_ERR_INTERNAL] = "internal",
+};
+
+static const char *const kind_names[] = {
+	[PROTO_KIND_NONE] = "",
+	[PROTO_KIND_CONNECT] = "connect",
+	[PROTO_KIND_SUBSCRIBE] = "subscribe",
+	[PROTO_KIND_UNSUBSCRIBE] = "unsubscribe",
+	[PROTO_KIND_PUBLISH] = "publish",
+	[PROTO_KIND_PING] = "ping",
+};
+
+const char *
+proto_errcode_name(enum proto_errcode code)
+{
+	if ((size_t)code >= sizeof(errcode_names) / sizeof(errcode_names[0]))
+		return "internal";
+	return errcode_names[code];
+}
+
+const char *
+proto_kind_name(enum proto_kind kind)
+{
+	if ((size_t)kind >= sizeof(kind_names) / sizeof(kind_names[0]))
+		return "";
+	return kind_names[kind];
+}
+
+int
+proto_error_set(struct proto_error *err, enum proto_errcode code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -1;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof(err->text), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static bool
+channel_char_ok(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == ':' || c == '.' || c == '@' || c == '=' || c == '-';
+}
+
+bool
+proto_channel_valid(const char *name, size_t len)
+{
+	if (name == NULL || len == 0 || len > PROTO_CHANNEL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!channel_char_ok((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+size_t
+proto_channel_ns_len(const char *name, size_t len)
+{
+	const char *colon = memchr(name, ':', len);
+
+	return colon == NULL ? 0 : (size_t)(colon - name);
+}
+
+void
+proto_cmd_fini(struct proto_cmd *cmd)
+{
+	if (cmd == NULL)
+		return;
+	json_decref(cmd->root);
+	memset(cmd, 0, sizeof(*cmd));
+}
+
+static enum proto_kind
+kind_from_name(const char *s)
+{
+	for (size_t k = PROTO_KIND_CONNECT; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
+		if (strcmp(s, kind_names[k]) == 0)
+			return (enum proto_kind)k;
+	return PROTO_KIND_NONE;
+}
+
+/* A string member that must not hide a NUL (jansson allows "\u0000"). */
+static int
+get_string(json_t *root, const char *key, bool required, size_t max, const char **out,
+	   size_t *out_len, struct proto_error *err)
+{
+	json_t *v = json_object_get(root, key);
+	size_t n;
+
+	*out = NULL;
+	if (v == NULL) {
+		if (required)
+			return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"%s\"", key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"%s\" must be a string", key);
+	n = json_string_length(v);
+	if (strlen(json_string_value(v)) != n)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"%s\" contains a NUL", key);
+	if (n > max)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+				       "field \"%s\" is longer than %zu bytes", key, max);
+	*out = json_string_value(v);
+	if (out_len != NULL)
+		*out_len = n;
+	return 0;
+}
+
+static int
+decode_id(struct proto_cmd *cmd, struct proto_error *err)
+{
+	json_t *id = json_object_get(cmd->root, "id");
+
+	if (id == NULL)
+		return 0;
+	if (json_is_integer(id)) {
+		cmd->id = id;
+		return 0;
+	}
+	if (json_is_string(id) && json_string_length(id) <= PROTO_ID_STR_MAX &&
+	    strlen(json_string_value(id)) == json_string_length(id)) {
+		cmd->id = id;
+		return 0;
+	}
+	return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+			       "field \"id\" must be an integer or a string of at most %d bytes",
+			       PROTO_ID_STR_MAX);
+}
+
+static int
+decode_channel(struct proto_cmd *cmd, struct proto_error *err)
+{
+	json_t *v = json_object_get(cmd->root, "channel");
+
+	if (v == NULL)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"channel\"");
+	if (!json_is_string(v))
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"channel\" must be a string");
+	if (!proto_channel_valid(json_string_value(v), json_string_length(v)) ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return proto_error_set(err, PROTO_ERR_INVALID_CHANNEL,
+				       "channel must be 1-%d bytes of [A-Za-z0-9_:.@=-]",
+				       PROTO_CHANNEL_MAX);
+	cmd->channel = json_string_value(v);
+	cmd->channel_len = json_string_length(v);
+	return 0;
+}
+
+static int
+decode_body(struct proto_cmd *cmd, const char *buf, size_t len, struct proto_error *err)
+{
+	switch (cmd->kind) {
+	case PROTO_KIND_CONNECT:
+		return get_string(cmd->root, "user", false, PROTO_USER_MAX, &cmd->user, NULL, err);
+	case PROTO_KIND_SUBSCRIBE:
+	case PROTO_KIND_UNSUBSCRIBE:
+		return decode_channel(cmd, err);
+	case PROTO_KIND_PUBLISH:
+		if (decode_channel(cmd, err) != 0)
+			return -1;
+		cmd->data = json_object_get(cmd->root, "data");
+		if (cmd->data == NULL)
+			return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"data\"");
+		if (proto_find_member(buf, len, "data", &cmd->data_raw, &cmd->data_len) != 0)
+			return proto_error_set(err, PROTO_ERR_INTERNAL, "cannot locate \"data\"");
+		return 0;
+	case PROTO_KIND_PING:
+	case PROTO_KIND_NONE:
+		return 0;
+	}
+	return 0;
+}
+
+int
+proto_decode(const char *buf, size_t len, struct proto_cmd *cmd, struct proto_error *err)
+{
+	json_error_t jerr;
+	json_t *type;
+	const char *tname;
+
+	memset(cmd, 0, sizeof(*cmd));
+	if (len == 0)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "empty frame");
+	cmd->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (cmd->root == NULL)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "invalid JSON at byte %d: %s",
+				       jerr.position, jerr.text);
+	if (!json_is_object(cmd->root))
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "frame must be a JSON object");
+	if (decode_id(cmd, err) != 0)
+		return -1;
+	type = json_object_get(cmd->root, "type");
+	if (type == NULL)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"type\"");
+	if (!json_is_string(type))
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"type\" must be a string");
+	tname = json_string_value(type);
+	cmd->kind = kind_from_name(tname);
+	if (cmd->kind == PROTO_KIND_NONE)
+		return proto_error_set(err, PROTO_ERR_UNKNOWN_TYPE, "unknown command type \"%.40s\"",
+				       tname);
+	return decode_body(cmd, buf, len, err);
+}
+
+/* ---- encoding ---- */
+
+static char *
+dump(json_t *obj, size_t *len)
+{
+	char *s;
+
+	if (obj == NULL)
+		return NULL;
+	s = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(obj);
+	if (s != NULL && len != NULL)
+		*len = strlen(s);
+	return s;
+}
+
+/* A new object {"type":type[,"id":id]}, or NULL. */
+static json_t *
+reply(const char *type, const json_t *id)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, "type", json_string(type)) != 0 ||
+	    (id != NULL && json_object_set_new(o, "id", json_deep_copy(id)) != 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Adds key:string; on failure frees o and returns NULL. */
+static json_t *
+with_str(json_t *o, const char *key, const char *value)
+{
+	if (o == NULL)
+		return NULL;
+	if (value != NULL && json_object_set_new(o, key, json_string(value)) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
+with_int(json_t *o, const char *key, uint64_t value)
+{
+	if (o == NULL)
+		return NULL;
+	if (json_object_set_new(o, key, json_integer((json_int_t)value)) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *
+proto_encode_connected(const json_t *id, const char *client, const char *user,
+		       const char *server, size_t *len)
+{
+	json_t *o = reply("connected", id);
+
+	o = with_str(o, "client", client);
+	o = with_str(o, "user", user != NULL ? user : "");
+	o = with_str(o, "server", server);
+	return dump(o, len);
+}
+
+char *
+proto_encode_subscribed(const json_t *id, const char *channel, size_t *len)
+{
+	return dump(with_str(reply("subscribed", id), "channel", channel), len);
+}
+
+char *
+proto_encode_unsubscribed(const json_t *id, const char *channel, size_t *len)
+{
+	return dump(with_str(reply("unsubscribed", id), "channel", channel), len);
+}
+
+char *
+proto_encode_published(const json_t *id, const char *channel, uint64_t offset,
+		       const char *epoch, size_t *len)
+{
+	json_t *o = with_str(reply("published", id), "channel", channel);
+
+	o = with_int(o, "offset", offset);
+	o = with_str(o, "epoch", epoch);
+	return dump(o, len);
+}
+
+char *
+proto_encode_pong(const json_t *id, size_t *len)
+{
+	return dump(reply("pong", id), len);
+}
+
+char *
+proto_encode_error(const json_t *id, enum proto_errcode code, const char *message, size_t *len)
+{
+	json_t *o = with_str(reply("error", id), "code", proto_errcode_name(code));
+
+	return dump(with_str(o, "message", message), len);
+}
+
+char *
+proto_encode_from(const char *client, const char *user, size_t *len)
+{
+	json_t *o = json_object();
+
+	o = with_str(o, "client", client);
+	o = with_str(o, "user", user != NULL ? user : "");
+	return dump(o, len);
+}
+
+char *
+proto_encode_message(const char *channel, uint64_t offset, const char *data_raw,
+		     size_t data_len, const char *from_raw, size_t from_len, size_t *len)
+{
+	static const char head[] = "{\"type\":\"message\",\"channel\":\"";
+	char mid[64];
+	size_t clen = strlen(channel), mlen, total;
+	char *s, *p;
+
+	/* The channel name was validated: it needs no escaping. */
+	mlen = (size_t)snprintf(mid, sizeof(mid), "\",\"offset\":%" PRIu64 ",\"data\":", offset);
+	total = sizeof(head) - 1 + clen + mlen + data_len + 1;
+	if (from_raw != NULL)
+		total += sizeof(",\"from\":") - 1 + from_len;
+	s = malloc(total + 1);
+	if (s == NULL)
+		return NULL;
+	p = s;
+	memcpy(p, head, sizeof(head) - 1), p += sizeof(head) - 1;
+	memcpy(p, channel, clen), p += clen;
+	memcpy(p, mid, mlen), p += mlen;
+	memcpy(p, data_raw, data_len), p += data_len;
+	if (from_raw != NULL) {
+		memcpy(p, ",\"from\":", sizeof(",\"from\":") - 1), p += sizeof(",\"from\":") - 1;
+		memcpy(p, from_raw, from_len), p += from_len;
+	}
+	*p++ = '}';
+	*p = '\0';
+	*len = total;
+	return s;
+}
+
+char *
+proto_encode_connect(const json_t *id, const char *user, size_t *len)
+{
+	return dump(with_str(reply("connect", id), "user", user), len);
+}
+
+char *
+proto_encode_subscribe(const json_t *id, const char *channel, size_t *len)
+{
+	return dump(with_str(reply("subscribe", id), "channel", channel), len);
+}
+
+char *
+proto_encode_unsubscribe(const json_t *id, const char *channel, size_t *len)
+{
+	return dump(with_str(reply("unsubscribe", id), "channel", channel), len);
+}
+
+char *
+proto_encode_publish(const json_t *id, const char *channel, const json_t *data, size_t *len)
+{
+	json_t *o = with_str(reply("publish", id), "channel", channel);
+
+	if (o != NULL && json_object_set_new(o, "data", data != NULL ? json_deep_copy(data) : json_null()) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return dump(o, len);
+}
+
+char *
+proto_encode_ping(const json_t *id, size_t *len)
+{
+	return dump(reply("ping", id), len);
+}

@@ -1,0 +1,136 @@
+/* proto.h: the Switchboard wire protocol v1, shared by the server and the C client.
+ *
+ * Client commands are text frames holding one JSON object. proto_decode() parses and
+ * validates one command into a typed struct; the proto_encode_*() functions produce the
+ * server frames (and, for the client, the commands). Pure: no I/O, no logging, no
+ * allocation failure aborts; failures are reported to the caller. docs/protocol.md is
+ * the normative description of every frame.
+ */
+#ifndef SWITCHBOARD_PROTO_H
+#define SWITCHBOARD_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define PROTO_CHANNEL_MAX 255   /* bytes in a channel name */
+#define PROTO_USER_MAX 255      /* bytes in a user id */
+#define PROTO_ID_STR_MAX 64     /* bytes in a string command id */
+
+/* WebSocket close codes the server uses (documented in docs/protocol.md). */
+#define PROTO_CLOSE_NORMAL 1000
+#define PROTO_CLOSE_GOING_AWAY 1001        /* server shutdown */
+#define PROTO_CLOSE_UNSUPPORTED 1003       /* binary frame */
+#define PROTO_CLOSE_TOO_BIG 1009           /* frame over limits.max_message_size */
+#define PROTO_CLOSE_CONNECT_TIMEOUT 4002   /* no connect command in time */
+#define PROTO_CLOSE_SLOW_CONSUMER 4008     /* send queue over its bound (slow reader or flood) */
+
+enum proto_kind {
+	PROTO_KIND_NONE = 0,
+	PROTO_KIND_CONNECT,
+	PROTO_KIND_SUBSCRIBE,
+	PROTO_KIND_UNSUBSCRIBE,
+	PROTO_KIND_PUBLISH,
+	PROTO_KIND_PING,
+};
+
+/* Error codes carried by error frames; proto_errcode_name() gives the wire string. */
+enum proto_errcode {
+	PROTO_ERR_NONE = 0,
+	PROTO_ERR_BAD_REQUEST,
+	PROTO_ERR_UNKNOWN_TYPE,
+	PROTO_ERR_NOT_CONNECTED,
+	PROTO_ERR_ALREADY_CONNECTED,
+	PROTO_ERR_INVALID_CHANNEL,
+	PROTO_ERR_FORBIDDEN,
+	PROTO_ERR_TOO_LARGE,
+	PROTO_ERR_ALREADY_SUBSCRIBED,
+	PROTO_ERR_NOT_SUBSCRIBED,
+	PROTO_ERR_LIMIT_EXCEEDED,
+	PROTO_ERR_INTERNAL,
+};
+
+/* Why a frame was refused: a code and a human sentence (NUL-terminated). */
+struct proto_error {
+	enum proto_errcode code;
+	char text[96];
+};
+
+/* A decoded client command. Every pointer is borrowed from `root` (or, for data_raw,
+ * from the input buffer given to proto_decode) and lives until proto_cmd_fini(). */
+struct proto_cmd {
+	enum proto_kind kind;
+	json_t *root;            /* owned: the parsed object */
+	json_t *id;              /* "id": integer or string, or NULL when absent */
+	const char *channel;     /* subscribe/unsubscribe/publish: validated name */
+	size_t channel_len;
+	const char *user;        /* connect: "user" or NULL */
+	json_t *data;            /* publish: the value of "data" */
+	const char *data_raw;    /* publish: the exact bytes of "data" in the input */
+	size_t data_len;
+};
+
+/* Parses one client frame (buf, len; need not be NUL-terminated) into *cmd.
+ * Returns 0, or -1 with *err filled (err may be NULL). Whatever the result, the caller
+ * calls proto_cmd_fini(cmd) afterwards; on failure cmd->id is set when the frame had a
+ * valid id, so the error reply can echo it. */
+int proto_decode(const char *buf, size_t len, struct proto_cmd *cmd, struct proto_error *err);
+
+/* Releases what proto_decode() kept. Safe on a zeroed or already-finished cmd. */
+void proto_cmd_fini(struct proto_cmd *cmd);
+
+/* True if name (len bytes) is a valid channel name: 1..255 bytes of [A-Za-z0-9_:.@=-]. */
+bool proto_channel_valid(const char *name, size_t len);
+
+/* Length of the namespace part of a channel name: the bytes before the first ':', or 0
+ * for a bare name (which belongs to the default namespace). */
+size_t proto_channel_ns_len(const char *name, size_t len);
+
+/* Wire names. */
+const char *proto_errcode_name(enum proto_errcode code);
+const char *proto_kind_name(enum proto_kind kind);
+
+/* Fills err (if not NULL) with code and a printf-formatted sentence; returns -1. */
+int proto_error_set(struct proto_error *err, enum proto_errcode code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Finds the top-level member `key` of the JSON object text in buf and returns the exact
+ * byte span of its value in *start and *vlen. The text must already be known to be valid JSON
+ * (proto_decode() checks that first). Returns 0, or -1 if the member is absent. */
+int proto_find_member(const char *buf, size_t len, const char *key, const char **start, size_t *vlen);
+
+/* Encoders. Each returns a newly malloc'd, NUL-terminated buffer of compact JSON (the
+ * caller frees it) and its length in *len, or NULL when out of memory. `id` may be NULL
+ * (then the frame has no "id"); it is copied, not kept. */
+
+/* Server frames. */
+char *proto_encode_connected(const json_t *id, const char *client, const char *user,
+			     const char *server, size_t *len);
+char *proto_encode_subscribed(const json_t *id, const char *channel, size_t *len);
+char *proto_encode_unsubscribed(const json_t *id, const char *channel, size_t *len);
+char *proto_encode_published(const json_t *id, const char *channel, uint64_t offset,
+			     const char *epoch, size_t *len);
+char *proto_encode_pong(const json_t *id, size_t *len);
+char *proto_encode_error(const json_t *id, enum proto_errcode code, const char *message,
+			 size_t *len);
+
+/* The "from" object of message frames, {"client":...,"user":...}, encoded once per
+ * session so that publishing never re-encodes it. */
+char *proto_encode_from(const char *client, const char *user, size_t *len);
+
+/* The message frame fanned out to subscribers. data_raw is the exact JSON text of the
+ * data value (already validated) and is copied verbatim; so is from_raw (the output of
+ * proto_encode_from, or NULL to omit "from"). */
+char *proto_encode_message(const char *channel, uint64_t offset, const char *data_raw,
+			   size_t data_len, const char *from_raw, size_t from_len, size_t *len);
+
+/* Client commands (used by client-demo and tests). user/data may be NULL. */
+char *proto_encode_connect(const json_t *id, const char *user, size_t *len);
+char *proto_encode_subscribe(const json_t *id, const char *channel, size_t *len);
+char *proto_encode_unsubscribe(const json_t *id, const char *channel, size_t *len);
+char *proto_encode_publish(const json_t *id, const char *channel, const json_t *data, size_t *len);
+char *proto_encode_ping(const json_t *id, size_t *len);
+
+#endif

@@ -1,0 +1,372 @@
+/* config.c: strict JSON configuration. Every object is walked key by key against a
+ * table of the keys it may hold, so an unknown key or a wrong type is reported with its
+ * full path (e.g. "limits.max_message_size: must be a positive integer").
+ */
+#include "config.h"
+#include "proto.h"
+#include "xalloc.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cfgerr {
+	char *buf;
+	size_t len;
+};
+
+static int fail(struct cfgerr *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct cfgerr *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->buf, e->len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->host = NULL;
+	cfg->port = 8080;
+	cfg->log_level = LOG_INFO;
+	cfg->engine = xstrdup("memory");
+	cfg->anonymous = true;
+	cfg->limits = (struct config_limits){
+		.max_message_size = 65536,
+		.max_data_size = 61440,
+		.max_channels_per_connection = 128,
+		.max_connections = 10000,
+		.send_queue_messages = 4096,
+		.send_queue_bytes = 1048576,
+	};
+	cfg->ws = (struct config_websocket){
+		.ping_interval = 25,
+		.idle_timeout = 60,
+		.connect_timeout = 10,
+	};
+	cfg->policy = policy_new();
+}
+
+void
+config_fini(struct config *cfg)
+{
+	free(cfg->host);
+	free(cfg->engine);
+	policy_free(cfg->policy);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- typed getters; path is the dotted key for messages ---- */
+
+static int
+get_uint(json_t *v, const char *path, long long min, long long max, long long *out,
+	 struct cfgerr *e)
+{
+	if (!json_is_integer(v))
+		return fail(e, "%s: must be an integer", path);
+	if (json_integer_value(v) < min || json_integer_value(v) > max)
+		return fail(e, "%s: must be between %lld and %lld", path, min, max);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int
+get_size(json_t *v, const char *path, size_t *out, struct cfgerr *e)
+{
+	long long n;
+
+	if (get_uint(v, path, 1, (long long)1 << 40, &n, e) != 0)
+		return -1;
+	*out = (size_t)n;
+	return 0;
+}
+
+static int
+get_secs(json_t *v, const char *path, unsigned *out, struct cfgerr *e)
+{
+	long long n;
+
+	if (get_uint(v, path, 1, 86400, &n, e) != 0)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int
+get_str(json_t *v, const char *path, char **out, struct cfgerr *e)
+{
+	if (!json_is_string(v))
+		return fail(e, "%s: must be a string", path);
+	free(*out);
+	*out = xstrdup(json_string_value(v));
+	return 0;
+}
+
+static int
+get_bool(json_t *v, const char *path, bool *out, struct cfgerr *e)
+{
+	if (!json_is_boolean(v))
+		return fail(e, "%s: must be true or false", path);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int
+need_object(json_t *v, const char *path, struct cfgerr *e)
+{
+	return json_is_object(v) ? 0 : fail(e, "%s: must be an object", path);
+}
+
+/* ---- sections ---- */
+
+static int
+load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
+{
+	struct {
+		const char *key;
+		size_t *field;
+	} keys[] = {
+		{ "max_message_size", &cfg->limits.max_message_size },
+		{ "max_data_size", &cfg->limits.max_data_size },
+		{ "max_channels_per_connection", &cfg->limits.max_channels_per_connection },
+		{ "max_connections", &cfg->limits.max_connections },
+		{ "send_queue_messages", &cfg->limits.send_queue_messages },
+		{ "send_queue_bytes", &cfg->limits.send_queue_bytes },
+	};
+	const char *key;
+	json_t *v;
+	char path[128];
+
+	if (need_object(obj, "limits", e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		size_t i;
+
+		snprintf(path, sizeof(path), "limits.%s", key);
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strcmp(key, keys[i].key) == 0)
+				break;
+		if (i == sizeof(keys) / sizeof(keys[0]))
+			return fail(e, "%s: unknown key", path);
+		if (get_size(v, path, keys[i].field, e) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load_websocket(struct config *cfg, json_t *obj, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+	char path[128];
+
+	if (need_object(obj, "websocket", e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		unsigned *field;
+
+		snprintf(path, sizeof(path), "websocket.%s", key);
+		if (strcmp(key, "ping_interval") == 0)
+			field = &cfg->ws.ping_interval;
+		else if (strcmp(key, "idle_timeout") == 0)
+			field = &cfg->ws.idle_timeout;
+		else if (strcmp(key, "connect_timeout") == 0)
+			field = &cfg->ws.connect_timeout;
+		else
+			return fail(e, "%s: unknown key", path);
+		if (get_secs(v, path, field, e) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load_auth(struct config *cfg, json_t *obj, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+
+	if (need_object(obj, "auth", e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		if (strcmp(key, "anonymous") == 0) {
+			if (get_bool(v, "auth.anonymous", &cfg->anonymous, e) != 0)
+				return -1;
+		} else {
+			return fail(e, "auth.%s: unknown key", key);
+		}
+	}
+	return 0;
+}
+
+static int
+load_ns(struct ns_policy *ns, json_t *obj, const char *prefix, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+	char path[384];
+
+	if (need_object(obj, prefix, e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		snprintf(path, sizeof(path), "%s.%s", prefix, key);
+		if (strcmp(key, "publish") == 0) {
+			if (!json_is_string(v) ||
+			    policy_publish_parse(json_string_value(v), &ns->publish) != 0)
+				return fail(e, "%s: must be \"subscribers\", \"clients\" or \"none\"", path);
+		} else {
+			return fail(e, "%s: unknown key", path);
+		}
+	}
+	return 0;
+}
+
+static int
+load_namespaces(struct config *cfg, json_t *obj, struct cfgerr *e)
+{
+	const char *name;
+	json_t *v;
+	char path[320];
+
+	if (need_object(obj, "namespaces", e) != 0)
+		return -1;
+	json_object_foreach(obj, name, v) {
+		size_t n = strlen(name);
+
+		snprintf(path, sizeof(path), "namespaces.%s", name);
+		if (n == 0 || n > 64 || !proto_channel_valid(name, n) || strchr(name, ':') != NULL)
+			return fail(e, "%s: a namespace name is 1-64 bytes of [A-Za-z0-9_.@=-]", path);
+		if (load_ns(policy_set_namespace(cfg->policy, name), v, path, e) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load_default_ns(struct config *cfg, json_t *v, struct cfgerr *e)
+{
+	if (json_is_null(v)) {
+		policy_clear_default(cfg->policy);
+		return 0;
+	}
+	return load_ns(policy_set_default(cfg->policy), v, "default_namespace", e);
+}
+
+static int
+load_top(struct config *cfg, json_t *root, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+	long long n;
+
+	if (!json_is_object(root))
+		return fail(e, "the configuration must be a JSON object");
+	json_object_foreach(root, key, v) {
+		int rc;
+
+		if (strcmp(key, "host") == 0) {
+			rc = get_str(v, "host", &cfg->host, e);
+		} else if (strcmp(key, "port") == 0) {
+			rc = get_uint(v, "port", 0, 65535, &n, e);
+			cfg->port = (int)n;
+		} else if (strcmp(key, "log_level") == 0) {
+			rc = json_is_string(v) && log_level_parse(json_string_value(v), &cfg->log_level) == 0
+				     ? 0
+				     : fail(e, "log_level: must be \"error\", \"warn\", \"info\" or \"debug\"");
+		} else if (strcmp(key, "engine") == 0) {
+			rc = json_is_string(v) && strcmp(json_string_value(v), "memory") == 0
+				     ? get_str(v, "engine", &cfg->engine, e)
+				     : fail(e, "engine: must be \"memory\"");
+		} else if (strcmp(key, "auth") == 0) {
+			rc = load_auth(cfg, v, e);
+		} else if (strcmp(key, "websocket") == 0) {
+			rc = load_websocket(cfg, v, e);
+		} else if (strcmp(key, "limits") == 0) {
+			rc = load_limits(cfg, v, e);
+		} else if (strcmp(key, "namespaces") == 0) {
+			rc = load_namespaces(cfg, v, e);
+		} else if (strcmp(key, "default_namespace") == 0) {
+			rc = load_default_ns(cfg, v, e);
+		} else {
+			rc = fail(e, "%s: unknown key", key);
+		}
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Rules that involve more than one key. */
+static int
+check(const struct config *cfg, struct cfgerr *e)
+{
+	if (cfg->ws.idle_timeout <= cfg->ws.ping_interval)
+		return fail(e, "websocket.idle_timeout: must be greater than websocket.ping_interval (%u)",
+			    cfg->ws.ping_interval);
+	if (cfg->limits.max_message_size < 128)
+		return fail(e, "limits.max_message_size: must be at least 128");
+	if (cfg->limits.max_data_size > cfg->limits.max_message_size)
+		return fail(e, "limits.max_data_size: must not exceed limits.max_message_size (%zu)",
+			    cfg->limits.max_message_size);
+	return 0;
+}
+
+int
+config_load_string(struct config *cfg, const char *text, char *err, size_t errlen)
+{
+	struct cfgerr e = { err, errlen };
+	json_error_t jerr;
+	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	int rc;
+
+	if (root == NULL)
+		return fail(&e, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+			    jerr.text);
+	rc = load_top(cfg, root, &e);
+	json_decref(root);
+	if (rc == 0)
+		rc = check(cfg, &e);
+	return rc;
+}
+
+int
+config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct cfgerr e = { err, errlen };
+	char inner[256];
+	FILE *fp = fopen(path, "rb");
+	char *text;
+	long size;
+	int rc;
+
+	if (fp == NULL)
+		return fail(&e, "%s: cannot open: %m", path);
+	if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || size > (1 << 24) ||
+	    fseek(fp, 0, SEEK_SET) != 0) {
+		fclose(fp);
+		return fail(&e, "%s: cannot read (or larger than 16 MiB)", path);
+	}
+	text = xmalloc((size_t)size + 1);
+	if (fread(text, 1, (size_t)size, fp) != (size_t)size) {
+		free(text);
+		fclose(fp);
+		return fail(&e, "%s: cannot read: %m", path);
+	}
+	fclose(fp);
+	text[size] = '\0';
+	rc = config_load_string(cfg, text, inner, sizeof(inner));
+	free(text);
+	if (rc != 0)
+		fail(&e, "%s: %s", path, inner);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/* hub.h: the channel registry and the command dispatcher. It turns decoded client
+ * commands into replies, subscriptions and publishes, and fans every message the
+ * engine delivers out to the local subscribers of its channel: the message is encoded
+ * once into one frame whose references go to every subscriber's queue.
+ *
+ * The hub owns its channels and borrows the engine; sessions are owned by the transport
+ * (see session.h). Time is passed in, never read. */
+#ifndef SWITCHBOARD_HUB_H
+#define SWITCHBOARD_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session.h"
+
+struct config;
+struct hub;
+
+/* A new hub serving cfg (borrowed: it must outlive the hub), with the engine named by
+ * cfg->engine, which the hub owns. seed (16 random bytes from the caller) keys hashing
+ * and makes client ids and epochs unique across restarts. NULL for an unknown engine. */
+struct hub *hub_new(const struct config *cfg, const uint8_t seed[16]);
+void hub_free(struct hub *hub);              /* every session must be closed first */
+
+/* A new session for a transport connection `conn` (passed back to ops). */
+struct session *hub_session_open(struct hub *hub, const struct session_ops *ops, void *conn,
+				 uint64_t now_ms);
+/* Leaves every channel and frees the session and its queue. */
+void hub_session_close(struct hub *hub, struct session *s);
+
+/* Handles one complete text message from the client. May queue replies, wake or kick
+ * sessions (this one or others); never frees a session. */
+void hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t len);
+
+/* Periodic work: kicks sessions that did not connect within the timeout. */
+void hub_tick(struct hub *hub, uint64_t now_ms);
+
+/* Kicks every session with 1001 "server shutdown". */
+void hub_shutdown(struct hub *hub);
+
+size_t hub_session_count(const struct hub *hub);
+size_t hub_channel_count(const struct hub *hub);
+
+#endif

@@ -1,0 +1,69 @@
+/* internal.h: struct bodies shared by the core's own .c files (hub.c, session.c).
+ * Nothing outside server/core includes this.
+ *
+ * Subscriptions form a two-way index: channel->members[i] names a session and the
+ * position of the matching entry in that session's subs[], and session->subs[j] names
+ * the channel and the position in its members[]. Removing a subscription is O(1) on
+ * both sides (swap with the last entry and fix the moved entry's back index). */
+#ifndef SWITCHBOARD_CORE_INTERNAL_H
+#define SWITCHBOARD_CORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "session.h"
+
+struct member {
+	struct session *s;
+	uint32_t sub_idx;          /* index in s->subs */
+};
+
+struct channel {
+	char *name;                /* owned */
+	size_t name_len;
+	const struct ns_policy *ns;
+	struct member *members;
+	uint32_t nmembers, cap;
+};
+
+struct subref {
+	struct channel *ch;
+	uint32_t member_idx;       /* index in ch->members */
+};
+
+struct session {
+	const struct session_ops *ops;
+	void *conn;
+	uint64_t serial;           /* unique per hub; the publish cookie */
+	bool connected;
+	bool kicked;
+	char client[40];           /* "<node>-<serial>" */
+	char *user;                /* owned, after connect */
+	char *from;                /* owned: encoded "from" object, after connect */
+	size_t from_len;
+
+	struct subref *subs;
+	uint32_t nsubs, capsubs;
+
+	/* Ring of queued frames: q[(qhead + i) & (qcap - 1)], i < qlen; qcap a power of 2. */
+	struct frame **q;
+	size_t qhead, qlen, qcap;
+	size_t qbytes;             /* wire bytes queued */
+	size_t qmax_len, qmax_bytes;
+
+	/* Sessions that have not connected yet, oldest first (connect timeout). */
+	struct session *pend_prev, *pend_next;
+	uint64_t opened_ms;
+};
+
+/* Queues one reference to f; wakes the transport when the queue was empty. When the
+ * queue would pass its bound the session is kicked with 4008 instead. */
+void session_enqueue(struct session *s, struct frame *f);
+/* Kicks once; later calls do nothing. */
+void session_kick(struct session *s, int code, const char *reason);
+/* Drops every queued frame. */
+void session_queue_clear(struct session *s);
+
+#endif

@@ -1,0 +1,91 @@
+/* http.c: plain HTTP on the WebSocket port: GET /healthz, and JSON errors for
+ * everything else. Mounted on "/" so that every non-upgrade request lands here. */
+#include "config.h"
+#include "hub.h"
+#include "net.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
+{
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+					   *end = buf + sizeof(buf);
+	unsigned char *out;
+	int rc;
+
+	if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end) ||
+	    (status == HTTP_STATUS_METHOD_NOT_ALLOWED &&
+	     lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+					 (const unsigned char *)"GET", 3, &p, end)) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	out = malloc(LWS_PRE + len);
+	if (out == NULL)
+		return -1;
+	memcpy(out + LWS_PRE, body, len);
+	rc = lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+	free(out);
+	if (rc < (int)len)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int
+http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message)
+{
+	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+	char *body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(o);
+	if (body == NULL)
+		return -1;
+	rc = http_respond(wsi, status, body, strlen(body));
+	free(body);
+	return rc;
+}
+
+static int
+on_healthz(struct lws *wsi, struct server *srv)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body),
+			 "{\"status\":\"%s\",\"version\":\"%s\",\"connections\":%zu,\"channels\":%zu}",
+			 srv->shutting_down ? "stopping" : "ok", SWITCHBOARD_VERSION,
+			 hub_session_count(srv->hub), hub_channel_count(srv->hub));
+
+	return http_respond(wsi, srv->shutting_down ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK,
+			    body, (size_t)n);
+}
+
+static int
+on_http(struct lws *wsi)
+{
+	struct server *srv = lws_context_user(lws_get_context(wsi));
+	char *uri = NULL;
+	int ulen = 0, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+
+	if (uri != NULL && ulen == 8 && memcmp(uri, "/healthz", 8) == 0) {
+		if (method != LWSHUMETH_GET)
+			return http_respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED,
+						  "method_not_allowed", "/healthz answers GET only");
+		return on_healthz(wsi, srv);
+	}
+	return http_respond_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
+				  "no such resource; the WebSocket endpoint is /ws");
+}
+
+int
+http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return on_http(wsi);
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}

@@ -1,0 +1,47 @@
+/* net.h: state shared by the libwebsockets glue (server.c, ws.c, http.c). Only net/
+ * includes this. One struct server per context, reached from callbacks through
+ * lws_context_user(). */
+#ifndef SWITCHBOARD_NET_H
+#define SWITCHBOARD_NET_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct config;
+struct hub;
+
+/* Most bytes one raw write carries: frames queued for a socket are copied together up
+ * to this size and leave in one send(). */
+#define NET_BATCH_MAX 65536
+
+struct server {
+	const struct config *cfg;
+	struct hub *hub;
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	unsigned char *batch;          /* NET_BATCH_MAX bytes, shared by every write */
+	size_t connections;            /* established WebSocket connections */
+	bool shutting_down;
+	lws_sorted_usec_list_t tick;   /* 1 s housekeeping timer */
+	lws_retry_bo_t idle_policy;    /* ping / hang-up timing */
+};
+
+/* Monotonic milliseconds, the core's notion of time. */
+uint64_t net_now_ms(void);
+
+/* The WebSocket protocol callback (ws.c) and the plain HTTP one (http.c). */
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		size_t len);
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len);
+
+/* Bytes of per-connection state lws must reserve for ws_callback. */
+size_t ws_conn_size(void);
+
+/* Sends a complete JSON HTTP response; returns what the callback should return. */
+int http_respond(struct lws *wsi, unsigned status, const char *body, size_t len);
+/* Sends {"error":{"code":code,"message":message}} with status. */
+int http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message);
+
+#endif

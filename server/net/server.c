@@ -1,0 +1,213 @@
+/* server.c: one libwebsockets context (default poll loop) serving HTTP and WebSocket on
+ * one port, the housekeeping timer, and the orderly shutdown on SIGINT/SIGTERM: every
+ * connection gets a 1001 close, then the loop ends (after at most 2 s) and the context
+ * is destroyed.
+ */
+#include "server.h"
+#include "config.h"
+#include "hub.h"
+#include "log.h"
+#include "net.h"
+#include "xalloc.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHUTDOWN_GRACE_MS 2000
+
+/* Signal handlers can reach nothing else: these two are the only process-wide state. */
+static volatile sig_atomic_t got_signal;
+static struct lws_context *volatile signal_ctx;
+
+static void
+on_signal(int sig)
+{
+	got_signal = sig;
+	if (signal_ctx != NULL)
+		lws_cancel_service(signal_ctx);
+}
+
+uint64_t
+net_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+on_tick(lws_sorted_usec_list_t *sul)
+{
+	struct server *srv = lws_container_of(sul, struct server, tick);
+
+	hub_tick(srv->hub, net_now_ms());
+	lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, LWS_US_PER_SEC);
+}
+
+/* lws's own log lines go through our emitter, at a level matching ours. */
+static void
+lws_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && line[n - 1] == '\n')
+		n--;
+	if (level & LLL_ERR)
+		log_error("lws: %.*s", (int)n, line);
+	else if (level & LLL_WARN)
+		log_warn("lws: %.*s", (int)n, line);
+	else
+		log_debug("lws: %.*s", (int)n, line);
+}
+
+static int
+lws_log_mask(enum log_level level)
+{
+	switch (level) {
+	case LOG_ERROR:
+		return LLL_ERR;
+	case LOG_WARN:
+	case LOG_INFO:
+		return LLL_ERR | LLL_WARN;
+	case LOG_DEBUG:
+		return LLL_ERR | LLL_WARN | LLL_NOTICE;
+	}
+	return LLL_ERR;
+}
+
+static void
+install_signals(struct lws_context *ctx)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	signal_ctx = ctx;
+	got_signal = 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void
+report_ready(int ready_fd, int port)
+{
+	char line[16];
+	int n;
+
+	if (ready_fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "%d\n", port);
+	if (write(ready_fd, line, (size_t)n) != n)
+		log_warn("server: cannot report the port on fd %d", ready_fd);
+	close(ready_fd);
+}
+
+/* Runs the loop until a signal, then drains: 1001 to everyone, up to the grace period. */
+static void
+serve(struct server *srv)
+{
+	uint64_t deadline = 0;
+
+	for (;;) {
+		lws_service(srv->ctx, 0);
+		if (got_signal && !srv->shutting_down) {
+			log_info("server: signal %d, closing %zu connections", (int)got_signal,
+				 srv->connections);
+			srv->shutting_down = true;
+			hub_shutdown(srv->hub);
+			deadline = net_now_ms() + SHUTDOWN_GRACE_MS;
+			/* Wake the loop at the deadline even if no socket moves. */
+			lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, SHUTDOWN_GRACE_MS * 1000);
+		}
+		if (srv->shutting_down && (srv->connections == 0 || net_now_ms() >= deadline))
+			break;
+	}
+}
+
+int
+server_run(const struct config *cfg, int ready_fd)
+{
+	static const struct lws_protocol_vhost_options pvo_default = {
+		.name = "default", .value = "1" };
+	static const struct lws_protocol_vhost_options pvo = {
+		.name = "switchboard.v1", .options = &pvo_default, .value = "" };
+	static const struct lws_http_mount mount = {
+		.mountpoint = "/", .mountpoint_len = 1, .origin = "http",
+		.origin_protocol = LWSMPRO_CALLBACK };
+	struct lws_protocols protocols[] = {
+		{ .name = "http", .callback = http_callback },
+		{ .name = "switchboard.v1", .callback = ws_callback,
+		  .per_session_data_size = 0 /* set below */,
+		  .rx_buffer_size = 4096, .tx_packet_size = NET_BATCH_MAX + 16 },
+		{ NULL, NULL, 0, 0, 0, NULL, 0 },
+	};
+	struct lws_context_creation_info info;
+	struct server srv = { .cfg = cfg };
+	uint8_t seed[16];
+	int rc = 1;
+
+	log_level_current = cfg->log_level;
+	lws_set_log_level(lws_log_mask(cfg->log_level), lws_emit);
+	if (RAND_bytes(seed, sizeof(seed)) != 1) {
+		log_error("server: no randomness available");
+		return 1;
+	}
+	srv.hub = hub_new(cfg, seed);
+	if (srv.hub == NULL) {
+		log_error("server: unknown engine \"%s\"", cfg->engine);
+		return 1;
+	}
+	srv.batch = xmalloc(NET_BATCH_MAX);
+	srv.idle_policy = (lws_retry_bo_t){
+		.secs_since_valid_ping = (uint16_t)cfg->ws.ping_interval,
+		.secs_since_valid_hangup = (uint16_t)cfg->ws.idle_timeout,
+	};
+
+	protocols[1].per_session_data_size = ws_conn_size();
+	memset(&info, 0, sizeof(info));
+	info.port = cfg->port;
+	info.iface = cfg->host;
+	info.protocols = protocols;
+	info.pvo = &pvo;
+	info.mounts = &mount;
+	info.user = &srv;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.retry_and_idle_policy = &srv.idle_policy;
+	info.max_http_header_data = 16384;
+	info.timeout_secs = 10;
+	info.vhost_name = "default";
+
+	srv.ctx = lws_create_context(&info);
+	if (srv.ctx == NULL) {
+		log_error("server: cannot listen on %s:%d (address in use or not available)",
+			  cfg->host != NULL ? cfg->host : "*", cfg->port);
+		goto out;
+	}
+	srv.vhost = lws_get_vhost_by_name(srv.ctx, "default");
+	install_signals(srv.ctx);
+	lws_sul_schedule(srv.ctx, 0, &srv.tick, on_tick, LWS_US_PER_SEC);
+	log_info("server: switchboard %s listening on %s:%d (engine %s)", SWITCHBOARD_VERSION,
+		 cfg->host != NULL ? cfg->host : "*", lws_get_vhost_listen_port(srv.vhost),
+		 cfg->engine);
+	report_ready(ready_fd, lws_get_vhost_listen_port(srv.vhost));
+
+	serve(&srv);
+	rc = 0;
+
+	signal_ctx = NULL;
+	lws_sul_cancel(&srv.tick);
+	lws_context_destroy(srv.ctx); /* closes what is left; CLOSED empties the hub */
+	log_info("server: stopped");
+out:
+	if (ready_fd >= 0 && srv.ctx == NULL)
+		close(ready_fd);
+	hub_free(srv.hub);
+	free(srv.batch);
+	return rc;
+}

@@ -1,0 +1,236 @@
+/* ws.c: the WebSocket endpoint. Translates lws events into hub_/session_ calls and
+ * writes each session's queued frames.
+ *
+ * Write path: frames carry their own WebSocket header (frame.h), so everything queued
+ * for a socket is copied into one batch and written with a single LWS_WRITE_RAW, i.e.
+ * one send() for many messages (../shared/notes/lws-coalescing.md, variant (a)). We
+ * write only inside SERVER_WRITEABLE, where lws guarantees its own partial-send buffer
+ * has drained, and never mix lws-framed data writes with raw ones on a connection.
+ * Control frames (ping, pong, close) are left to lws, which sends them only between
+ * our writes.
+ */
+#include "frame.h"
+#include "hub.h"
+#include "config.h"
+#include "log.h"
+#include "net.h"
+#include "proto.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ws_conn {
+	struct lws *wsi;
+	struct server *srv;
+	struct session *s;
+	bool established;         /* CLOSED also fires for upgrades refused in FILTER */
+	bool closing;             /* kicked: close at the next WRITEABLE */
+	bool close_sent;          /* lws may deliver WRITEABLE again while closing */
+	int close_code;
+	char close_reason[40];
+	char *rx;                 /* reassembly of a fragmented message, or NULL */
+	size_t rx_len;
+};
+
+size_t
+ws_conn_size(void)
+{
+	return sizeof(struct ws_conn);
+}
+
+static struct server *
+server_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+/* ---- session_ops ---- */
+
+static void
+op_wake(void *conn)
+{
+	struct ws_conn *c = conn;
+
+	lws_callback_on_writable(c->wsi);
+}
+
+static void
+op_kick(void *conn, int code, const char *reason)
+{
+	struct ws_conn *c = conn;
+
+	c->closing = true;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	lws_callback_on_writable(c->wsi);
+	/* A peer that stopped reading never makes the socket writable again: give the close
+	 * a few seconds, then drop the connection without a close frame. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 3);
+}
+
+static const struct session_ops ws_session_ops = {
+	.wake = op_wake,
+	.kick = op_kick,
+};
+
+/* ---- events ---- */
+
+static bool
+path_is_endpoint(struct lws *wsi)
+{
+	char path[64];
+	int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+
+	return n > 0 && (strcmp(path, "/ws") == 0 || strcmp(path, "/") == 0);
+}
+
+static int
+on_filter(struct server *srv, struct lws *wsi)
+{
+	if (!path_is_endpoint(wsi)) {
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here; use /ws");
+		return 1;
+	}
+	if (srv->shutting_down || srv->connections >= srv->cfg->limits.max_connections) {
+		log_warn("ws: refusing upgrade: %s", srv->shutting_down ? "shutting down"
+								       : "limits.max_connections reached");
+		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+				       "server is at its connection limit");
+		return 1;
+	}
+	return 0;
+}
+
+static int
+on_established(struct ws_conn *c, struct lws *wsi)
+{
+	c->wsi = wsi;
+	c->srv = server_of(wsi);
+	c->s = hub_session_open(c->srv->hub, &ws_session_ops, c, net_now_ms());
+	c->established = true;
+	c->srv->connections++;
+	log_debug("ws: client=%s connected", session_client_id(c->s));
+	return 0;
+}
+
+static int
+close_with(struct ws_conn *c, int code, const char *reason)
+{
+	if (c->close_sent)
+		return -1;
+	c->close_sent = true;
+	log_info("ws: client=%s closing %d %s", session_client_id(c->s), code, reason);
+	lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason,
+			 strlen(reason));
+	return -1;
+}
+
+static int
+on_receive(struct ws_conn *c, const char *in, size_t len)
+{
+	size_t max = c->srv->cfg->limits.max_message_size;
+	bool complete = lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0;
+
+	if (c->closing)
+		return 0;
+	if (lws_frame_is_binary(c->wsi))
+		return close_with(c, PROTO_CLOSE_UNSUPPORTED, "binary frames are not supported");
+	if (c->rx_len + len + lws_remaining_packet_payload(c->wsi) > max)
+		return close_with(c, PROTO_CLOSE_TOO_BIG, "message too big");
+	if (complete && c->rx == NULL) {
+		/* The common case: a whole message in one callback, decoded in place. */
+		hub_session_receive(c->srv->hub, c->s, in, len);
+		return 0;
+	}
+	c->rx = xrealloc(c->rx, c->rx_len + len + 1);
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	if (complete) {
+		hub_session_receive(c->srv->hub, c->s, c->rx, c->rx_len);
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_len = 0;
+	}
+	return 0;
+}
+
+/* Writes what is queued: one raw write of as many whole frames as fit in a batch, or
+ * the first frame alone (from its own buffer) when it is larger than a batch. */
+static int
+on_writeable(struct ws_conn *c)
+{
+	struct session *s = c->s;
+	unsigned char *out;
+	size_t n = 0, count = 0, qlen;
+	int rc;
+
+	if (c->closing)
+		return close_with(c, c->close_code, c->close_reason);
+	qlen = session_queued(s);
+	if (qlen == 0)
+		return 0;
+	out = c->srv->batch;
+	for (; count < qlen; count++) {
+		size_t flen;
+		const unsigned char *wire = frame_wire(session_peek(s, count), &flen);
+
+		if (n + flen > NET_BATCH_MAX)
+			break;
+		memcpy(out + n, wire, flen);
+		n += flen;
+	}
+	if (count == 0) {
+		out = (unsigned char *)frame_wire(session_peek(s, 0), &n);
+		count = 1;
+	}
+	rc = lws_write(c->wsi, out, n, LWS_WRITE_RAW);
+	if (rc < (int)n) {
+		log_info("ws: client=%s write failed, closing", session_client_id(s));
+		return -1;
+	}
+	session_pop(s, count);
+	if (session_queued(s) > 0)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static void
+on_closed(struct ws_conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!c->established)
+		return;
+	log_debug("ws: client=%s closed", session_client_id(c->s));
+	hub_session_close(srv->hub, c->s);
+	free(c->rx);
+	memset(c, 0, sizeof(*c));
+	srv->connections--;
+	if (srv->shutting_down && srv->connections == 0)
+		lws_cancel_service(srv->ctx);
+}
+
+int
+ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct ws_conn *c = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return on_filter(server_of(wsi), wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		return on_established(c, wsi);
+	case LWS_CALLBACK_RECEIVE:
+		return on_receive(c, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return on_writeable(c);
+	case LWS_CALLBACK_CLOSED:
+		on_closed(c);
+		return 0;
+	default:
+		/* Plain HTTP never reaches here (the "/" mount sends it to http_callback), but
+		 * anything unhandled must still get an answer rather than hang. */
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
