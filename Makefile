@@ -4,12 +4,15 @@ BUILD_SAN  ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 
-.PHONY: all deps build run test test-fast test-asan clean
+.PHONY: all deps deps-test build run test test-fast test-asan clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
+
+deps-test:
+	@bash scripts/install-deps.sh --test
 
 $(BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -21,15 +24,16 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	./$(BUILD)/switchboard $(ARGS)
 
-# Every test: unit + integration on the normal build, then again under ASan+UBSan.
-test: build
+# Every test (unit, integration, interop with Python websockets and Node ws), then
+# all of them again on an AddressSanitizer + UndefinedBehaviorSanitizer build.
+test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
-test-asan: deps
+test-asan: deps-test
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 	cd $(BUILD_SAN) && ctest --output-on-failure -j $(JOBS)

@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
-# Installs what Switchboard needs to build and test, from Debian's packages.
+# Installs what Switchboard needs to build and test, from Debian's packages (and, with
+# --test, the Node `ws` package used by the interop tests, from npm).
 # As root it runs apt-get itself; otherwise it prints the exact command to run.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-dev
       libcriterion-dev python3-websockets)
+
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+install_npm() {
+	[ "$want_test" -eq 1 ] || return 0
+	[ -d tests/interop/node_modules/ws ] && return 0
+	echo "install-deps: npm ci in tests/interop (Node ws for the interop tests)"
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error >/dev/null
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+	install_npm
+	exit 0
+fi
 
 cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -eq 0 ]; then
 	echo "install-deps: installing ${missing[*]}"
 	apt-get update -q >/dev/null
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+	install_npm
 else
 	echo "install-deps: missing packages: ${missing[*]}" >&2
 	echo "install-deps: run as root:  sudo sh -c '$cmd'" >&2

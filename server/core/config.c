@@ -274,7 +274,11 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 	json_object_foreach(root, key, v) {
 		int rc;
 
-		if (strcmp(key, "host") == 0) {
+		if (strcmp(key, "host") == 0 && json_is_null(v)) {
+			free(cfg->host);
+			cfg->host = NULL;
+			rc = 0;
+		} else if (strcmp(key, "host") == 0) {
 			rc = get_str(v, "host", &cfg->host, e);
 		} else if (strcmp(key, "port") == 0) {
 			rc = get_uint(v, "port", 0, 65535, &n, e);
