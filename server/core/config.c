@@ -95,7 +95,7 @@ get_secs(json_t *v, const char *path, unsigned *out, struct cfgerr *e)
 {
 	long long n;
 
-	if (get_uint(v, path, 1, 86400, &n, e) != 0)
+	if (get_uint(v, path, 1, 65535, &n, e) != 0)
 		return -1;
 	*out = (unsigned)n;
 	return 0;
