@@ -10,6 +10,7 @@
 #include "net.h"
 #include "xalloc.h"
 
+#include <arpa/inet.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,7 +51,8 @@ on_tick(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, LWS_US_PER_SEC);
 }
 
-/* lws's own log lines go through our emitter, at a level matching ours. */
+/* lws's own log lines go through our emitter, at a level matching ours. Its warning
+ * for every upgrade we refuse on purpose (404, 503) is noise: that goes to debug. */
 static void
 lws_emit(int level, const char *line)
 {
@@ -60,7 +62,7 @@ lws_emit(int level, const char *line)
 		n--;
 	if (level & LLL_ERR)
 		log_error("lws: %.*s", (int)n, line);
-	else if (level & LLL_WARN)
+	else if ((level & LLL_WARN) && strstr(line, "User code denied connection") == NULL)
 		log_warn("lws: %.*s", (int)n, line);
 	else
 		log_debug("lws: %.*s", (int)n, line);
@@ -106,6 +108,14 @@ report_ready(int ready_fd, int port)
 	if (write(ready_fd, line, (size_t)n) != n)
 		log_warn("server: cannot report the port on fd %d", ready_fd);
 	close(ready_fd);
+}
+
+static bool
+is_ipv4_literal(const char *host)
+{
+	struct in_addr a;
+
+	return inet_pton(AF_INET, host, &a) == 1;
 }
 
 /* Runs the loop until a signal, then drains: 1001 to everyone, up to the grace period. */
@@ -178,6 +188,10 @@ server_run(const struct config *cfg, int ready_fd)
 	info.mounts = &mount;
 	info.user = &srv;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* lws 4.1 binds an IPv4 address given as iface on its dual-stack socket as "any"
+	 * (it listened on *:port): an IPv4 literal must turn IPv6 off to be honoured. */
+	if (cfg->host != NULL && is_ipv4_literal(cfg->host))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.retry_and_idle_policy = &srv.idle_policy;
 	info.max_http_header_data = 16384;
 	info.timeout_secs = 10;

@@ -72,6 +72,11 @@ async def connect(url, user, **kw):
 
 async def main(port):
     url = f"ws://127.0.0.1:{port}/ws"
+    try:
+        await websockets.connect(f"ws://[::1]:{port}/ws", open_timeout=2)
+        check(False, "--host 127.0.0.1 does not listen on ::1")
+    except OSError:
+        check(True, "--host 127.0.0.1 does not listen on ::1")
     subs = []
     for i in range(5):
         ws, _ = await connect(url, f"sub{i}", subprotocols=["switchboard.v1"] if i % 2 else None)

@@ -1,0 +1,1771 @@
+/* cli.c: switchboard-cli, the reference command-line client of the Switchboard protocol.
+ *
+ * One thread, one lws context, one WebSocket connection. All state lives in struct cli,
+ * reached from callbacks through lws_context_user() (timers use lws_container_of).
+ * Commands are encoded with protocol/proto.h into a fresh LWS_PRE-headroom buffer each
+ * (lws masks client frames in place), queued, and written one per CLIENT_WRITEABLE; a
+ * written command moves to the `sent` FIFO, and since the server answers in command
+ * order the FIFO matches every reply to its command. SIGINT/SIGTERM arrive through a
+ * signalfd and stdin through an adopted RAW file descriptor, so nothing needs a global.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#include "proto.h"
+
+#define PROG "switchboard-cli"
+#define DEFAULT_URL "ws://127.0.0.1:8080/ws"
+
+/* Exit codes, documented in --help. */
+#define EXIT_OK 0
+#define EXIT_SERVER 1 /* error reply, or the server closed the connection */
+#define EXIT_USAGE 2
+#define EXIT_CONNECT 3	     /* cannot connect, or no reply within --timeout */
+#define EXIT_INTERRUPTED 130 /* SIGINT/SIGTERM before the command's work was done */
+
+#define RX_MAX (16u << 20)    /* largest server frame we reassemble */
+#define WINDOW 32	      /* publishes queued or awaiting their reply */
+#define LINE_MAX_BYTES 65536  /* chat: longest stdin line we read */
+#define FRAME_MAX_BYTES 65536 /* chat: the server's default limits.max_message_size */
+#define CLOSE_GRACE_US (2 * LWS_USEC_PER_SEC)
+#define SYMBOL_MAX 15
+#define USEC_PER_SEC 1000000.0
+
+enum mode {
+	MODE_SUB,
+	MODE_PUB,
+	MODE_CHAT,
+	MODE_TICKS,
+};
+
+enum phase {
+	PHASE_CONNECTING,  /* TCP, TLS, upgrade, then the reply to connect */
+	PHASE_SUBSCRIBING, /* waiting for every subscribed reply */
+	PHASE_RUNNING,
+	PHASE_CLOSING, /* our close (1000) is requested or on the wire */
+	PHASE_DONE,
+};
+
+/* One encoded command; buf holds LWS_PRE bytes of headroom, then len bytes of JSON. */
+struct cmd {
+	struct cmd *next;
+	json_int_t id;
+	enum proto_kind kind;
+	size_t len;
+	unsigned char buf[];
+};
+
+struct cmdq {
+	struct cmd *head, *tail;
+	size_t n;
+};
+
+struct symbol {
+	char name[SYMBOL_MAX + 1];
+	int64_t cents; /* price in hundredths, so it always prints with 2 decimals */
+};
+
+struct opts {
+	const char *url;
+	const char *user; /* NULL: connect without a user */
+	double timeout;	  /* seconds */
+	bool insecure;
+	enum mode mode;
+	char **channels; /* sub: deduplicated; otherwise one */
+	size_t nchannels;
+	const char *json; /* pub: the data text, trimmed and validated */
+	size_t json_len;
+	double rate; /* ticks: messages per second, all symbols together */
+	const char *symbols;
+	uint64_t count; /* ticks: 0 means unlimited */
+};
+
+struct url {
+	char *buf; /* owned: the pieces below point into it */
+	const char *address;
+	const char *path;
+	char host[300]; /* Host header: address[:port] */
+	int port;
+	bool tls;
+};
+
+struct cli {
+	struct opts o;
+	struct url u;
+	struct lws_context *ctx;
+	struct lws *wsi;
+	struct lws *stdin_wsi;
+	enum phase phase;
+	int status; /* exit code; the first failure wins */
+	bool done;
+	bool established;
+	bool interrupted;
+	bool draining; /* chat/ticks: finish what is in flight, then close */
+	json_int_t next_id;
+	struct cmdq outq; /* encoded, not yet written */
+	struct cmdq sent; /* written, waiting for the reply */
+	size_t nsubscribed;
+
+	/* Reassembly of the current server message. */
+	char *rx;
+	size_t rx_len, rx_cap;
+	bool rx_binary;
+
+	/* The server's close frame, for the "closed by server" message. */
+	int close_code;
+	char close_reason[128];
+
+	lws_sorted_usec_list_t sul_deadline, sul_tick, sul_grace;
+	bool deadline_armed;
+
+	/* Publishing. */
+	size_t inflight; /* publishes queued or awaiting their reply */
+	uint64_t npublished, nacked, nerrors;
+	uint64_t last_pub_offset; /* chat: offset of our newest acknowledged publish */
+	uint64_t seen_offset;	  /* chat: highest message offset received */
+
+	/* chat: stdin, split into lines. */
+	char *line;
+	size_t line_len;
+	bool line_discard; /* skipping the rest of an overlong line */
+	bool stdin_eof;
+	bool stdin_paused;
+	int stdin_flags; /* fd 0's file status flags before lws made them O_NONBLOCK */
+
+	/* ticks */
+	struct symbol *sym;
+	size_t nsym, next_sym;
+	uint64_t rng;
+	double t0_us; /* monotonic start of the schedule */
+	double started_us, ended_us;
+	bool ticking;
+};
+
+static void begin_close(struct cli *c, int status);
+static void pump_stdin(struct cli *c);
+static void pump_ticks(struct cli *c);
+
+/* ---- small helpers ---- */
+
+static void __attribute__((format(printf, 1, 2))) errmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void
+set_status(struct cli *c, int status)
+{
+	if (c->status == EXIT_OK)
+		c->status = status;
+}
+
+static double
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * USEC_PER_SEC + (double)ts.tv_nsec / 1000.0;
+}
+
+static int64_t
+unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* xorshift64*: good enough for a synthetic price feed. */
+static double
+rng_unit(struct cli *c)
+{
+	c->rng ^= c->rng >> 12;
+	c->rng ^= c->rng << 25;
+	c->rng ^= c->rng >> 27;
+	return (double)((c->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+/* Writes s as one terminal-safe line fragment: control characters (C0, DEL, C1) are
+ * shown as escapes, so a message cannot move the cursor or split the line. */
+static void
+put_safe(FILE *f, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '\n')
+			fputs("\\n", f);
+		else if (ch == '\r')
+			fputs("\\r", f);
+		else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			fprintf(f, "\\x%02x", ch);
+		else if (ch == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+			 (unsigned char)s[i + 1] <= 0x9f)
+			fprintf(f, "\\u%04x", (unsigned char)s[++i]);
+		else
+			fputc(ch, f);
+	}
+}
+
+/* Finishes a line on stdout. A closed pipe (`sub ... | head`) ends the run quietly. */
+static void
+end_line(struct cli *c)
+{
+	fputc('\n', stdout);
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return;
+	if (errno != EPIPE)
+		errmsg("cannot write to stdout: %s", strerror(errno));
+	clearerr(stdout);
+	begin_close(c, errno == EPIPE ? EXIT_OK : EXIT_SERVER);
+}
+
+/* ---- command queue ---- */
+
+static void
+cmdq_push(struct cmdq *q, struct cmd *cmd)
+{
+	cmd->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = cmd;
+	else
+		q->head = cmd;
+	q->tail = cmd;
+	q->n++;
+}
+
+static struct cmd *
+cmdq_pop(struct cmdq *q)
+{
+	struct cmd *cmd = q->head;
+
+	if (cmd == NULL)
+		return NULL;
+	q->head = cmd->next;
+	if (q->head == NULL)
+		q->tail = NULL;
+	q->n--;
+	return cmd;
+}
+
+/* Removes and returns the command with this id; replies come in order, so it is
+ * normally the head. */
+static struct cmd *
+cmdq_take(struct cmdq *q, json_int_t id)
+{
+	struct cmd **pp, *prev = NULL;
+
+	for (pp = &q->head; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		struct cmd *cmd = *pp;
+
+		if (cmd->id != id)
+			continue;
+		*pp = cmd->next;
+		if (q->tail == cmd)
+			q->tail = prev;
+		q->n--;
+		return cmd;
+	}
+	return NULL;
+}
+
+static void
+cmdq_clear(struct cmdq *q)
+{
+	struct cmd *cmd;
+
+	while ((cmd = cmdq_pop(q)) != NULL)
+		free(cmd);
+}
+
+static struct cmd *
+cmd_new(enum proto_kind kind, json_int_t id, size_t len)
+{
+	struct cmd *cmd = malloc(sizeof(*cmd) + LWS_PRE + len + 1);
+
+	if (cmd == NULL)
+		return NULL;
+	*cmd = (struct cmd){.id = id, .kind = kind, .len = len};
+	cmd->buf[LWS_PRE + len] = '\0';
+	return cmd;
+}
+
+static void
+queue_cmd(struct cli *c, struct cmd *cmd)
+{
+	cmdq_push(&c->outq, cmd);
+	if (c->wsi != NULL && c->established)
+		lws_callback_on_writable(c->wsi);
+}
+
+static void
+out_of_memory(struct cli *c)
+{
+	errmsg("out of memory");
+	begin_close(c, EXIT_SERVER);
+}
+
+/* Queues a frame made by a proto_encode_*() function (takes ownership of frame). */
+static int
+queue_encoded(struct cli *c, enum proto_kind kind, json_int_t id, char *frame, size_t len)
+{
+	struct cmd *cmd;
+
+	if (frame == NULL) {
+		out_of_memory(c);
+		return -ENOMEM;
+	}
+	cmd = cmd_new(kind, id, len);
+	if (cmd == NULL) {
+		free(frame);
+		out_of_memory(c);
+		return -ENOMEM;
+	}
+	memcpy(cmd->buf + LWS_PRE, frame, len);
+	free(frame);
+	queue_cmd(c, cmd);
+	return 0;
+}
+
+static int
+send_connect(struct cli *c)
+{
+	json_int_t n = c->next_id++;
+	json_t *id = json_integer(n);
+	size_t len = 0;
+	char *frame = proto_encode_connect(id, c->o.user, &len);
+
+	json_decref(id);
+	return queue_encoded(c, PROTO_KIND_CONNECT, n, frame, len);
+}
+
+static int
+send_subscribe(struct cli *c, const char *channel)
+{
+	json_int_t n = c->next_id++;
+	json_t *id = json_integer(n);
+	size_t len = 0;
+	char *frame = proto_encode_subscribe(id, channel, &len);
+
+	json_decref(id);
+	return queue_encoded(c, PROTO_KIND_SUBSCRIBE, n, frame, len);
+}
+
+/* Publishes data given as JSON text (already validated). The codec encodes the command
+ * around a null placeholder and the text is spliced in its place: re-encoding it with
+ * jansson would rewrite numbers (0.1 becomes 0.10000000000000001), and subscribers are
+ * promised the publisher's bytes. */
+static int
+send_publish_raw(struct cli *c, const char *raw, size_t raw_len)
+{
+	json_int_t n = c->next_id++;
+	json_t *id = json_integer(n);
+	size_t len = 0, hole_len, head;
+	const char *hole;
+	char *tmpl = proto_encode_publish(id, c->o.channels[0], NULL, &len);
+	struct cmd *cmd;
+
+	json_decref(id);
+	if (tmpl == NULL) {
+		out_of_memory(c);
+		return -ENOMEM;
+	}
+	if (proto_find_member(tmpl, len, "data", &hole, &hole_len) != 0) {
+		free(tmpl);
+		errmsg("internal error: cannot encode publish");
+		begin_close(c, EXIT_SERVER);
+		return -EINVAL;
+	}
+	cmd = cmd_new(PROTO_KIND_PUBLISH, n, len - hole_len + raw_len);
+	if (cmd == NULL) {
+		free(tmpl);
+		out_of_memory(c);
+		return -ENOMEM;
+	}
+	head = (size_t)(hole - tmpl);
+	memcpy(cmd->buf + LWS_PRE, tmpl, head);
+	memcpy(cmd->buf + LWS_PRE + head, raw, raw_len);
+	memcpy(cmd->buf + LWS_PRE + head + raw_len, hole + hole_len, len - head - hole_len);
+	free(tmpl);
+	queue_cmd(c, cmd);
+	c->inflight++;
+	c->npublished++;
+	return 0;
+}
+
+/* ---- timers ---- */
+
+static void
+finish(struct cli *c)
+{
+	if (c->done)
+		return;
+	c->phase = PHASE_DONE;
+	c->done = true;
+	lws_sul_cancel(&c->sul_deadline);
+	lws_sul_cancel(&c->sul_tick);
+	lws_sul_cancel(&c->sul_grace);
+	lws_cancel_service(c->ctx);
+}
+
+/* What the client is waiting for from the server, or NULL when it is only listening. */
+static const char *
+waiting_for(const struct cli *c)
+{
+	if (c->phase >= PHASE_CLOSING)
+		return NULL;
+	if (!c->established)
+		return "the connection";
+	if (c->sent.head != NULL)
+		return proto_kind_name(c->sent.head->kind);
+	if (c->outq.head != NULL)
+		return proto_kind_name(c->outq.head->kind);
+	if (c->o.mode == MODE_CHAT && c->draining && c->seen_offset < c->last_pub_offset)
+		return "the echo of the last message";
+	return NULL;
+}
+
+static void
+on_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct cli *c = lws_container_of(sul, struct cli, sul_deadline);
+	const char *what = waiting_for(c);
+
+	c->deadline_armed = false;
+	if (what == NULL)
+		return;
+	if (!c->established)
+		errmsg("cannot connect to %s: timed out after %g s", c->o.url, c->o.timeout);
+	else if (strncmp(what, "the ", 4) == 0)
+		errmsg("timed out after %g s waiting for %s", c->o.timeout, what);
+	else
+		errmsg("timed out after %g s waiting for the reply to %s", c->o.timeout, what);
+	begin_close(c, EXIT_CONNECT);
+}
+
+/* Keeps the --timeout deadline armed while a reply is awaited. `progress` (a reply
+ * arrived) restarts it; otherwise an armed deadline keeps running. */
+static void
+update_deadline(struct cli *c, bool progress)
+{
+	if (waiting_for(c) == NULL) {
+		lws_sul_cancel(&c->sul_deadline);
+		c->deadline_armed = false;
+		return;
+	}
+	if (c->deadline_armed && !progress)
+		return;
+	lws_sul_schedule(c->ctx, 0, &c->sul_deadline, on_deadline,
+			 (lws_usec_t)(c->o.timeout * USEC_PER_SEC));
+	c->deadline_armed = true;
+}
+
+static void
+on_grace(lws_sorted_usec_list_t *sul)
+{
+	finish(lws_container_of(sul, struct cli, sul_grace));
+}
+
+/* Ends the run with `status`: a clean close (1000) when the WebSocket is up, then the
+ * loop stops at CLIENT_CLOSED or after a grace period. */
+static void
+begin_close(struct cli *c, int status)
+{
+	set_status(c, status);
+	if (c->phase >= PHASE_CLOSING)
+		return;
+	lws_sul_cancel(&c->sul_deadline);
+	c->deadline_armed = false;
+	lws_sul_cancel(&c->sul_tick);
+	if (c->ticking) {
+		c->ended_us = mono_us();
+		c->ticking = false;
+	}
+	if (c->wsi == NULL || !c->established) {
+		finish(c);
+		return;
+	}
+	c->phase = PHASE_CLOSING;
+	lws_callback_on_writable(c->wsi);
+	lws_sul_schedule(c->ctx, 0, &c->sul_grace, on_grace, CLOSE_GRACE_US);
+}
+
+/* chat/ticks: once draining, close when nothing is left in flight. */
+static void
+check_drained(struct cli *c)
+{
+	if (!c->draining || c->phase != PHASE_RUNNING)
+		return;
+	if (c->outq.n != 0 || c->sent.n != 0)
+		return;
+	if (c->o.mode == MODE_CHAT && c->seen_offset < c->last_pub_offset)
+		return;
+	begin_close(c, c->nerrors != 0 ? EXIT_SERVER : EXIT_OK);
+}
+
+/* ---- ticks ---- */
+
+static void
+on_tick(lws_sorted_usec_list_t *sul)
+{
+	pump_ticks(lws_container_of(sul, struct cli, sul_tick));
+}
+
+static void
+publish_tick(struct cli *c)
+{
+	struct symbol *s = &c->sym[c->next_sym++ % c->nsym];
+	double u = rng_unit(c) * 2.0 - 1.0;
+	double walk = (double)s->cents * u * 0.001;
+	int64_t step = (int64_t)(walk < 0 ? walk - 0.5 : walk + 0.5);
+	char data[128];
+	int n;
+
+	if (step == 0)
+		step = u < 0 ? -1 : 1;
+	s->cents += step;
+	if (s->cents < 1)
+		s->cents = 1;
+	n = snprintf(data, sizeof(data),
+		     "{\"symbol\":\"%s\",\"price\":%" PRId64 ".%02" PRId64 ",\"ts\":%" PRId64 "}",
+		     s->name, s->cents / 100, s->cents % 100, unix_ms());
+	send_publish_raw(c, data, (size_t)n);
+}
+
+/* Publishes what the schedule says is due, within the in-flight window, and sets the
+ * timer for the next one. Called by the timer and whenever a reply frees the window. */
+static void
+pump_ticks(struct cli *c)
+{
+	double now = mono_us(), interval = USEC_PER_SEC / c->o.rate, next;
+	uint64_t due;
+
+	if (!c->ticking || c->draining || c->phase != PHASE_RUNNING)
+		return;
+	due = (uint64_t)((now - c->t0_us) / interval) + 1;
+	if (due > c->npublished + (uint64_t)c->o.rate + 1) {
+		/* More than a second behind (the window was full): do not burst to catch up. */
+		c->t0_us = now - (double)c->npublished * interval;
+		due = c->npublished + 1;
+	}
+	while (c->npublished < due && c->inflight < WINDOW && c->phase == PHASE_RUNNING &&
+	       (c->o.count == 0 || c->npublished < c->o.count))
+		publish_tick(c);
+	update_deadline(c, false);
+	if (c->o.count != 0 && c->npublished >= c->o.count) {
+		c->draining = true;
+		check_drained(c);
+		return;
+	}
+	if (c->inflight >= WINDOW)
+		return;
+	next = c->t0_us + (double)c->npublished * interval;
+	lws_sul_schedule(c->ctx, 0, &c->sul_tick, on_tick,
+			 next > now ? (lws_usec_t)(next - now) : 0);
+}
+
+static void
+start_ticks(struct cli *c)
+{
+	c->ticking = true;
+	c->started_us = c->t0_us = mono_us();
+	pump_ticks(c);
+}
+
+static void
+print_ticks_summary(const struct cli *c)
+{
+	double secs = ((c->ended_us != 0 ? c->ended_us : mono_us()) - c->started_us) / USEC_PER_SEC;
+
+	printf("ticks: %" PRIu64 " published to %s (%s) in %.2f s, %.1f/s, %" PRIu64
+	       " acknowledged, %" PRIu64 " errors\n",
+	       c->npublished, c->o.channels[0], c->o.symbols, secs,
+	       secs > 0 ? (double)c->npublished / secs : 0.0, c->nacked, c->nerrors);
+	fflush(stdout);
+}
+
+/* ---- chat: stdin ----
+ *
+ * lws watches a dup of fd 0, never fd 0 itself: lws closes the descriptors it adopts,
+ * and a pipe whose writer has gone reports POLLHUP even while reading is paused, which
+ * makes lws close the wsi with unread lines still in the pipe. The dup is then simply
+ * adopted again when reading resumes. */
+
+static void adopt_stdin(struct cli *c);
+
+static void
+publish_line(struct cli *c, const char *s, size_t n)
+{
+	json_int_t id = c->next_id;
+	json_t *data, *text, *jid;
+	size_t len = 0;
+	char *frame;
+
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	if (n == 0)
+		return;
+	text = json_stringn(s, n);
+	if (text == NULL) {
+		errmsg("line is not valid UTF-8, not sent");
+		return;
+	}
+	data = json_object();
+	jid = json_integer(id);
+	if (data == NULL || jid == NULL || json_object_set_new(data, "text", text) != 0) {
+		json_decref(data);
+		json_decref(jid);
+		out_of_memory(c);
+		return;
+	}
+	frame = proto_encode_publish(jid, c->o.channels[0], data, &len);
+	json_decref(jid);
+	json_decref(data);
+	if (frame != NULL && len > FRAME_MAX_BYTES) {
+		/* The server would close the connection (1009) rather than refuse it. */
+		errmsg("line too long (%zu bytes as a frame, limit %d), not sent", len,
+		       FRAME_MAX_BYTES);
+		free(frame);
+		return;
+	}
+	c->next_id++;
+	if (queue_encoded(c, PROTO_KIND_PUBLISH, id, frame, len) != 0)
+		return;
+	c->inflight++;
+	c->npublished++;
+}
+
+/* Publishes complete lines from the stdin buffer while the window allows, and pauses
+ * or resumes reading stdin accordingly. */
+static void
+pump_stdin(struct cli *c)
+{
+	size_t off = 0;
+	bool want_read;
+
+	if (c->line == NULL || c->phase != PHASE_RUNNING)
+		return;
+	while (c->inflight < WINDOW && c->phase == PHASE_RUNNING) {
+		char *nl = memchr(c->line + off, '\n', c->line_len - off);
+		size_t n;
+
+		if (nl == NULL) {
+			if (!c->stdin_eof || off == c->line_len)
+				break;
+			n = c->line_len - off; /* last line without a newline */
+			publish_line(c, c->line + off, n);
+			off += n;
+			break;
+		}
+		n = (size_t)(nl - (c->line + off));
+		publish_line(c, c->line + off, n);
+		off += n + 1;
+	}
+	memmove(c->line, c->line + off, c->line_len - off);
+	c->line_len -= off;
+	update_deadline(c, false);
+
+	if (c->stdin_eof) {
+		if (c->line_len == 0 && !c->draining) {
+			c->draining = true;
+			check_drained(c);
+		}
+		return;
+	}
+	/* A full buffer without a newline is read too: that drops the overlong line. */
+	want_read = c->inflight < WINDOW && memchr(c->line, '\n', c->line_len) == NULL;
+	if (want_read != c->stdin_paused)
+		return;
+	c->stdin_paused = !want_read;
+	if (c->stdin_wsi != NULL)
+		lws_rx_flow_control(c->stdin_wsi, want_read);
+	else if (want_read)
+		adopt_stdin(c);
+}
+
+static void
+stdin_ended(struct cli *c)
+{
+	c->stdin_eof = true;
+	if (c->line_discard)
+		c->line_len = 0;
+	pump_stdin(c);
+}
+
+static int
+on_stdin_readable(struct cli *c, struct lws *wsi)
+{
+	ssize_t n;
+
+	if (c->stdin_paused)
+		return 0; /* the pause takes effect after this callback */
+	if (c->line_len == LINE_MAX_BYTES) {
+		/* A full buffer without a newline: drop the line rather than send a frame
+		 * over the server's size limit. */
+		errmsg("line longer than %d bytes, not sent", LINE_MAX_BYTES);
+		c->line_len = 0;
+		c->line_discard = true;
+	}
+	n = read(lws_get_socket_fd(wsi), c->line + c->line_len, LINE_MAX_BYTES - c->line_len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n < 0)
+		errmsg("cannot read stdin: %s", strerror(errno));
+	if (n <= 0) {
+		stdin_ended(c);
+		return -1; /* lws closes the wsi and our dup */
+	}
+	if (c->line_discard) {
+		char *nl = memchr(c->line + c->line_len, '\n', (size_t)n);
+
+		if (nl == NULL)
+			return 0;
+		n -= nl + 1 - (c->line + c->line_len);
+		memmove(c->line, nl + 1, (size_t)n);
+		c->line_discard = false;
+	}
+	c->line_len += (size_t)n;
+	pump_stdin(c);
+	return 0;
+}
+
+static void
+on_stdin_closed(struct cli *c)
+{
+	c->stdin_wsi = NULL;
+	/* Closed by lws while paused: fd 0 may still hold data; adopted again on resume.
+	 * Otherwise it was a hangup without data, that is the end of input. */
+	if (!c->stdin_eof && !c->stdin_paused)
+		stdin_ended(c);
+}
+
+static int
+stdin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct cli *c = lws_context_user(lws_get_context(wsi));
+
+	(void)user, (void)in, (void)len;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		return on_stdin_readable(c, wsi);
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		on_stdin_closed(c);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void
+adopt_stdin(struct cli *c)
+{
+	lws_sock_file_fd_type fd = {.filefd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)};
+
+	if (fd.filefd >= 0)
+		c->stdin_wsi = lws_adopt_descriptor_vhost(
+			lws_get_vhost(c->wsi), LWS_ADOPT_RAW_FILE_DESC, fd, "sb-stdin", NULL);
+	if (c->stdin_wsi != NULL)
+		return;
+	/* stdin is not readable or not pollable: behave as at the end of input. */
+	if (fd.filefd >= 0)
+		close(fd.filefd);
+	stdin_ended(c);
+}
+
+static void
+start_chat(struct cli *c)
+{
+	/* The dup shares fd 0's O_NONBLOCK, which lws sets; run() restores the flags so
+	 * that the shell's terminal is not left non-blocking. */
+	c->stdin_flags = fcntl(STDIN_FILENO, F_GETFL);
+	c->line = malloc(LINE_MAX_BYTES);
+	if (c->line == NULL) {
+		out_of_memory(c);
+		return;
+	}
+	adopt_stdin(c);
+}
+
+/* ---- signals ---- */
+
+static int
+on_signal(struct cli *c, struct lws *wsi)
+{
+	struct signalfd_siginfo si;
+
+	if (read(lws_get_socket_fd(wsi), &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return 0;
+	if (c->interrupted || c->phase >= PHASE_CLOSING) {
+		/* Second signal, or the close is stuck: stop now. */
+		set_status(c, EXIT_INTERRUPTED);
+		finish(c);
+		return 0;
+	}
+	c->interrupted = true;
+	if (c->o.mode == MODE_TICKS && c->ticking) {
+		/* Stop publishing; close once the messages in flight are acknowledged. */
+		lws_sul_cancel(&c->sul_tick);
+		c->ended_us = mono_us();
+		c->ticking = false;
+		c->draining = true;
+		check_drained(c);
+		return 0;
+	}
+	begin_close(c, c->phase == PHASE_RUNNING && c->o.mode != MODE_PUB ? EXIT_OK
+									  : EXIT_INTERRUPTED);
+	return 0;
+}
+
+static int
+signal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct cli *c = lws_context_user(lws_get_context(wsi));
+
+	(void)user, (void)in, (void)len;
+	if (reason == LWS_CALLBACK_RAW_RX_FILE)
+		return on_signal(c, wsi);
+	return 0;
+}
+
+/* ---- server frames ---- */
+
+static void
+print_error_frame(const char *buf, size_t len)
+{
+	fflush(stdout);
+	fputs(PROG ": server error: ", stderr);
+	put_safe(stderr, buf, len);
+	fputc('\n', stderr);
+}
+
+static void
+on_all_subscribed(struct cli *c)
+{
+	c->phase = PHASE_RUNNING;
+	switch (c->o.mode) {
+	case MODE_SUB:
+		break;
+	case MODE_PUB:
+		send_publish_raw(c, c->o.json, c->o.json_len);
+		break;
+	case MODE_CHAT:
+		start_chat(c);
+		break;
+	case MODE_TICKS:
+		start_ticks(c);
+		break;
+	}
+}
+
+static void
+on_published(struct cli *c, json_t *root, const char *buf, size_t len)
+{
+	json_t *off = json_object_get(root, "offset");
+
+	c->inflight--;
+	c->nacked++;
+	switch (c->o.mode) {
+	case MODE_PUB:
+		fwrite(buf, 1, len, stdout);
+		end_line(c);
+		begin_close(c, EXIT_OK);
+		break;
+	case MODE_CHAT:
+		if (json_is_integer(off) && (uint64_t)json_integer_value(off) > c->last_pub_offset)
+			c->last_pub_offset = (uint64_t)json_integer_value(off);
+		pump_stdin(c);
+		break;
+	case MODE_TICKS:
+		pump_ticks(c);
+		break;
+	case MODE_SUB:
+		break;
+	}
+}
+
+static void
+on_reply(struct cli *c, json_t *root, const char *type, const char *buf, size_t len)
+{
+	json_t *id = json_object_get(root, "id");
+	struct cmd *cmd = json_is_integer(id) ? cmdq_take(&c->sent, json_integer_value(id)) : NULL;
+	enum proto_kind kind;
+
+	if (cmd == NULL)
+		return; /* not an answer to anything we asked: ignore */
+	kind = cmd->kind;
+	free(cmd);
+	if (kind == PROTO_KIND_CONNECT && strcmp(type, "connected") == 0) {
+		c->phase = PHASE_SUBSCRIBING;
+		for (size_t i = 0; i < c->o.nchannels; i++)
+			send_subscribe(c, c->o.channels[i]);
+	} else if (kind == PROTO_KIND_SUBSCRIBE && strcmp(type, "subscribed") == 0) {
+		if (++c->nsubscribed == c->o.nchannels)
+			on_all_subscribed(c);
+	} else if (kind == PROTO_KIND_PUBLISH && strcmp(type, "published") == 0) {
+		on_published(c, root, buf, len);
+	} else {
+		errmsg("unexpected \"%s\" reply to %s", type, proto_kind_name(kind));
+		begin_close(c, EXIT_SERVER);
+		return;
+	}
+	update_deadline(c, true);
+	check_drained(c);
+}
+
+static void
+on_error_frame(struct cli *c, json_t *root, const char *buf, size_t len)
+{
+	json_t *id = json_object_get(root, "id");
+	struct cmd *cmd = json_is_integer(id) ? cmdq_take(&c->sent, json_integer_value(id)) : NULL;
+	enum proto_kind kind = cmd != NULL ? cmd->kind : PROTO_KIND_NONE;
+
+	free(cmd);
+	print_error_frame(buf, len);
+	if (kind == PROTO_KIND_PUBLISH) {
+		c->inflight--;
+		c->nerrors++;
+		if (c->o.mode == MODE_CHAT) {
+			/* One refused line does not end an interactive chat. */
+			update_deadline(c, true);
+			pump_stdin(c);
+			check_drained(c);
+			return;
+		}
+	}
+	begin_close(c, EXIT_SERVER);
+}
+
+static void
+print_chat_message(struct cli *c, json_t *root, const char *buf, size_t len)
+{
+	json_t *from = json_object_get(root, "from");
+	json_t *data = json_object_get(root, "data");
+	json_t *text = json_object_get(data, "text");
+	const char *user = json_string_value(json_object_get(from, "user"));
+	const char *raw;
+	size_t raw_len;
+
+	if (user == NULL || user[0] == '\0')
+		user = json_string_value(json_object_get(from, "client"));
+	if (user == NULL)
+		user = "?";
+	put_safe(stdout, user, strlen(user));
+	fputs(": ", stdout);
+	if (json_is_string(text))
+		put_safe(stdout, json_string_value(text), json_string_length(text));
+	else if (proto_find_member(buf, len, "data", &raw, &raw_len) == 0)
+		put_safe(stdout, raw, raw_len);
+	end_line(c);
+}
+
+static void
+on_message(struct cli *c, json_t *root, char *buf, size_t len)
+{
+	json_t *off = json_object_get(root, "offset");
+
+	if (c->phase >= PHASE_CLOSING)
+		return;
+	switch (c->o.mode) {
+	case MODE_SUB:
+		/* The frame as received, on one line: a raw CR or LF can only be JSON
+		 * whitespace, so replacing it with a space keeps the JSON equal. */
+		for (size_t i = 0; i < len; i++)
+			if (buf[i] == '\n' || buf[i] == '\r')
+				buf[i] = ' ';
+		fwrite(buf, 1, len, stdout);
+		end_line(c);
+		break;
+	case MODE_CHAT:
+		if (json_is_integer(off) && (uint64_t)json_integer_value(off) > c->seen_offset)
+			c->seen_offset = (uint64_t)json_integer_value(off);
+		print_chat_message(c, root, buf, len);
+		update_deadline(c, true);
+		check_drained(c);
+		break;
+	case MODE_PUB:
+	case MODE_TICKS:
+		break; /* our own echo */
+	}
+}
+
+static void
+on_frame(struct cli *c, char *buf, size_t len)
+{
+	json_t *root = json_loadb(buf, len, JSON_ALLOW_NUL, NULL);
+	const char *type = json_string_value(json_object_get(root, "type"));
+
+	if (type == NULL) {
+		errmsg("ignoring a frame that is not a protocol message");
+	} else if (strcmp(type, "message") == 0) {
+		on_message(c, root, buf, len);
+	} else if (strcmp(type, "error") == 0) {
+		on_error_frame(c, root, buf, len);
+	} else {
+		on_reply(c, root, type, buf, len);
+	}
+	json_decref(root);
+}
+
+/* ---- WebSocket callbacks ---- */
+
+static int
+on_receive(struct cli *c, struct lws *wsi, const void *in, size_t len)
+{
+	if (c->rx_len == 0)
+		c->rx_binary = lws_frame_is_binary(wsi);
+	if (len > RX_MAX - c->rx_len) {
+		errmsg("server message larger than %u bytes", RX_MAX);
+		set_status(c, EXIT_SERVER);
+		c->phase = PHASE_CLOSING;
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+		return -1;
+	}
+	if (c->rx_len + len + 1 > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 4096;
+		char *p;
+
+		while (cap < c->rx_len + len + 1)
+			cap *= 2;
+		p = realloc(c->rx, cap);
+		if (p == NULL) {
+			out_of_memory(c);
+			return 0;
+		}
+		c->rx = p;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0)
+		return 0;
+	c->rx[c->rx_len] = '\0';
+	if (c->rx_binary)
+		errmsg("ignoring a binary frame");
+	else
+		on_frame(c, c->rx, c->rx_len);
+	c->rx_len = 0;
+	return 0;
+}
+
+static int
+on_writeable(struct cli *c, struct lws *wsi)
+{
+	struct cmd *cmd;
+
+	if (c->phase >= PHASE_CLOSING) {
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+		return -1;
+	}
+	cmd = cmdq_pop(&c->outq);
+	if (cmd == NULL)
+		return 0;
+	if (lws_write(wsi, cmd->buf + LWS_PRE, cmd->len, LWS_WRITE_TEXT) < (int)cmd->len) {
+		free(cmd);
+		errmsg("cannot send to the server");
+		set_status(c, EXIT_SERVER);
+		c->phase = PHASE_CLOSING;
+		return -1;
+	}
+	cmdq_push(&c->sent, cmd);
+	if (c->outq.head != NULL)
+		lws_callback_on_writable(wsi);
+	update_deadline(c, false);
+	return 0;
+}
+
+static void
+on_established(struct cli *c, struct lws *wsi)
+{
+	c->wsi = wsi;
+	c->established = true;
+	send_connect(c);
+	update_deadline(c, true);
+}
+
+static void
+on_connection_error(struct cli *c, struct lws *wsi, const char *in)
+{
+	unsigned int http = wsi != NULL ? lws_http_client_http_response(wsi) : 0;
+
+	c->wsi = NULL;
+	if (c->phase >= PHASE_CLOSING) {
+		finish(c);
+		return;
+	}
+	if (http != 0)
+		errmsg("cannot connect to %s: the server answered HTTP %u instead of upgrading",
+		       c->o.url, http);
+	else
+		errmsg("cannot connect to %s: %s%s", c->o.url, in != NULL ? in : "unknown error",
+		       c->u.tls && !c->o.insecure && in != NULL && strstr(in, "SSL") != NULL
+			       ? " (--insecure accepts a self-signed certificate)"
+			       : "");
+	set_status(c, EXIT_CONNECT);
+	finish(c);
+}
+
+static void
+on_peer_close(struct cli *c, const unsigned char *in, size_t len)
+{
+	if (len >= 2) {
+		c->close_code = in[0] << 8 | in[1];
+		snprintf(c->close_reason, sizeof(c->close_reason), "%.*s",
+			 (int)(len - 2 < sizeof(c->close_reason) - 1 ? len - 2
+								     : sizeof(c->close_reason) - 1),
+			 (const char *)in + 2);
+	} else {
+		c->close_code = LWS_CLOSE_STATUS_NO_STATUS;
+	}
+}
+
+static void
+on_closed(struct cli *c)
+{
+	c->wsi = NULL;
+	if (c->phase < PHASE_CLOSING) {
+		fflush(stdout);
+		if (c->close_code != 0) {
+			fprintf(stderr, PROG ": connection closed by server (%d", c->close_code);
+			if (c->close_reason[0] != '\0') {
+				fputc(' ', stderr);
+				put_safe(stderr, c->close_reason, strlen(c->close_reason));
+			}
+			fputs(")\n", stderr);
+		} else {
+			errmsg("connection to the server lost");
+		}
+		set_status(c, EXIT_SERVER);
+	}
+	finish(c);
+}
+
+static int
+ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct cli *c = lws_context_user(lws_get_context(wsi));
+
+	(void)user;
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		on_connection_error(c, wsi, in);
+		return 0;
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		on_established(c, wsi);
+		return 0;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		return on_receive(c, wsi, in, len);
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return on_writeable(c, wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		on_peer_close(c, in, len);
+		return 0;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		on_closed(c);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{.name = "switchboard.v1", .callback = ws_callback, .rx_buffer_size = 65536},
+	{.name = "sb-stdin", .callback = stdin_callback},
+	{.name = "sb-signal", .callback = signal_callback},
+	{.name = NULL, .callback = NULL},
+};
+
+/* ---- command line ---- */
+
+static void
+print_help(void)
+{
+	printf("usage: " PROG " [OPTIONS] COMMAND ARGS...\n"
+	       "\n"
+	       "Commands:\n"
+	       "  sub CHANNEL...        subscribe; print every message frame as one JSON line\n"
+	       "  pub CHANNEL JSON      publish JSON as data; print the published reply line\n"
+	       "  chat CHANNEL          publish each stdin line as {\"text\":LINE}; print\n"
+	       "                        messages as \"user: text\"; exit at end of input\n"
+	       "  ticks CHANNEL         publish a synthetic price feed:\n"
+	       "                        {\"symbol\":\"BTC\",\"price\":64000.12,\"ts\":UNIX_MS}\n"
+	       "\n"
+	       "Options:\n"
+	       "  --url URL             server, ws:// or wss:// (default " DEFAULT_URL ")\n"
+	       "  --user NAME           name shown to other clients (default: none)\n"
+	       "  --timeout SECONDS     connect and reply timeout (default 5)\n"
+	       "  --insecure            wss: accept a self-signed or mismatched certificate\n"
+	       "  --help, -h            show this help\n"
+	       "  --version             show the version\n"
+	       "ticks options:\n"
+	       "  --rate N              messages per second, all symbols together (default 10)\n"
+	       "  --symbols A,B,...     symbols, each 1-15 of [A-Za-z0-9_.-] (default BTC,ETH)\n"
+	       "  --count N             stop after N messages (default: until interrupted)\n"
+	       "\n"
+	       "Commands subscribe before publishing (the server's default namespace only\n"
+	       "lets subscribers publish). SIGINT or SIGTERM closes the connection with 1000;\n"
+	       "ticks first waits for the replies to the messages in flight and prints a\n"
+	       "summary line.\n"
+	       "\n"
+	       "Exit status:\n"
+	       "  0    success (sub, chat and ticks also when ended by SIGINT/SIGTERM)\n"
+	       "  1    the server replied with an error, or closed the connection\n"
+	       "  2    usage error (bad option, channel name or JSON)\n"
+	       "  3    cannot connect, or no reply within --timeout\n"
+	       "  130  interrupted before the command was done (e.g. pub before its reply)\n"
+	       "Errors and server error replies go to stderr as \"" PROG ": MESSAGE\".\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n"
+	      "Try '" PROG " --help' for more information.\n",
+	      stderr);
+	return EXIT_USAGE;
+}
+
+static int
+parse_number(const char *opt, const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= min && v <= max))
+		return usage_error("%s: expected a number from %g to %g, got \"%s\"", opt, min, max,
+				   s);
+	*out = v;
+	return 0;
+}
+
+static bool
+symbol_char_ok(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_' || ch == '.' || ch == '-';
+}
+
+static int64_t
+start_price(const char *name)
+{
+	static const struct {
+		const char *name;
+		int64_t cents;
+	} known[] = {
+		{"BTC", 6400000}, {"ETH", 340000}, {"SOL", 15000}, {"AAPL", 19000}, {"EUR", 108},
+	};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(name, known[i].name) == 0)
+			return known[i].cents;
+	return 10000;
+}
+
+static int
+parse_symbols(struct cli *c, const char *list)
+{
+	const char *p = list;
+
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		struct symbol *s, *grown;
+
+		if (n == 0 || n > SYMBOL_MAX)
+			return usage_error(
+				"--symbols: each symbol must be 1-%d characters, got \"%s\"",
+				SYMBOL_MAX, list);
+		for (size_t i = 0; i < n; i++)
+			if (!symbol_char_ok(p[i]))
+				return usage_error(
+					"--symbols: \"%.*s\" is not made of [A-Za-z0-9_.-]", (int)n,
+					p);
+		grown = realloc(c->sym, (c->nsym + 1) * sizeof(*c->sym));
+		if (grown == NULL)
+			return usage_error("out of memory");
+		c->sym = grown;
+		s = &c->sym[c->nsym++];
+		memcpy(s->name, p, n);
+		s->name[n] = '\0';
+		s->cents = start_price(s->name);
+		if (p[n] == '\0')
+			return 0;
+		p += n + 1;
+	}
+}
+
+static int
+check_channel(const char *name)
+{
+	if (!proto_channel_valid(name, strlen(name)))
+		return usage_error("invalid channel name \"%s\" (1-%d bytes of [A-Za-z0-9_:.@=-])",
+				   name, PROTO_CHANNEL_MAX);
+	return 0;
+}
+
+/* pub: the data must be one JSON value that the server will accept as is: jansson
+ * with the same strictness (duplicate members and "\u0000" refused). Leading and
+ * trailing whitespace is dropped. */
+static int
+check_json(struct cli *c, const char *text)
+{
+	json_error_t jerr;
+	json_t *v;
+	size_t len = strlen(text);
+
+	while (len > 0 && strchr(" \t\r\n", text[len - 1]) != NULL)
+		len--;
+	while (len > 0 && strchr(" \t\r\n", text[0]) != NULL)
+		text++, len--;
+	v = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (v == NULL) {
+		errmsg("invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+		return EXIT_USAGE;
+	}
+	json_decref(v);
+	c->o.json = text;
+	c->o.json_len = len;
+	return 0;
+}
+
+/* Recognises --name and --name=value; returns the value (NULL for a flag). */
+static bool
+option_is(const char *arg, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(arg, name, n) != 0)
+		return false;
+	if (arg[n] == '=') {
+		*value = arg + n + 1;
+		return true;
+	}
+	if (arg[n] == '\0') {
+		*value = NULL;
+		return true;
+	}
+	return false;
+}
+
+struct argv_state {
+	int argc, i;
+	char **argv;
+	bool rate_set, symbols_set, count_set;
+};
+
+/* The value of an option: after '=' or in the next argument. */
+static const char *
+option_value(struct argv_state *a, const char *name, const char *inline_value)
+{
+	if (inline_value != NULL)
+		return inline_value;
+	if (a->i + 1 >= a->argc) {
+		usage_error("option %s needs a value", name);
+		return NULL;
+	}
+	return a->argv[++a->i];
+}
+
+/* Parses one option at a->argv[a->i]. Returns 0, EXIT_USAGE, or -1 when --help or
+ * --version was handled (exit 0). */
+static int
+parse_option(struct cli *c, struct argv_state *a)
+{
+	static const char *const with_value[] = {
+		"--url", "--user", "--timeout", "--rate", "--symbols", "--count",
+	};
+	const char *arg = a->argv[a->i], *v = NULL;
+	double num;
+
+	if (option_is(arg, "--help", &v) && v == NULL) {
+		print_help();
+		return -1;
+	}
+	if (option_is(arg, "--version", &v) && v == NULL) {
+		printf(PROG " " SWITCHBOARD_VERSION
+			    " (protocol v1, libwebsockets %s, jansson %s)\n",
+		       lws_get_library_version(), JANSSON_VERSION);
+		return -1;
+	}
+	if (option_is(arg, "--insecure", &v) && v == NULL) {
+		c->o.insecure = true;
+		return 0;
+	}
+	for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
+		const char *name = with_value[k];
+
+		if (!option_is(arg, name, &v))
+			continue;
+		v = option_value(a, name, v);
+		if (v == NULL)
+			return EXIT_USAGE;
+		if (strcmp(name, "--url") == 0) {
+			c->o.url = v;
+		} else if (strcmp(name, "--user") == 0) {
+			json_t *s = json_string(v);
+			bool ok = s != NULL && strlen(v) <= PROTO_USER_MAX;
+
+			json_decref(s);
+			if (!ok)
+				return usage_error(
+					"--user: expected valid UTF-8 of at most %d bytes",
+					PROTO_USER_MAX);
+			c->o.user = v;
+		} else if (strcmp(name, "--timeout") == 0) {
+			if (parse_number(name, v, 0.001, 86400, &c->o.timeout) != 0)
+				return EXIT_USAGE;
+		} else if (strcmp(name, "--rate") == 0) {
+			if (parse_number(name, v, 0.001, 100000, &c->o.rate) != 0)
+				return EXIT_USAGE;
+			a->rate_set = true;
+		} else if (strcmp(name, "--symbols") == 0) {
+			c->o.symbols = v;
+			a->symbols_set = true;
+		} else {
+			if (parse_number(name, v, 1, 1e15, &num) != 0)
+				return EXIT_USAGE;
+			if (num != (double)(uint64_t)num)
+				return usage_error("--count: expected a whole number, got \"%s\"",
+						   v);
+			c->o.count = (uint64_t)num;
+			a->count_set = true;
+		}
+		return 0;
+	}
+	return usage_error("unknown option \"%s\"", arg);
+}
+
+/* Splits ws[s]://host[:port][/path] into c->u. */
+static int
+parse_url(struct cli *c)
+{
+	struct url *u = &c->u;
+	char *p, *host, *slash, *colon;
+	const char *scheme_end;
+	long port;
+
+	if (strncmp(c->o.url, "ws://", 5) == 0) {
+		scheme_end = c->o.url + 5;
+	} else if (strncmp(c->o.url, "wss://", 6) == 0) {
+		scheme_end = c->o.url + 6;
+		u->tls = true;
+	} else {
+		return usage_error(
+			"--url: expected ws://HOST[:PORT][/PATH] or wss://..., got \"%s\"",
+			c->o.url);
+	}
+	u->buf = malloc(strlen(scheme_end) + 3);
+	if (u->buf == NULL)
+		return usage_error("out of memory");
+	/* buf holds "host[:port]\0/path": the path gets its own copy of the slash. */
+	strcpy(u->buf, scheme_end);
+	slash = strpbrk(u->buf, "/?");
+	if (slash != NULL) {
+		memmove(slash + 1, slash, strlen(slash) + 1);
+		*slash++ = '\0';
+		if (*slash == '?') {
+			memmove(slash + 1, slash, strlen(slash) + 1);
+			*slash = '/';
+		}
+		u->path = slash;
+	} else {
+		u->path = "/";
+	}
+	host = u->buf;
+	if (strchr(host, '@') != NULL)
+		return usage_error("--url: user information is not supported");
+	if (host[0] == '[') {
+		p = strchr(host, ']');
+		if (p == NULL)
+			return usage_error("--url: unterminated IPv6 address");
+		*p++ = '\0';
+		u->address = host + 1;
+		colon = *p == ':' ? p : NULL;
+		if (*p != '\0' && colon == NULL)
+			return usage_error("--url: bad host \"%s\"", c->o.url);
+	} else {
+		colon = strchr(host, ':');
+		u->address = host;
+	}
+	u->port = u->tls ? 443 : 80;
+	if (colon != NULL) {
+		char *end;
+
+		*colon = '\0';
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+			return usage_error("--url: bad port in \"%s\"", c->o.url);
+		u->port = (int)port;
+	}
+	if (u->address[0] == '\0')
+		return usage_error("--url: missing host in \"%s\"", c->o.url);
+	snprintf(u->host, sizeof(u->host), strchr(u->address, ':') ? "[%s]" : "%s", u->address);
+	if (u->port != (u->tls ? 443 : 80))
+		snprintf(u->host + strlen(u->host), sizeof(u->host) - strlen(u->host), ":%d",
+			 u->port);
+	return 0;
+}
+
+static int
+parse_command(struct cli *c, char **pos, size_t npos, const struct argv_state *a)
+{
+	const char *cmd = pos[0];
+	size_t nargs = npos - 1;
+	int rc;
+
+	if (strcmp(cmd, "sub") == 0)
+		c->o.mode = MODE_SUB;
+	else if (strcmp(cmd, "pub") == 0)
+		c->o.mode = MODE_PUB;
+	else if (strcmp(cmd, "chat") == 0)
+		c->o.mode = MODE_CHAT;
+	else if (strcmp(cmd, "ticks") == 0)
+		c->o.mode = MODE_TICKS;
+	else
+		return usage_error("unknown command \"%s\"", cmd);
+
+	if (c->o.mode != MODE_TICKS && (a->rate_set || a->symbols_set || a->count_set))
+		return usage_error("--rate, --symbols and --count only apply to ticks");
+	if (c->o.mode == MODE_SUB && nargs == 0)
+		return usage_error("sub: expected CHANNEL...");
+	if (c->o.mode == MODE_PUB && nargs != 2)
+		return usage_error("pub: expected CHANNEL JSON");
+	if ((c->o.mode == MODE_CHAT || c->o.mode == MODE_TICKS) && nargs != 1)
+		return usage_error("%s: expected CHANNEL", cmd);
+
+	/* The channel list, without duplicates (a second subscribe would be refused). */
+	c->o.channels = pos + 1;
+	c->o.nchannels = 0;
+	for (size_t i = 1; i < (c->o.mode == MODE_SUB ? npos : 2); i++) {
+		bool dup = false;
+
+		if ((rc = check_channel(pos[i])) != 0)
+			return rc;
+		for (size_t k = 0; k < c->o.nchannels; k++)
+			dup = dup || strcmp(c->o.channels[k], pos[i]) == 0;
+		if (!dup)
+			c->o.channels[c->o.nchannels++] = pos[i];
+	}
+	if (c->o.mode == MODE_PUB)
+		return check_json(c, pos[2]);
+	if (c->o.mode == MODE_TICKS)
+		return parse_symbols(c, c->o.symbols);
+	return 0;
+}
+
+/* Returns 0 to run, -1 after --help/--version, or an exit code. */
+static int
+parse_args(struct cli *c, int argc, char **argv)
+{
+	struct argv_state a = {.argc = argc, .argv = argv};
+	char **pos;
+	size_t npos = 0;
+	bool options_done = false;
+	int rc;
+
+	c->o = (struct opts){
+		.url = DEFAULT_URL,
+		.timeout = 5,
+		.rate = 10,
+		.symbols = "BTC,ETH",
+	};
+	/* pos[] reuses argv's pointer array: positional arguments only move down. */
+	pos = argv + 1;
+	for (a.i = 1; a.i < argc; a.i++) {
+		const char *arg = argv[a.i];
+
+		if (!options_done && strcmp(arg, "--") == 0) {
+			options_done = true;
+		} else if (!options_done && strcmp(arg, "-h") == 0) {
+			print_help();
+			return -1;
+		} else if (!options_done && strncmp(arg, "--", 2) == 0) {
+			rc = parse_option(c, &a);
+			if (rc != 0)
+				return rc;
+		} else {
+			pos[npos++] = argv[a.i];
+		}
+	}
+	if (npos == 0)
+		return usage_error("missing command (sub, pub, chat or ticks)");
+	rc = parse_command(c, pos, npos, &a);
+	if (rc != 0)
+		return rc;
+	return parse_url(c);
+}
+
+/* ---- main ---- */
+
+/* A closed stdin, stdout or stderr would be reused by the next open(): lws's random
+ * source or the socket would then pass for stdin. Park /dev/null there instead. */
+static void
+reserve_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int nfd;
+
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+		if (nfd >= 0 && nfd != fd) {
+			dup2(nfd, fd);
+			close(nfd);
+		}
+	}
+}
+
+/* SIGINT and SIGTERM become readable events on a signalfd in the lws loop. */
+static int
+adopt_signals(struct cli *c)
+{
+	lws_sock_file_fd_type fd;
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+		return -errno;
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	fd.filefd = sfd;
+	if (lws_adopt_descriptor_vhost(lws_get_vhost_by_name(c->ctx, "default"),
+				       LWS_ADOPT_RAW_FILE_DESC, fd, "sb-signal", NULL) == NULL) {
+		close(sfd);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void
+lws_log(int level, const char *line)
+{
+	(void)level;
+	if (strstr(line, "got bad HTTP response") != NULL)
+		return; /* on_connection_error() reports the status */
+	fflush(stdout);
+	fprintf(stderr, PROG ": lws: %s", line);
+}
+
+static int
+run(struct cli *c)
+{
+	struct lws_context_creation_info info = {
+		.port = CONTEXT_PORT_NO_LISTEN,
+		.protocols = protocols,
+		.user = c,
+		.gid = -1,
+		.uid = -1,
+		.options = c->u.tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0,
+		.fd_limit_per_thread = 16,
+		.timeout_secs = (unsigned)c->o.timeout + 1,
+		.connect_timeout_secs = (unsigned)c->o.timeout + 1,
+	};
+	struct lws_client_connect_info ci = {
+		.address = c->u.address,
+		.port = c->u.port,
+		.path = c->u.path,
+		.host = c->u.host,
+		.protocol = "switchboard.v1",
+		.local_protocol_name = "switchboard.v1",
+		.alpn = "http/1.1",
+		.pwsi = &c->wsi,
+	};
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	int rc;
+
+	sigaction(SIGPIPE, &ign, NULL);
+	c->next_id = 1;
+	c->rng = (uint64_t)unix_ms() * 2654435761u ^ (uint64_t)getpid() << 32 ^
+		 0x9e3779b97f4a7c15ull;
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	c->ctx = lws_create_context(&info);
+	if (c->ctx == NULL) {
+		errmsg("cannot create the libwebsockets context");
+		return EXIT_CONNECT;
+	}
+	rc = adopt_signals(c);
+	if (rc != 0)
+		errmsg("cannot watch SIGINT/SIGTERM: %s", strerror(-rc));
+
+	ci.context = c->ctx;
+	if (c->u.tls) {
+		ci.ssl_connection = LCCSCF_USE_SSL;
+		if (c->o.insecure)
+			ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+					     LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+					     LCCSCF_ALLOW_EXPIRED;
+	}
+	update_deadline(c, true);
+	if (lws_client_connect_via_info(&ci) == NULL && !c->done) {
+		errmsg("cannot connect to %s: connection failed (unknown host?)", c->o.url);
+		set_status(c, EXIT_CONNECT);
+		finish(c);
+	}
+	while (!c->done)
+		if (lws_service(c->ctx, 0) < 0)
+			break;
+	lws_context_destroy(c->ctx);
+	c->ctx = NULL;
+	if (c->stdin_flags != -1)
+		fcntl(STDIN_FILENO, F_SETFL, c->stdin_flags);
+	if (c->o.mode == MODE_TICKS && c->started_us != 0)
+		print_ticks_summary(c);
+	return c->status;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli c = {.status = EXIT_OK, .stdin_flags = -1};
+	int rc;
+
+	reserve_std_fds();
+	rc = parse_args(&c, argc, argv);
+	if (rc == 0)
+		rc = run(&c);
+	else if (rc < 0)
+		rc = EXIT_OK;
+	cmdq_clear(&c.outq);
+	cmdq_clear(&c.sent);
+	free(c.rx);
+	free(c.line);
+	free(c.sym);
+	free(c.u.buf);
+	return rc;
+}
