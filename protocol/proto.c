@@ -210,7 +210,10 @@ proto_decode(const char *buf, size_t len, struct proto_cmd *cmd, struct proto_er
 	memset(cmd, 0, sizeof(*cmd));
 	if (len == 0)
 		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "empty frame");
-	cmd->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	/* JSON_ALLOW_NUL: "\u0000" is valid JSON inside data; the fields we read as C
+	 * strings are checked for embedded NULs one by one. */
+	cmd->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+			       &jerr);
 	if (cmd->root == NULL)
 		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "invalid JSON at byte %d: %s",
 				       jerr.position, jerr.text);
@@ -224,7 +227,8 @@ proto_decode(const char *buf, size_t len, struct proto_cmd *cmd, struct proto_er
 	if (!json_is_string(type))
 		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"type\" must be a string");
 	tname = json_string_value(type);
-	cmd->kind = kind_from_name(tname);
+	cmd->kind = strlen(tname) == json_string_length(type) ? kind_from_name(tname)
+							      : PROTO_KIND_NONE;
 	if (cmd->kind == PROTO_KIND_NONE)
 		return proto_error_set(err, PROTO_ERR_UNKNOWN_TYPE, "unknown command type \"%.40s\"",
 				       tname);

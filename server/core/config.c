@@ -282,7 +282,8 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 			rc = get_str(v, "host", &cfg->host, e);
 		} else if (strcmp(key, "port") == 0) {
 			rc = get_uint(v, "port", 0, 65535, &n, e);
-			cfg->port = (int)n;
+			if (rc == 0)
+				cfg->port = (int)n;
 		} else if (strcmp(key, "log_level") == 0) {
 			rc = json_is_string(v) && log_level_parse(json_string_value(v), &cfg->log_level) == 0
 				     ? 0

@@ -165,23 +165,30 @@ sub_add(struct session *s, struct channel *ch)
 	s->nsubs++;
 }
 
-/* Removes subscription j of s (both sides of the index); the channel may be freed. */
+/* Removes subscription j of s (both sides of the index); the channel may be freed.
+ * Each side swaps its last entry into the hole and fixes that entry's back index. The
+ * member moved on the channel side never belongs to s (s has one entry per channel),
+ * so the session-side move below still sees a current member_idx. */
 static void
 sub_remove(struct hub *hub, struct session *s, uint32_t j)
 {
 	struct channel *ch = s->subs[j].ch;
 	uint32_t i = s->subs[j].member_idx;
-	struct member last = ch->members[ch->nmembers - 1];
-	struct subref lastref = s->subs[s->nsubs - 1];
 
-	ch->members[i] = last;
-	last.s->subs[last.sub_idx].member_idx = i;
 	ch->nmembers--;
+	if (i != ch->nmembers) {
+		struct member moved = ch->members[ch->nmembers];
 
-	s->subs[j] = lastref;
-	lastref.ch->members[lastref.member_idx].sub_idx = j;
+		ch->members[i] = moved;
+		moved.s->subs[moved.sub_idx].member_idx = i;
+	}
 	s->nsubs--;
+	if (j != s->nsubs) {
+		struct subref moved = s->subs[s->nsubs];
 
+		s->subs[j] = moved;
+		moved.ch->members[moved.member_idx].sub_idx = j;
+	}
 	channel_close_if_empty(hub, ch);
 }
 

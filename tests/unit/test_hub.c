@@ -30,6 +30,7 @@ teardown(void)
 }
 
 TestSuite(hub, .init = setup, .fini = teardown, .timeout = 10);
+TestSuite(regress, .init = setup, .fini = teardown, .timeout = 30);
 
 static void
 connect_as(struct fake_session *f, const char *user)
@@ -371,6 +372,59 @@ Test(hub, closing_a_subscriber_in_the_middle_keeps_the_index_consistent)
 	fake_close(&s[0], hub);
 	fake_close(&s[2], hub);
 	fake_close(&s[3], hub);
+	cr_expect_eq(hub_channel_count(hub), 0);
+	assert_no_leaks();
+}
+
+/* Random subscribe/unsubscribe/disconnect against a model of who is subscribed where;
+ * after every step a publish must reach exactly the model's subscribers. This is the
+ * regression test of a broken back index in sub_remove() that sent messages to the
+ * wrong sessions and, after a disconnect, to a freed one. */
+Test(regress, random_churn_keeps_the_subscription_index_exact)
+{
+	enum { NS = 6, NC = 5, STEPS = 3000 };
+	struct fake_session s[NS];
+	bool model[NS][NC] = { { false } };
+	unsigned seedv = 12345;
+
+	cfg.limits.send_queue_messages = 1000000;
+	for (int k = 0; k < NS; k++)
+		connect_as(&s[k], "u");
+	for (int step = 0; step < STEPS; step++) {
+		int k = (int)((seedv = seedv * 1103515245u + 12345u) >> 16) % NS;
+		int c = (int)((seedv = seedv * 1103515245u + 12345u) >> 16) % NC;
+		int op = (int)((seedv = seedv * 1103515245u + 12345u) >> 16) % 10;
+
+		if (op == 0) {
+			fake_close(&s[k], hub);
+			connect_as(&s[k], "u");
+			memset(model[k], 0, sizeof(model[k]));
+		} else if (!model[k][c]) {
+			fake_send(&s[k], hub, "{\"type\":\"subscribe\",\"channel\":\"ch%d\"}", c);
+			cr_assert_str_eq(fake_pop_type(&s[k]), "subscribed");
+			model[k][c] = true;
+		} else {
+			fake_send(&s[k], hub, "{\"type\":\"unsubscribe\",\"channel\":\"ch%d\"}", c);
+			cr_assert_str_eq(fake_pop_type(&s[k]), "unsubscribed");
+			model[k][c] = false;
+		}
+		c = (int)((seedv = seedv * 1103515245u + 12345u) >> 16) % NC;
+		for (int p = 0; p < NS; p++) {
+			if (!model[p][c])
+				continue;
+			fake_send(&s[p], hub, "{\"type\":\"publish\",\"channel\":\"ch%d\",\"data\":%d}", c, step);
+			for (int q = 0; q < NS; q++) {
+				size_t want = model[q][c] ? 1 : 0;
+
+				if (q == p)
+					want++; /* its ack */
+				cr_assert_eq(fake_drain(&s[q]), want, "step %d: session %d on ch%d", step, q, c);
+			}
+			break;
+		}
+	}
+	for (int k = 0; k < NS; k++)
+		fake_close(&s[k], hub);
 	cr_expect_eq(hub_channel_count(hub), 0);
 	assert_no_leaks();
 }

@@ -1,0 +1,681 @@
+/* test_errors.c: every error code of docs/protocol.md with its id echoed, malformed
+ * input that must leave the connection open, and the conditions that close it: binary
+ * frames (1003), oversized messages (1009), slow consumers and floods (4008) and the
+ * connect timeout (4002). Other clients must keep being served throughout.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+#include "proto.h"
+
+TestSuite(errors, .init = itest_server_up, .fini = itest_server_down, .timeout = 20);
+TestSuite(limits, .fini = itest_server_down, .timeout = 30);
+TestSuite(closes, .init = itest_server_up, .fini = itest_server_down, .timeout = 20);
+
+#define WAIT_MS WS_DEFAULT_TIMEOUT_MS
+
+/* A string JSON value of exactly n bytes as written ("xxx...x"). */
+static char *
+json_string_of(size_t n)
+{
+	char *s = malloc(n + 1);
+
+	cr_assert_not_null(s);
+	cr_assert_geq(n, 2);
+	memset(s, 'x', n);
+	s[0] = s[n - 1] = '"';
+	s[n] = '\0';
+	return s;
+}
+
+/* Asserts c still answers a ping command. */
+static void
+expect_alive(struct ws_client *c, const char *who)
+{
+	json_t *r = sb_request(c, "\"type\":\"ping\"");
+
+	cr_expect_str_eq(json_str(r, "type"), "pong", "%s: connection no longer answers", who);
+	json_decref(r);
+}
+
+/* ---- error codes, each with its id ---- */
+
+Test(errors, every_command_error_echoes_its_id)
+{
+	struct ws_client *c = ws_client_open_ok(itest_port());
+	json_t *r;
+
+	cr_assert_not_null(c);
+	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"subscribe\",\"channel\":\"a\""), 0);
+	r = sb_request(c, "\"type\":\"connect\"");
+	cr_assert_str_eq(json_str(r, "type"), "connected");
+	json_decref(r);
+	cr_expect_eq(sb_expect_error(c, "already_connected", "\"type\":\"connect\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\",\"channel\":5"), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"publish\",\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":7"), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "unknown_type", "\"type\":\"history\",\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"a b\""), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"\""), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"publish\",\"channel\":\"a/b\",\"data\":1"), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"publish\",\"channel\":\"a\",\"data\":1"), 0);
+	cr_expect_eq(sb_expect_error(c, "not_subscribed", "\"type\":\"unsubscribe\",\"channel\":\"a\""), 0);
+	cr_assert_eq(sb_subscribe(c, "a"), 0);
+	cr_expect_eq(sb_expect_error(c, "already_subscribed", "\"type\":\"subscribe\",\"channel\":\"a\""), 0);
+	expect_alive(c, "after ten errors");
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(errors, string_ids_are_echoed_as_strings)
+{
+	struct ws_client *c = sb_connect(itest_port(), "u");
+	json_t *r;
+
+	cr_assert_not_null(c);
+	r = ws_client_cmd(c, "{\"type\":\"unsubscribe\",\"id\":\"req-9\",\"channel\":\"zz\"}");
+	cr_expect_str_eq(json_str(r, "type"), "error");
+	cr_expect_str_eq(json_str(r, "code"), "not_subscribed");
+	cr_expect(json_is_string(json_object_get(r, "id")), "string id not echoed as a string");
+	cr_expect_str_eq(json_str(r, "id"), "req-9");
+	json_decref(r);
+	r = ws_client_cmd(c, "{\"type\":\"nope\",\"id\":\"7\"}");
+	cr_expect_str_eq(json_str(r, "code"), "unknown_type");
+	cr_expect_str_eq(json_str(r, "id"), "7", "\"7\" must stay a string");
+	json_decref(r);
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(errors, error_frames_have_code_and_message_and_no_id_when_there_was_none)
+{
+	struct ws_client *c = sb_connect(itest_port(), "u");
+	json_t *r;
+
+	cr_assert_not_null(c);
+	cr_assert_eq(ws_client_send_text(c, "{\"type\":\"subscribe\",\"channel\":\"a b\"}"), 0);
+	r = ws_client_recv_json(c, WAIT_MS);
+	cr_assert_not_null(r);
+	cr_expect_str_eq(json_str(r, "type"), "error");
+	cr_expect_str_eq(json_str(r, "code"), "invalid_channel");
+	cr_expect(json_is_string(json_object_get(r, "message")), "message missing");
+	cr_expect_null(json_object_get(r, "id"), "id present though the command had none");
+	json_decref(r);
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(errors, invalid_ids_are_bad_request_without_id)
+{
+	static const char *const frames[] = {
+		"{\"type\":\"ping\",\"id\":1.5}",
+		"{\"type\":\"ping\",\"id\":true}",
+		"{\"type\":\"ping\",\"id\":null}",
+		"{\"type\":\"ping\",\"id\":{\"n\":1}}",
+		"{\"type\":\"ping\",\"id\":[1]}",
+		"{\"type\":\"ping\",\"id\":\"12345678901234567890123456789012345678901234567890123456789012345\"}",
+	};
+	struct ws_client *c = sb_connect(itest_port(), "u");
+
+	cr_assert_not_null(c);
+	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+		json_t *r;
+
+		cr_assert_eq(ws_client_send_text(c, frames[i]), 0);
+		r = ws_client_recv_json(c, WAIT_MS);
+		cr_expect_str_eq(json_str(r, "code"), "bad_request", "%s", frames[i]);
+		cr_expect_null(json_object_get(r, "id"), "%s: an invalid id was echoed", frames[i]);
+		json_decref(r);
+	}
+	expect_alive(c, "after invalid ids");
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(errors, garbage_gets_error_frames_and_the_connection_stays_open)
+{
+	static const char *const garbage[] = {
+		"",
+		"hello",
+		"{",
+		"}{",
+		"[1,2,3]",
+		"42",
+		"null",
+		"\"ping\"",
+		"{\"type\":\"ping\"} trailing",
+		"{\"type\":\"ping\",\"type\":\"ping\"}",
+		"{'type':'ping'}",
+		"{\"type\":\"ping\",\"id\":1,}",
+		"{\"type\":\"publish\",\"channel\":\"a\",\"data\":9223372036854775808}",
+		"{\"type\":\"connect\",\"user\":\"a\\u0000b\"}",
+	};
+	struct ws_client *c = ws_client_open_ok(itest_port());
+
+	cr_assert_not_null(c);
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+			json_t *r;
+
+			cr_assert_eq(ws_client_send_text(c, garbage[i]), 0);
+			r = ws_client_recv_json(c, WAIT_MS);
+			cr_assert_not_null(r, "no reply to %s (close code %d)", garbage[i], c->close_code);
+			cr_expect_str_eq(json_str(r, "type"), "error", "%s", garbage[i]);
+			cr_expect_str_eq(json_str(r, "code"), "bad_request", "%s", garbage[i]);
+			json_decref(r);
+		}
+	}
+	expect_alive(c, "after garbage");
+	cr_expect_eq(c->close_code, WS_CLOSE_NONE);
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(errors, user_and_channel_lengths_follow_the_documented_limits)
+{
+	struct ws_client *c = ws_client_open_ok(itest_port());
+	char u255[256], u256[257], c255[256], c256[257];
+	json_t *r;
+
+	cr_assert_not_null(c);
+	memset(u255, 'u', 255), u255[255] = '\0';
+	memset(u256, 'u', 256), u256[256] = '\0';
+	memset(c255, 'c', 255), c255[255] = '\0';
+	memset(c256, 'c', 256), c256[256] = '\0';
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"connect\",\"user\":\"%s\"", u256), 0);
+	/* "\u0000" is valid JSON; the id of such a command is valid and must come back. */
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"connect\",\"user\":\"a\\u0000b\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"connect\",\"user\":7"), 0);
+	r = sb_request(c, "\"type\":\"connect\",\"user\":\"%s\"", u255);
+	cr_expect_str_eq(json_str(r, "type"), "connected", "a refused connect must not count");
+	cr_expect_str_eq(json_str(r, "user"), u255);
+	json_decref(r);
+	cr_expect_eq(sb_subscribe(c, c255), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"%s\"",
+				     c256), 0);
+	cr_expect_eq(sb_publish(c, c255, "1", NULL, 0), 1);
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(errors, user_names_are_echoed_exactly)
+{
+	struct ws_client *pub = ws_client_open_ok(itest_port());
+	json_t *r, *m;
+
+	cr_assert_not_null(pub);
+	r = ws_client_cmd(pub, "{\"type\":\"connect\",\"id\":1,\"user\":\"\\\"Zo\u00eb\\\\ \xc3\xa9\"}");
+	cr_expect_str_eq(json_str(r, "user"), "\"Zo\xc3\xab\\ \xc3\xa9");
+	json_decref(r);
+	cr_assert_eq(sb_subscribe(pub, "names"), 0);
+	cr_assert_eq(sb_publish(pub, "names", "1", NULL, 0), 1);
+	m = sb_next_message(pub, WS_DEFAULT_TIMEOUT_MS);
+	cr_expect_str_eq(json_str(json_object_get(m, "from"), "user"), "\"Zo\xc3\xab\\ \xc3\xa9");
+	json_decref(m);
+	ws_client_free(pub);
+	itest_finish();
+}
+
+/* ---- limits that refuse a command ---- */
+
+Test(limits, limit_exceeded_past_max_channels_per_connection)
+{
+	struct ws_client *c;
+
+	itest_start("{\"limits\":{\"max_channels_per_connection\":3}}");
+	c = sb_connect(itest_port(), "u");
+	cr_assert_not_null(c);
+	cr_assert_eq(sb_subscribe(c, "c1"), 0);
+	cr_assert_eq(sb_subscribe(c, "c2"), 0);
+	cr_assert_eq(sb_subscribe(c, "c3"), 0);
+	cr_expect_eq(sb_expect_error(c, "limit_exceeded", "\"type\":\"subscribe\",\"channel\":\"c4\""), 0);
+	cr_expect_eq(sb_expect_error(c, "already_subscribed", "\"type\":\"subscribe\",\"channel\":\"c1\""),
+		     0, "already_subscribed is checked on a full connection too");
+	cr_assert_eq(sb_unsubscribe(c, "c2"), 0);
+	cr_expect_eq(sb_subscribe(c, "c4"), 0, "a freed slot can be used again");
+	cr_expect_eq(sb_expect_error(c, "limit_exceeded", "\"type\":\"subscribe\",\"channel\":\"c5\""), 0);
+	/* The refused subscription had no effect: c5 messages are not delivered. */
+	cr_assert_geq(sb_publish(c, "c4", "\"sentinel\"", NULL, 0), 1);
+	{
+		json_t *m = sb_next_message(c, WAIT_MS);
+
+		cr_expect_str_eq(json_str(m, "channel"), "c4");
+		json_decref(m);
+	}
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(limits, too_large_past_max_data_size)
+{
+	struct ws_client *c, *sub;
+	char *ok, *big;
+	json_t *m;
+
+	itest_start("{\"limits\":{\"max_data_size\":1024}}");
+	c = sb_connect(itest_port(), "u");
+	sub = sb_connect(itest_port(), "sub");
+	cr_assert(c && sub);
+	cr_assert_eq(sb_subscribe(c, "big"), 0);
+	cr_assert_eq(sb_subscribe(sub, "big"), 0);
+	ok = json_string_of(1024);
+	big = json_string_of(1025);
+	cr_expect_eq(sb_publish(c, "big", ok, NULL, 0), 1, "data of exactly max_data_size is fine");
+	cr_expect_eq(sb_expect_error(c, "too_large", "\"type\":\"publish\",\"channel\":\"big\",\"data\":%s",
+				     big), 0);
+	/* Size as written: 1000 bytes of whitespace around a small value count too. */
+	cr_expect_eq(sb_expect_error(c, "too_large",
+				     "\"type\":\"publish\",\"channel\":\"big\",\"data\":[%1030s1]", ""), 0);
+	cr_expect_eq(sb_publish(c, "big", "\"after\"", NULL, 0), 2, "a refused publish takes no offset");
+	m = sb_next_message(sub, WAIT_MS);
+	cr_expect_eq(json_int(m, "offset"), 1);
+	json_decref(m);
+	m = sb_next_message(sub, WAIT_MS);
+	cr_expect_eq(json_int(m, "offset"), 2, "the refused message was delivered");
+	cr_expect_str_eq(json_string_value(json_object_get(m, "data")), "after");
+	json_decref(m);
+	free(ok);
+	free(big);
+	ws_client_free(c);
+	ws_client_free(sub);
+	itest_finish();
+}
+
+/* ---- conditions that close the connection ---- */
+
+Test(closes, binary_frame_closes_1003_and_others_keep_being_served)
+{
+	struct ws_client *bad = sb_connect(itest_port(), "bad");
+	struct ws_client *good = sb_connect(itest_port(), "good");
+	json_t *m;
+
+	cr_assert(bad && good);
+	cr_assert_eq(sb_subscribe(bad, "shared"), 0);
+	cr_assert_eq(sb_subscribe(good, "shared"), 0);
+	cr_assert_eq(ws_client_send_binary(bad, "{\"type\":\"ping\"}", 15), 0);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1003, "close code %d", bad->close_code);
+	cr_expect_str_eq(bad->close_reason, "binary frames are not supported");
+	cr_assert_eq(sb_publish(good, "shared", "\"still here\"", NULL, 0), 1);
+	m = sb_next_message(good, WAIT_MS);
+	cr_expect_str_eq(json_string_value(json_object_get(m, "data")), "still here");
+	json_decref(m);
+	ws_client_free(bad);
+	ws_client_free(good);
+	itest_finish();
+}
+
+Test(closes, invalid_utf8_closes_1007_and_others_keep_being_served)
+{
+	static const char bad_text[] = "{\"type\":\"ping\",\"x\":\"\xff\xfe\"}";
+	struct ws_client *bad = sb_connect(itest_port(), "bad");
+	struct ws_client *good = sb_connect(itest_port(), "good");
+
+	cr_assert(bad && good);
+	cr_assert_eq(ws_client_send_text(bad, bad_text), 0);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1007, "close code %d", bad->close_code);
+	expect_alive(good, "the other client");
+	ws_client_free(bad);
+	ws_client_free(good);
+	itest_finish();
+}
+
+Test(closes, a_character_split_across_fragments_is_valid_utf8)
+{
+	/* "é" is c3 a9: the first fragment ends inside the character. */
+	static const char part1[] = "{\"type\":\"connect\",\"id\":4,\"user\":\"\xc3";
+	static const char part2[] = "\xa9\"}";
+	struct ws_client *c = ws_client_open_ok(itest_port());
+	json_t *r;
+
+	cr_assert_not_null(c);
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_TEXT, false, part1, strlen(part1)), 0);
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_CONT, true, part2, strlen(part2)), 0);
+	r = ws_client_wait_id(c, 4, WAIT_MS);
+	cr_expect_str_eq(json_str(r, "type"), "connected", "refused (close %d)", c->close_code);
+	cr_expect_str_eq(json_str(r, "user"), "\xc3\xa9");
+	json_decref(r);
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(closes, message_over_max_message_size_closes_1009)
+{
+	struct ws_client *bad = sb_connect(itest_port(), "bad");
+	struct ws_client *good = sb_connect(itest_port(), "good");
+	size_t n = 65537;
+	char *text = malloc(n);
+
+	cr_assert(bad && good && text);
+	memset(text, ' ', n);
+	memcpy(text, "{\"type\":\"ping\"}", 15);    /* valid JSON padded with whitespace */
+	ws_client_send_textn(bad, text, n);      /* may fail part-way if the server hangs up */
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
+	cr_expect_str_eq(bad->close_reason, "message too big");
+	expect_alive(good, "the other client");
+	free(text);
+	ws_client_free(bad);
+	ws_client_free(good);
+	itest_finish();
+}
+
+Test(closes, a_declared_length_over_the_limit_closes_1009_before_the_payload)
+{
+	/* A masked text frame announcing 2^40 bytes, followed by only a few. */
+	static const unsigned char head[] = { 0x81, 0xff, 0, 0, 0x01, 0, 0, 0, 0, 0,
+					      1, 2, 3, 4, 'x', 'x', 'x', 'x' };
+	struct ws_client *bad = sb_connect(itest_port(), "bad");
+	struct ws_client *good = sb_connect(itest_port(), "good");
+
+	cr_assert(bad && good);
+	cr_assert_eq(ws_client_send_raw(bad, head, sizeof(head)), 0);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
+	expect_alive(good, "the other client");
+	ws_client_free(bad);
+	ws_client_free(good);
+	itest_finish();
+}
+
+Test(closes, message_of_exactly_max_message_size_is_accepted)
+{
+	struct ws_client *c = sb_connect(itest_port(), "u");
+	size_t n = 65536;
+	char *text = malloc(n);
+	json_t *r;
+
+	cr_assert(c && text);
+	memset(text, ' ', n);
+	memcpy(text, "{\"type\":\"ping\",\"id\":77}", 23);
+	cr_assert_eq(ws_client_send_textn(c, text, n), 0);
+	r = ws_client_wait_id(c, 77, WAIT_MS);
+	cr_expect_str_eq(json_str(r, "type"), "pong", "a 65536-byte message was refused (close %d)",
+			 c->close_code);
+	json_decref(r);
+	free(text);
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(closes, fragments_summing_over_max_message_size_close_1009)
+{
+	struct ws_client *bad = sb_connect(itest_port(), "bad");
+	struct ws_client *good = sb_connect(itest_port(), "good");
+	size_t n = 90000;               /* three fragments of 30000: each alone is fine */
+	char *text = malloc(n);
+
+	cr_assert(bad && good && text);
+	memset(text, ' ', n);
+	memcpy(text, "{\"type\":\"ping\"}", 15);
+	ws_client_send_fragmented(bad, WS_OP_TEXT, text, n, 3);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
+	expect_alive(good, "the other client");
+	free(text);
+	ws_client_free(bad);
+	ws_client_free(good);
+	itest_finish();
+}
+
+Test(closes, fragmented_messages_are_reassembled)
+{
+	static const char ping[] = "{\"type\":\"ping\",\"id\":7}";
+	struct ws_client *c = sb_connect(itest_port(), "u");
+	size_t n = 20000, len, dlen;
+	char *data = json_string_of(n), *cmd, *text;
+	const char *start;
+	json_t *r;
+	int clen;
+
+	cr_assert(c && data);
+	/* A small command in as many fragments as it has bytes. */
+	cr_assert_eq(ws_client_send_fragmented(c, WS_OP_TEXT, ping, strlen(ping), strlen(ping)), 0);
+	r = ws_client_wait_id(c, 7, WAIT_MS);
+	cr_expect_str_eq(json_str(r, "type"), "pong");
+	json_decref(r);
+	/* A large publish in 10 fragments, delivered intact. */
+	cr_assert_eq(sb_subscribe(c, "frag"), 0);
+	clen = asprintf(&cmd, "{\"type\":\"publish\",\"id\":8,\"channel\":\"frag\",\"data\":%s}", data);
+	cr_assert_gt(clen, 0);
+	cr_assert_eq(ws_client_send_fragmented(c, WS_OP_TEXT, cmd, (size_t)clen, 10), 0);
+	r = ws_client_wait_id(c, 8, WAIT_MS);
+	cr_expect_str_eq(json_str(r, "type"), "published");
+	json_decref(r);
+	text = ws_client_recv_text(c, WAIT_MS, &len);
+	cr_assert_not_null(text);
+	cr_assert_eq(proto_find_member(text, len, "data", &start, &dlen), 0);
+	cr_expect(dlen == n && memcmp(start, data, n) == 0, "reassembled data differs");
+	free(text);
+	free(cmd);
+	free(data);
+	ws_client_free(c);
+	itest_finish();
+}
+
+Test(closes, a_websocket_ping_between_fragments_is_answered)
+{
+	static const char part1[] = "{\"type\":\"ping\",", part2[] = "\"id\":9}";
+	struct ws_client *c = sb_connect(itest_port(), "u");
+	struct ws_msg m;
+	json_t *r;
+
+	cr_assert_not_null(c);
+	c->return_pongs = true;
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_TEXT, false, part1, strlen(part1)), 0);
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_PING, true, "hb", 2), 0);
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_CONT, true, part2, strlen(part2)), 0);
+	cr_assert_eq(ws_client_recv(c, &m, WAIT_MS), 1, "no pong");
+	cr_expect_eq(m.opcode, WS_OP_PONG, "opcode %d", m.opcode);
+	cr_expect(m.len == 2 && memcmp(m.data, "hb", 2) == 0, "pong payload differs");
+	ws_msg_fini(&m);
+	r = ws_client_wait_id(c, 9, WAIT_MS);
+	cr_expect_str_eq(json_str(r, "type"), "pong");
+	json_decref(r);
+	ws_client_free(c);
+	itest_finish();
+}
+
+/* WebSocket protocol violations end that connection (the close code is lws's choice),
+ * and nobody else notices. */
+Test(closes, websocket_protocol_violations_close_only_that_connection)
+{
+	static const struct {
+		const char *what;
+		const unsigned char *bytes;
+		size_t len;
+	} bad[] = {
+		{ "unmasked text frame", (const unsigned char *)"\x81\x02{}", 4 },
+		{ "reserved opcode 3", (const unsigned char *)"\x83\x80\0\0\0\0", 6 },
+		{ "RSV1 without an extension", (const unsigned char *)"\xc1\x80\0\0\0\0", 6 },
+		{ "fragmented ping", (const unsigned char *)"\x09\x80\0\0\0\0", 6 },
+		{ "continuation with nothing to continue", (const unsigned char *)"\x80\x80\0\0\0\0", 6 },
+		{ "ping of 126 bytes", (const unsigned char *)"\x89\xfe\x00\x7e\0\0\0\0", 8 },
+		{ "not WebSocket at all", (const unsigned char *)"GET / HTTP/1.1\r\n\r\n", 18 },
+	};
+	struct ws_client *good = sb_connect(itest_port(), "good");
+
+	cr_assert_not_null(good);
+	cr_assert_eq(sb_subscribe(good, "g"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct ws_client *c = sb_connect(itest_port(), "bad");
+		unsigned char *pad = calloc(1, 200);
+		int code;
+
+		cr_assert(c && pad);
+		ws_client_send_raw(c, bad[i].bytes, bad[i].len);
+		ws_client_send_raw(c, pad, 200);        /* payload for the 126-byte ping */
+		code = ws_client_wait_close(c, WS_DEFAULT_TIMEOUT_MS, NULL);
+		cr_expect_neq(code, -1, "%s: the connection stayed open", bad[i].what);
+		ws_client_free(c);
+		free(pad);
+		cr_expect_eq(sb_publish(good, "g", "1", NULL, 0), (json_int_t)i + 1,
+			     "after %s: the other client is not served", bad[i].what);
+	}
+	ws_client_free(good);
+	itest_finish();
+}
+
+/* Connections that vanish in awkward states: mid-message, with replies unread, with
+ * subscriptions. The server must carry on, and (under ASan) free all of it. */
+Test(closes, clients_vanishing_mid_message_leave_nothing_behind)
+{
+	struct ws_client *good = sb_connect(itest_port(), "good");
+
+	cr_assert_not_null(good);
+	cr_assert_eq(sb_subscribe(good, "v"), 0);
+	for (int i = 0; i < 10; i++) {
+		struct ws_client *c = sb_connect(itest_port(), "gone");
+		static const char part[] = "{\"type\":\"publish\",\"channel\":\"v\",";
+
+		cr_assert_not_null(c);
+		cr_assert_eq(sb_subscribe(c, "v"), 0);
+		cr_assert_eq(sb_subscribe(c, "own"), 0);
+		if (i % 2 == 0) {
+			ws_client_send_frame(c, WS_OP_TEXT, false, part, strlen(part));
+		} else {
+			for (int n = 0; n < 50; n++)
+				ws_client_send_text(c, "{\"type\":\"ping\"}");
+		}
+		ws_client_free(c);
+		cr_assert_geq(sb_publish(good, "v", "0", NULL, 0), 1);
+	}
+	expect_alive(good, "the remaining client");
+	ws_client_free(good);
+	itest_finish();
+}
+
+Test(limits, connect_timeout_closes_4002)
+{
+	struct ws_client *idle, *ok;
+	json_t *r;
+
+	itest_start("{\"websocket\":{\"connect_timeout\":1}}");
+	idle = ws_client_open_ok(itest_port());
+	ok = sb_connect(itest_port(), "ok");
+	cr_assert(idle && ok);
+	r = ws_client_cmd(idle, "{\"type\":\"ping\",\"id\":1}");
+	cr_expect_str_eq(json_str(r, "type"), "pong", "ping works, but is not a connect");
+	json_decref(r);
+	cr_expect_eq(ws_client_wait_close(idle, 5000, NULL), 4002, "close code %d", idle->close_code);
+	cr_expect_str_eq(idle->close_reason, "connect timeout");
+	/* The connected client, older than the timeout by now, is still served. */
+	expect_alive(ok, "a connected client");
+	ws_client_free(idle);
+	ws_client_free(ok);
+	itest_finish();
+}
+
+Test(limits, a_refused_connect_does_not_stop_the_connect_timeout)
+{
+	struct ws_client *c;
+
+	itest_start("{\"auth\":{\"anonymous\":false},\"websocket\":{\"connect_timeout\":1}}");
+	c = ws_client_open_ok(itest_port());
+	cr_assert_not_null(c);
+	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"connect\""), 0);
+	cr_expect_eq(ws_client_wait_close(c, 5000, NULL), 4002, "close code %d", c->close_code);
+	ws_client_free(c);
+	itest_finish();
+}
+
+/* A subscriber that never reads: the server queues for it until a bound, then closes it
+ * with 4008, while a reading subscriber gets every message. Before anything queues in
+ * the server, the kernel absorbs what fits in the server's send buffer (on loopback it
+ * starts at about 1.3 MB; measured: 80 x 16 kB all reached a non-reading client with
+ * SO_RCVBUF 4096, 160 x 16 kB did not), so 200 kB would prove nothing: the test
+ * publishes 7.7 MB, about three times what is needed. */
+Test(limits, slow_consumer_is_closed_4008_and_others_get_everything)
+{
+	enum { MSGS = 480, SIZE = 16000 };
+	struct ws_open_opts o = { .rcvbuf = 4096 };
+	struct ws_client *pub, *fast, *slow;
+	char *data = json_string_of(SIZE);
+	json_int_t first = -1, last = -1;
+	unsigned got = 0;
+	json_t *r;
+	int code;
+
+	itest_start("{\"namespaces\":{\"load\":{\"publish\":\"clients\"}},"
+		    "\"limits\":{\"send_queue_messages\":64,\"send_queue_bytes\":262144}}");
+	o.port = itest_port();
+	pub = sb_connect(itest_port(), "pub");
+	fast = sb_connect(itest_port(), "fast");
+	slow = ws_client_open_opts(&o);
+	cr_assert(pub && fast && slow && slow->upgraded);
+	r = ws_client_cmd(slow, "{\"type\":\"connect\",\"id\":1}");
+	cr_assert_str_eq(json_str(r, "type"), "connected");
+	json_decref(r);
+	cr_assert_eq(sb_subscribe(fast, "load:x"), 0);
+	cr_assert_eq(sb_subscribe(slow, "load:x"), 0);
+	for (int n = 0; n < MSGS; n++) {
+		json_int_t off = sb_publish(pub, "load:x", data, NULL, 0);
+		json_t *m;
+
+		cr_assert_geq(off, 1, "publish %d failed", n);
+		if (first < 0)
+			first = off;
+		m = sb_next_message(fast, WAIT_MS);
+		cr_assert_not_null(m, "the fast subscriber lost message %d", n);
+		cr_assert_eq(json_int(m, "offset"), first + n);
+		json_decref(m);
+	}
+	/* Now read what the slow one was sent: an in-order prefix, then the close. */
+	for (;;) {
+		struct ws_msg msg;
+		int rc = ws_client_recv(slow, &msg, 10000);
+		json_t *j;
+
+		if (rc != 1 || msg.opcode == WS_OP_CLOSE) {
+			ws_msg_fini(&msg);
+			break;
+		}
+		j = json_loadb(msg.data, msg.len, 0, NULL);
+		ws_msg_fini(&msg);
+		if (strcmp(json_str(j, "type"), "message") == 0) {
+			cr_assert_eq(json_int(j, "offset"), last < 0 ? first : last + 1,
+				     "gap or repeat in what the slow consumer got");
+			last = json_int(j, "offset");
+			got++;
+		}
+		json_decref(j);
+	}
+	code = slow->close_code;
+	cr_expect_eq(code, 4008, "slow consumer closed with %d after %u messages", code, got);
+	cr_expect_str_eq(slow->close_reason, "slow consumer");
+	cr_expect_lt(got, MSGS, "the slow consumer got everything: nothing was bounded");
+	free(data);
+	ws_client_free(pub);
+	ws_client_free(fast);
+	ws_client_free(slow);
+	itest_finish();
+}
+
+/* A client that floods commands and never reads the replies. */
+Test(limits, command_flood_without_reading_is_closed_4008)
+{
+	enum { PINGS = 200000 };
+	struct ws_open_opts o = { .rcvbuf = 4096 };
+	struct ws_client *flood, *other;
+	unsigned dropped = 0;
+	int sent = 0;
+
+	itest_start("{\"limits\":{\"send_queue_messages\":64,\"send_queue_bytes\":65536}}");
+	o.port = itest_port();
+	flood = ws_client_open_opts(&o);
+	other = sb_connect(itest_port(), "other");
+	cr_assert(flood && flood->upgraded && other);
+	for (; sent < PINGS; sent++)
+		if (ws_client_sendf(flood, "{\"type\":\"ping\",\"id\":%d}", sent) != 0)
+			break;              /* the server hung up */
+	cr_expect_eq(ws_client_wait_close(flood, 10000, &dropped), 4008,
+		     "closed with %d after %d pings and %u pongs", flood->close_code, sent, dropped);
+	cr_expect_lt(dropped, (unsigned)sent, "every ping was answered: nothing was bounded");
+	expect_alive(other, "the other client");
+	ws_client_free(flood);
+	ws_client_free(other);
+	itest_finish();
+}
