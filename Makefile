@@ -14,10 +14,9 @@ deps:
 deps-test:
 	@bash scripts/install-deps.sh --test
 
-$(BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
-
-build: deps $(BUILD)/CMakeCache.txt
+# Configuring every time is cheap and repairs a build directory left half-configured.
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Starts the server on its embedded defaults (memory engine, port 8080, anonymous access).

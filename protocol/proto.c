@@ -60,7 +60,83 @@ proto_error_set(struct proto_error *err, enum proto_errcode code, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(err->text, sizeof(err->text), fmt, ap);
 	va_end(ap);
+	proto_utf8_sanitize(err->text);
 	return -1;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	/* The second byte's range rules out overlongs, surrogates and > U+10FFFF. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+bool
+proto_utf8_valid(const char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t i = 0;
+
+	while (i < len) {
+		/* Fast path over ASCII, which is nearly all JSON. */
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n = utf8_seq(p + i, len - i);
+
+		if (n == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+void
+proto_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t len = strlen(s);
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq(p + i, len - i);
+
+		if (n == 0) {
+			p[i++] = '?';
+			continue;
+		}
+		i += n;
+	}
 }
 
 static bool
@@ -337,8 +413,18 @@ char *
 proto_encode_error(const json_t *id, enum proto_errcode code, const char *message, size_t *len)
 {
 	json_t *o = with_str(reply("error", id), "code", proto_errcode_name(code));
+	char *clean = strdup(message);
+	char *out;
 
-	return dump(with_str(o, "message", message), len);
+	/* The message may quote client bytes; json_string() refuses invalid UTF-8. */
+	if (clean == NULL) {
+		json_decref(o);
+		return NULL;
+	}
+	proto_utf8_sanitize(clean);
+	out = dump(with_str(o, "message", clean), len);
+	free(clean);
+	return out;
 }
 
 char *

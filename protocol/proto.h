@@ -23,6 +23,7 @@
 #define PROTO_CLOSE_NORMAL 1000
 #define PROTO_CLOSE_GOING_AWAY 1001        /* server shutdown */
 #define PROTO_CLOSE_UNSUPPORTED 1003       /* binary frame */
+#define PROTO_CLOSE_INVALID_UTF8 1007      /* text frame that is not UTF-8 */
 #define PROTO_CLOSE_TOO_BIG 1009           /* frame over limits.max_message_size */
 #define PROTO_CLOSE_CONNECT_TIMEOUT 4002   /* no connect command in time */
 #define PROTO_CLOSE_SLOW_CONSUMER 4008     /* send queue over its bound (slow reader or flood) */
@@ -88,11 +89,20 @@ bool proto_channel_valid(const char *name, size_t len);
  * for a bare name (which belongs to the default namespace). */
 size_t proto_channel_ns_len(const char *name, size_t len);
 
+/* True if buf (len bytes) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+bool proto_utf8_valid(const char *buf, size_t len);
+
+/* Makes the NUL-terminated s valid UTF-8 in place: every byte that is not part of a
+ * well-formed sequence (such as a character cut by truncation) becomes '?'. */
+void proto_utf8_sanitize(char *s);
+
 /* Wire names. */
 const char *proto_errcode_name(enum proto_errcode code);
 const char *proto_kind_name(enum proto_kind kind);
 
-/* Fills err (if not NULL) with code and a printf-formatted sentence; returns -1. */
+/* Fills err (if not NULL) with code and a printf-formatted sentence, made valid UTF-8
+ * (it may quote client bytes); returns -1. */
 int proto_error_set(struct proto_error *err, enum proto_errcode code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -42,7 +42,7 @@ config_defaults(struct config *cfg)
 	cfg->anonymous = true;
 	cfg->limits = (struct config_limits){
 		.max_message_size = 65536,
-		.max_data_size = 61440,
+		.max_data_size = 61440, /* data_size_for(65536) */
 		.max_channels_per_connection = 128,
 		.max_connections = 10000,
 		.send_queue_messages = 4096,
@@ -128,6 +128,16 @@ need_object(json_t *v, const char *path, struct cfgerr *e)
 
 /* ---- sections ---- */
 
+#define MAX_MESSAGE_SIZE_CAP (16 << 20)
+
+/* The default max_data_size for a message limit: 4 KiB less (the envelope of a message
+ * frame: channel, offset, from), or 15/16 of a small limit. */
+static size_t
+data_size_for(size_t max_message_size)
+{
+	return max_message_size >= 65536 ? max_message_size - 4096 : max_message_size / 16 * 15;
+}
+
 static int
 load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 {
@@ -160,6 +170,12 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 		if (get_size(v, path, keys[i].field, e) != 0)
 			return -1;
 	}
+	if (cfg->limits.max_message_size > MAX_MESSAGE_SIZE_CAP)
+		return fail(e, "limits.max_message_size: must be at most %d", MAX_MESSAGE_SIZE_CAP);
+	/* Unless set, max_data_size follows max_message_size, leaving room for the envelope. */
+	if (json_object_get(obj, "max_message_size") != NULL &&
+	    json_object_get(obj, "max_data_size") == NULL)
+		cfg->limits.max_data_size = data_size_for(cfg->limits.max_message_size);
 	return 0;
 }
 

@@ -430,8 +430,9 @@ hub_new(const struct config *cfg, const uint8_t seed[16])
 	}
 	hub->channels = map_new(seed);
 	hub->sessions = map_new(seed);
-	snprintf(hub->node, sizeof(hub->node), "%02x%02x%02x%02x%02x%02x", seed[10], seed[11],
-		 seed[12], seed[13], seed[14], seed[15]);
+	/* A hash under the seed, not seed bytes: client ids are public, the key is not. */
+	snprintf(hub->node, sizeof(hub->node), "%012" PRIx64,
+		 (uint64_t)(map_siphash(seed, "node", 4) & 0xffffffffffffu));
 	snprintf(hub->server, sizeof(hub->server), "switchboard/%s", SWITCHBOARD_VERSION);
 	return hub;
 }

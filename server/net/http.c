@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int
 http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
@@ -62,12 +63,16 @@ on_healthz(struct lws *wsi, struct server *srv)
 			    body, (size_t)n);
 }
 
+int
+net_confirm_upgrade(const char *upgrade)
+{
+	return upgrade != NULL && strcasecmp(upgrade, "websocket") == 0 ? 0 : -1;
+}
+
 static int
-on_http(struct lws *wsi)
+route(struct lws *wsi, int method, const char *uri, int ulen)
 {
 	struct server *srv = lws_context_user(lws_get_context(wsi));
-	char *uri = NULL;
-	int ulen = 0, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 
 	if (uri != NULL && ulen == 8 && memcmp(uri, "/healthz", 8) == 0) {
 		if (method != LWSHUMETH_GET)
@@ -79,10 +84,28 @@ on_http(struct lws *wsi)
 				  "no such resource; the WebSocket endpoint is /ws");
 }
 
+static int
+on_http(struct lws *wsi)
+{
+	char *uri = NULL;
+	int ulen = 0, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	int rc = route(wsi, method, uri, ulen);
+
+	/* No route here reads a request body, so a request that may carry one is answered
+	 * and the connection closed: its unread body must not be parsed as a request. */
+	return method == LWSHUMETH_GET ? rc : -1;
+}
+
 int
 http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return net_confirm_upgrade(in);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A client asking for subprotocol "http" must not get a WebSocket. */
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "unknown subprotocol");
+		return 1;
 	case LWS_CALLBACK_HTTP:
 		return on_http(wsi);
 	default:

@@ -39,6 +39,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 /* Bytes of per-connection state lws must reserve for ws_callback. */
 size_t ws_conn_size(void);
 
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: only "websocket" may upgrade (h2c is refused, so
+ * no HTTP/2 connection can carry our raw-framed writes). Returns the callback's result. */
+int net_confirm_upgrade(const char *upgrade);
+
 /* Sends a complete JSON HTTP response; returns what the callback should return. */
 int http_respond(struct lws *wsi, unsigned status, const char *body, size_t len);
 /* Sends {"error":{"code":code,"message":message}} with status. */

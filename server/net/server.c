@@ -187,7 +187,7 @@ server_run(const struct config *cfg, int ready_fd)
 	info.pvo = &pvo;
 	info.mounts = &mount;
 	info.user = &srv;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.options = 0;
 	/* lws 4.1 binds an IPv4 address given as iface on its dual-stack socket as "any"
 	 * (it listened on *:port): an IPv4 literal must turn IPv6 off to be honoured. */
 	if (cfg->host != NULL && is_ipv4_literal(cfg->host))

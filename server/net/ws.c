@@ -88,6 +88,11 @@ path_is_endpoint(struct lws *wsi)
 static int
 on_filter(struct server *srv, struct lws *wsi)
 {
+	/* WebSocket over HTTP/2 would put our raw frames inside h2 DATA frames: refuse. */
+	if (lws_get_network_wsi(wsi) != wsi) {
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket over HTTP/2 is not supported");
+		return 1;
+	}
 	if (!path_is_endpoint(wsi)) {
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here; use /ws");
 		return 1;
@@ -126,33 +131,45 @@ close_with(struct ws_conn *c, int code, const char *reason)
 	return -1;
 }
 
+/* One complete text message. RFC 6455 requires failing the connection on invalid
+ * UTF-8; we check it here rather than with lws's VALIDATE_UTF8, whose close we would not
+ * see (and would keep writing after). */
+static int
+deliver(struct ws_conn *c, const char *buf, size_t len)
+{
+	if (!proto_utf8_valid(buf, len))
+		return close_with(c, PROTO_CLOSE_INVALID_UTF8, "invalid UTF-8");
+	hub_session_receive(c->srv->hub, c->s, buf, len);
+	return 0;
+}
+
 static int
 on_receive(struct ws_conn *c, const char *in, size_t len)
 {
 	size_t max = c->srv->cfg->limits.max_message_size;
 	bool complete = lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0;
+	int rc;
 
-	if (c->closing)
+	if (c->closing || c->close_sent)
 		return 0;
+	/* Any traffic proves the peer alive, not only pongs (docs/protocol.md, Liveness). */
+	lws_validity_confirmed(c->wsi);
 	if (lws_frame_is_binary(c->wsi))
 		return close_with(c, PROTO_CLOSE_UNSUPPORTED, "binary frames are not supported");
 	if (c->rx_len + len + lws_remaining_packet_payload(c->wsi) > max)
 		return close_with(c, PROTO_CLOSE_TOO_BIG, "message too big");
-	if (complete && c->rx == NULL) {
-		/* The common case: a whole message in one callback, decoded in place. */
-		hub_session_receive(c->srv->hub, c->s, in, len);
-		return 0;
-	}
+	if (complete && c->rx == NULL)
+		return deliver(c, in, len); /* the common case: decoded in place */
 	c->rx = xrealloc(c->rx, c->rx_len + len + 1);
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
-	if (complete) {
-		hub_session_receive(c->srv->hub, c->s, c->rx, c->rx_len);
-		free(c->rx);
-		c->rx = NULL;
-		c->rx_len = 0;
-	}
-	return 0;
+	if (!complete)
+		return 0;
+	rc = deliver(c, c->rx, c->rx_len);
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = 0;
+	return rc;
 }
 
 /* Writes what is queued: one raw write of as many whole frames as fit in a batch, or
@@ -165,6 +182,11 @@ on_writeable(struct ws_conn *c)
 	size_t n = 0, count = 0, qlen;
 	int rc;
 
+	/* lws keeps calling WRITEABLE while it awaits the peer's close reply: write nothing
+	 * after our close frame, and do not return -1, which would drop the connection with
+	 * the client's unread data (an RST that can discard the close frame itself). */
+	if (c->close_sent)
+		return 0;
 	if (c->closing)
 		return close_with(c, c->close_code, c->close_reason);
 	qlen = session_queued(s);
@@ -217,6 +239,8 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 	struct ws_conn *c = user;
 
 	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return net_confirm_upgrade(in);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return on_filter(server_of(wsi), wsi);
 	case LWS_CALLBACK_ESTABLISHED:

@@ -654,10 +654,13 @@ Test(limits, slow_consumer_is_closed_4008_and_others_get_everything)
 	itest_finish();
 }
 
-/* A client that floods commands and never reads the replies. */
+/* A client that floods commands without reading the replies. It stops sending after a
+ * burst and only then reads: a client that kept sending after the server's close would
+ * make the server's kernel answer with RST, which may discard the close frame (1006),
+ * and that race is the kernel's, not the server's. */
 Test(limits, command_flood_without_reading_is_closed_4008)
 {
-	enum { PINGS = 200000 };
+	enum { PINGS = 100000 }; /* ~9 MB of pongs: more than loopback buffers absorb */
 	struct ws_open_opts o = { .rcvbuf = 4096 };
 	struct ws_client *flood, *other;
 	unsigned dropped = 0;
@@ -669,7 +672,7 @@ Test(limits, command_flood_without_reading_is_closed_4008)
 	other = sb_connect(itest_port(), "other");
 	cr_assert(flood && flood->upgraded && other);
 	for (; sent < PINGS; sent++)
-		if (ws_client_sendf(flood, "{\"type\":\"ping\",\"id\":%d}", sent) != 0)
+		if (ws_client_sendf(flood, "{\"type\":\"ping\",\"id\":\"%060d\"}", sent) != 0)
 			break;              /* the server hung up */
 	cr_expect_eq(ws_client_wait_close(flood, 10000, &dropped), 4008,
 		     "closed with %d after %d pings and %u pongs", flood->close_code, sent, dropped);

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -199,5 +204,78 @@ Test(transport, a_silent_client_is_dropped_after_idle_timeout)
 	code = ws_client_wait_close(c, 6000, NULL);
 	cr_expect_neq(code, -1, "still connected 6 s into a 2 s idle timeout");
 	ws_client_free(c);
+	itest_finish();
+}
+
+/* Review regressions: ways around the WebSocket endpoint's checks. */
+
+Test(upgrade, subprotocol_http_is_refused_and_never_bypasses_the_endpoint)
+{
+	static const char *const paths[] = { "/ws", "/other" };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct ws_client *c = ws_client_open(itest_port(), paths[i], "http");
+
+		cr_expect(c == NULL || !c->upgraded, "%s: upgraded with subprotocol \"http\"", paths[i]);
+		ws_client_free(c);
+	}
+	expect_usable("/ws", NULL, "");
+	itest_finish();
+}
+
+/* Sends a raw HTTP request, reads until the server closes (or 2 s pass) and returns the
+ * first status code (0 when none came); *responses counts the status lines seen and
+ * closed_by_server tells whether the server closed the connection. */
+static bool closed_by_server;
+
+static int
+raw_http_status(const char *request, int *responses)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)itest_port()) };
+	struct timeval tv = { .tv_sec = 2 };
+	char buf[8192] = "";
+	size_t len = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), code = 0;
+	ssize_t n = -1;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	closed_by_server = n == 0;
+	buf[len] = '\0';
+	sscanf(buf, "HTTP/1.1 %d", &code);
+	*responses = 0;
+	for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+		(*responses)++;
+	close(fd);
+	return code;
+}
+
+Test(upgrade, h2c_upgrade_is_refused)
+{
+	int responses;
+	int code = raw_http_status("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+				   "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+				   &responses);
+
+	cr_expect_neq(code, 101, "the server switched to HTTP/2");
+	expect_usable("/ws", NULL, "");
+	itest_finish();
+}
+
+Test(upgrade, a_post_body_is_not_parsed_as_a_second_request)
+{
+	int responses;
+	int code = raw_http_status("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n"
+				   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &responses);
+
+	cr_expect_eq(code, 405);
+	cr_expect_eq(responses, 1, "the body was answered as a request of its own");
+	/* No route reads bodies yet, so the server answers and closes rather than risk
+	 * parsing an unread body as the next request. */
+	cr_expect(closed_by_server, "the connection stayed open with an unread body");
 	itest_finish();
 }

@@ -354,10 +354,19 @@ Test(config, message_and_data_sizes_are_consistent)
 	expect_refused("{\"limits\":{\"max_message_size\":127,\"max_data_size\":100}}",
 		       "max_message_size");
 	expect_refused("{\"limits\":{\"max_data_size\":65537}}", "max_data_size");
-	expect_refused("{\"limits\":{\"max_message_size\":1000}}", "max_data_size");
+	expect_refused("{\"limits\":{\"max_message_size\":1000,\"max_data_size\":1001}}",
+		       "max_data_size");
+	expect_refused("{\"limits\":{\"max_message_size\":16777217}}", "max_message_size");
 	expect_loaded(&cfg, "{\"limits\":{\"max_message_size\":128,\"max_data_size\":128}}");
 	cr_expect_eq(cfg.limits.max_message_size, 128);
 	cr_expect_eq(cfg.limits.max_data_size, 128);
+	config_fini(&cfg);
+	/* Unless given, max_data_size follows max_message_size (docs/configuration.md). */
+	expect_loaded(&cfg, "{\"limits\":{\"max_message_size\":1000}}");
+	cr_expect_eq(cfg.limits.max_data_size, 930);
+	config_fini(&cfg);
+	expect_loaded(&cfg, "{\"limits\":{\"max_message_size\":1048576}}");
+	cr_expect_eq(cfg.limits.max_data_size, 1048576 - 4096);
 	config_fini(&cfg);
 	assert_no_leaks();
 }

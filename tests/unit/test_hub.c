@@ -428,3 +428,38 @@ Test(regress, random_churn_keeps_the_subscription_index_exact)
 	cr_expect_eq(hub_channel_count(hub), 0);
 	assert_no_leaks();
 }
+
+/* A crafted frame made the error text quote half a UTF-8 character; encoding the error
+ * frame then failed and the server aborted (review finding 1). */
+Test(regress, error_text_that_quotes_client_bytes_is_valid_utf8)
+{
+	static const char *const frames[] = {
+		"\"\\\xc3\xa9\"",                                               /* "\é" */
+		"{\"type\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\"}",  /* cut at 40 */
+		"{\"type\":\"subscribe\",\"channel\":\"\xc3\xa9\"}",
+		"\xc3\xa9\xc3",
+	};
+	struct fake_session a;
+
+	fake_open(&a, hub, 0);
+	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+		json_t *j;
+
+		hub_session_receive(hub, a.s, frames[i], strlen(frames[i]));
+		j = pop_expect(&a, "error");
+		cr_expect_not_null(json_object_get(j, "message"), "frame %zu", i);
+		json_decref(j);
+	}
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(regress, utf8_validation_follows_rfc_3629)
+{
+	cr_expect(proto_utf8_valid("a\xc3\xa9\xe2\x9c\x93\xf0\x9f\x98\x80", 10));
+	cr_expect_not(proto_utf8_valid("\xc0\xaf", 2), "overlong /");
+	cr_expect_not(proto_utf8_valid("\xed\xa0\x80", 3), "surrogate");
+	cr_expect_not(proto_utf8_valid("\xf4\x90\x80\x80", 4), "above U+10FFFF");
+	cr_expect_not(proto_utf8_valid("\xe2\x9c", 2), "truncated");
+	cr_expect_not(proto_utf8_valid("\xff", 1));
+}
