@@ -22,6 +22,8 @@ static const char *const errcode_names[] = {
 	[PROTO_ERR_NOT_SUBSCRIBED] = "not_subscribed",
 	[PROTO_ERR_LIMIT_EXCEEDED] = "limit_exceeded",
 	[PROTO_ERR_INTERNAL] = "internal",
+	[PROTO_ERR_UNAUTHORIZED] = "unauthorized",
+	[PROTO_ERR_TOKEN_EXPIRED] = "token_expired",
 };
 
 static const char *const kind_names[] = {
@@ -31,6 +33,10 @@ static const char *const kind_names[] = {
 	[PROTO_KIND_UNSUBSCRIBE] = "unsubscribe",
 	[PROTO_KIND_PUBLISH] = "publish",
 	[PROTO_KIND_PING] = "ping",
+	[PROTO_KIND_REFRESH] = "refresh",
+	[PROTO_KIND_PRESENCE] = "presence",
+	[PROTO_KIND_PRESENCE_STATS] = "presence_stats",
+	[PROTO_KIND_HISTORY] = "history",
 };
 
 const char *
@@ -251,15 +257,95 @@ decode_channel(struct proto_cmd *cmd, struct proto_error *err)
 	return 0;
 }
 
+/* An optional non-negative integer member; *out stays 0 when absent. */
+static int
+get_count(json_t *root, const char *key, uint64_t max, uint64_t *out, struct proto_error *err)
+{
+	json_t *v = json_object_get(root, key);
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > max)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+				       "field \"%s\" must be an integer from 0 to %llu", key,
+				       (unsigned long long)max);
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/* "recover" / "since": {"offset": integer >= 0, "epoch": string}. */
+static int
+decode_position(struct proto_cmd *cmd, const char *key, struct proto_error *err)
+{
+	json_t *v = json_object_get(cmd->root, key);
+	json_t *off, *ep;
+
+	if (v == NULL)
+		return 0;
+	off = json_object_get(v, "offset");
+	ep = json_object_get(v, "epoch");
+	if (!json_is_object(v) || !json_is_integer(off) || json_integer_value(off) < 0 ||
+	    !json_is_string(ep) || json_string_length(ep) > PROTO_EPOCH_MAX ||
+	    strlen(json_string_value(ep)) != json_string_length(ep))
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+				       "field \"%s\" must be {\"offset\": integer >= 0, \"epoch\": string}",
+				       key);
+	cmd->has_since = true;
+	cmd->since_offset = (uint64_t)json_integer_value(off);
+	cmd->since_epoch = json_string_value(ep);
+	return 0;
+}
+
+static int
+decode_token(struct proto_cmd *cmd, bool required, struct proto_error *err)
+{
+	return get_string(cmd->root, "token", required, PROTO_TOKEN_MAX, &cmd->token,
+			  &cmd->token_len, err);
+}
+
+static int
+decode_connect(struct proto_cmd *cmd, const char *buf, size_t len, struct proto_error *err)
+{
+	json_t *info = json_object_get(cmd->root, "info");
+
+	if (get_string(cmd->root, "user", false, PROTO_USER_MAX, &cmd->user, NULL, err) != 0 ||
+	    decode_token(cmd, false, err) != 0)
+		return -1;
+	if (info == NULL)
+		return 0;
+	if (!json_is_object(info))
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"info\" must be an object");
+	if (proto_find_member(buf, len, "info", &cmd->info_raw, &cmd->info_len) != 0)
+		return proto_error_set(err, PROTO_ERR_INTERNAL, "cannot locate \"info\"");
+	if (cmd->info_len > PROTO_INFO_MAX)
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+				       "field \"info\" is longer than %d bytes", PROTO_INFO_MAX);
+	return 0;
+}
+
 static int
 decode_body(struct proto_cmd *cmd, const char *buf, size_t len, struct proto_error *err)
 {
 	switch (cmd->kind) {
 	case PROTO_KIND_CONNECT:
-		return get_string(cmd->root, "user", false, PROTO_USER_MAX, &cmd->user, NULL, err);
+		return decode_connect(cmd, buf, len, err);
+	case PROTO_KIND_REFRESH:
+		return decode_token(cmd, true, err);
 	case PROTO_KIND_SUBSCRIBE:
+		if (decode_channel(cmd, err) != 0 || decode_token(cmd, false, err) != 0 ||
+		    decode_position(cmd, "recover", err) != 0)
+			return -1;
+		return get_count(cmd->root, "rewind", UINT32_MAX, &cmd->rewind, err);
 	case PROTO_KIND_UNSUBSCRIBE:
+	case PROTO_KIND_PRESENCE:
+	case PROTO_KIND_PRESENCE_STATS:
 		return decode_channel(cmd, err);
+	case PROTO_KIND_HISTORY:
+		if (decode_channel(cmd, err) != 0 || decode_position(cmd, "since", err) != 0)
+			return -1;
+		return get_count(cmd->root, "limit", UINT32_MAX, &cmd->limit, err);
 	case PROTO_KIND_PUBLISH:
 		if (decode_channel(cmd, err) != 0)
 			return -1;
@@ -370,20 +456,136 @@ with_int(json_t *o, const char *key, uint64_t value)
 
 char *
 proto_encode_connected(const json_t *id, const char *client, const char *user,
-		       const char *server, size_t *len)
+		       const char *server, int64_t expires, size_t *len)
 {
 	json_t *o = reply("connected", id);
 
 	o = with_str(o, "client", client);
 	o = with_str(o, "user", user != NULL ? user : "");
 	o = with_str(o, "server", server);
+	if (expires > 0)
+		o = with_int(o, "expires", (uint64_t)expires);
 	return dump(o, len);
 }
 
 char *
-proto_encode_subscribed(const json_t *id, const char *channel, size_t *len)
+proto_encode_subscribed(const json_t *id, const char *channel, uint64_t offset,
+			const char *epoch, int recovered, size_t *len)
 {
-	return dump(with_str(reply("subscribed", id), "channel", channel), len);
+	json_t *o = with_str(reply("subscribed", id), "channel", channel);
+
+	o = with_int(o, "offset", offset);
+	o = with_str(o, "epoch", epoch != NULL ? epoch : "");
+	if (recovered >= 0 && o != NULL &&
+	    json_object_set_new(o, "recovered", json_boolean(recovered)) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	return dump(o, len);
+}
+
+char *
+proto_encode_refreshed(const json_t *id, int64_t expires, size_t *len)
+{
+	json_t *o = reply("refreshed", id);
+
+	if (expires > 0)
+		o = with_int(o, "expires", (uint64_t)expires);
+	return dump(o, len);
+}
+
+char *
+proto_encode_presence_stats(const json_t *id, const char *channel, uint64_t clients,
+			    uint64_t users, size_t *len)
+{
+	json_t *o = with_str(reply("presence_stats", id), "channel", channel);
+
+	o = with_int(o, "clients", clients);
+	return dump(with_int(o, "users", users), len);
+}
+
+/* Encodes o (without its closing brace), then appends ,"key":<raw>} : the way to put
+ * caller-built JSON text (already valid) into a frame without re-encoding it. */
+static char *
+dump_with_raw(json_t *o, const char *key, const char *raw, size_t raw_len, size_t *len)
+{
+	size_t head_len, klen = strlen(key), total;
+	char *head = dump(o, &head_len), *s;
+
+	if (head == NULL)
+		return NULL;
+	total = head_len - 1 + 4 + klen + raw_len + 1;
+	s = malloc(total + 1);
+	if (s != NULL) {
+		size_t n = head_len - 1;
+
+		memcpy(s, head, n);
+		s[n++] = ',';
+		s[n++] = '"';
+		memcpy(s + n, key, klen), n += klen;
+		s[n++] = '"';
+		s[n++] = ':';
+		memcpy(s + n, raw, raw_len), n += raw_len;
+		s[n++] = '}';
+		s[n] = '\0';
+		*len = n;
+	}
+	free(head);
+	return s;
+}
+
+/* Adds "truncated":true when t; on failure frees o and returns NULL. */
+static json_t *
+with_truncated(json_t *o, bool t)
+{
+	if (o != NULL && t && json_object_set_new(o, "truncated", json_true()) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *
+proto_encode_presence(const json_t *id, const char *channel, const char *members_raw,
+		      size_t members_len, bool truncated, size_t *len)
+{
+	json_t *o = with_truncated(with_str(reply("presence", id), "channel", channel), truncated);
+
+	return dump_with_raw(o, "members", members_raw, members_len, len);
+}
+
+char *
+proto_encode_history(const json_t *id, const char *channel, uint64_t offset, const char *epoch,
+		     const char *messages_raw, size_t messages_len, bool truncated, size_t *len)
+{
+	json_t *o = with_str(reply("history", id), "channel", channel);
+
+	o = with_int(o, "offset", offset);
+	o = with_str(o, "epoch", epoch != NULL ? epoch : "");
+	o = with_truncated(o, truncated);
+	return dump_with_raw(o, "messages", messages_raw, messages_len, len);
+}
+
+char *
+proto_encode_member(const char *client, const char *user, const char *info_raw,
+		    size_t info_len, size_t *len)
+{
+	json_t *o = json_object();
+
+	o = with_str(o, "client", client);
+	o = with_str(o, "user", user != NULL ? user : "");
+	if (info_raw == NULL)
+		return dump(o, len);
+	return dump_with_raw(o, "info", info_raw, info_len, len);
+}
+
+char *
+proto_encode_join_leave(bool join, const char *channel, const char *member_raw,
+			size_t member_len, size_t *len)
+{
+	json_t *o = with_str(reply(join ? "join" : "leave", NULL), "channel", channel);
+
+	return dump_with_raw(o, "member", member_raw, member_len, len);
 }
 
 char *
@@ -437,25 +639,41 @@ proto_encode_from(const char *client, const char *user, size_t *len)
 	return dump(o, len);
 }
 
+static const char message_head[] = "{\"type\":\"message\",\"channel\":\"";
+
+size_t
+proto_message_prefix_len(size_t channel_len)
+{
+	return sizeof(message_head) - 1 + channel_len + 2; /* the closing quote and comma */
+}
+
 char *
 proto_encode_message(const char *channel, uint64_t offset, const char *data_raw,
 		     size_t data_len, const char *from_raw, size_t from_len, size_t *len)
 {
-	static const char head[] = "{\"type\":\"message\",\"channel\":\"";
+	return proto_encode_message_n(channel, strlen(channel), offset, data_raw, data_len,
+				      from_raw, from_len, len);
+}
+
+char *
+proto_encode_message_n(const char *channel, size_t clen, uint64_t offset, const char *data_raw,
+		       size_t data_len, const char *from_raw, size_t from_len, size_t *len)
+{
+	const char *head = message_head;
 	char mid[64];
-	size_t clen = strlen(channel), mlen, total;
+	size_t mlen, total;
 	char *s, *p;
 
 	/* The channel name was validated: it needs no escaping. */
 	mlen = (size_t)snprintf(mid, sizeof(mid), "\",\"offset\":%" PRIu64 ",\"data\":", offset);
-	total = sizeof(head) - 1 + clen + mlen + data_len + 1;
+	total = sizeof(message_head) - 1 + clen + mlen + data_len + 1;
 	if (from_raw != NULL)
 		total += sizeof(",\"from\":") - 1 + from_len;
 	s = malloc(total + 1);
 	if (s == NULL)
 		return NULL;
 	p = s;
-	memcpy(p, head, sizeof(head) - 1), p += sizeof(head) - 1;
+	memcpy(p, head, sizeof(message_head) - 1), p += sizeof(message_head) - 1;
 	memcpy(p, channel, clen), p += clen;
 	memcpy(p, mid, mlen), p += mlen;
 	memcpy(p, data_raw, data_len), p += data_len;
@@ -473,6 +691,12 @@ char *
 proto_encode_connect(const json_t *id, const char *user, size_t *len)
 {
 	return dump(with_str(reply("connect", id), "user", user), len);
+}
+
+char *
+proto_encode_connect_token(const json_t *id, const char *user, const char *token, size_t *len)
+{
+	return dump(with_str(with_str(reply("connect", id), "user", user), "token", token), len);
 }
 
 char *

@@ -18,6 +18,9 @@
 #define PROTO_CHANNEL_MAX 255   /* bytes in a channel name */
 #define PROTO_USER_MAX 255      /* bytes in a user id */
 #define PROTO_ID_STR_MAX 64     /* bytes in a string command id */
+#define PROTO_TOKEN_MAX 8192    /* bytes in a token */
+#define PROTO_INFO_MAX 4096     /* bytes of a connect "info" object as sent */
+#define PROTO_EPOCH_MAX 64      /* bytes in an epoch string */
 
 /* WebSocket close codes the server uses (documented in docs/protocol.md). */
 #define PROTO_CLOSE_NORMAL 1000
@@ -25,6 +28,7 @@
 #define PROTO_CLOSE_UNSUPPORTED 1003       /* binary frame */
 #define PROTO_CLOSE_INVALID_UTF8 1007      /* text frame that is not UTF-8 */
 #define PROTO_CLOSE_TOO_BIG 1009           /* frame over limits.max_message_size */
+#define PROTO_CLOSE_TOKEN_EXPIRED 4001     /* the connection's token expired */
 #define PROTO_CLOSE_CONNECT_TIMEOUT 4002   /* no connect command in time */
 #define PROTO_CLOSE_SLOW_CONSUMER 4008     /* send queue over its bound (slow reader or flood) */
 
@@ -35,6 +39,10 @@ enum proto_kind {
 	PROTO_KIND_UNSUBSCRIBE,
 	PROTO_KIND_PUBLISH,
 	PROTO_KIND_PING,
+	PROTO_KIND_REFRESH,
+	PROTO_KIND_PRESENCE,
+	PROTO_KIND_PRESENCE_STATS,
+	PROTO_KIND_HISTORY,
 };
 
 /* Error codes carried by error frames; proto_errcode_name() gives the wire string. */
@@ -51,6 +59,8 @@ enum proto_errcode {
 	PROTO_ERR_NOT_SUBSCRIBED,
 	PROTO_ERR_LIMIT_EXCEEDED,
 	PROTO_ERR_INTERNAL,
+	PROTO_ERR_UNAUTHORIZED,
+	PROTO_ERR_TOKEN_EXPIRED,
 };
 
 /* Why a frame was refused: a code and a human sentence (NUL-terminated). */
@@ -68,9 +78,19 @@ struct proto_cmd {
 	const char *channel;     /* subscribe/unsubscribe/publish: validated name */
 	size_t channel_len;
 	const char *user;        /* connect: "user" or NULL */
+	const char *info_raw;    /* connect: exact bytes of the "info" object, or NULL */
+	size_t info_len;
+	const char *token;       /* connect/refresh/subscribe: "token" or NULL */
+	size_t token_len;
 	json_t *data;            /* publish: the value of "data" */
 	const char *data_raw;    /* publish: the exact bytes of "data" in the input */
 	size_t data_len;
+	/* subscribe: "recover" {offset, epoch}; history: "since" {offset, epoch} */
+	bool has_since;
+	uint64_t since_offset;
+	const char *since_epoch;
+	uint64_t rewind;         /* subscribe: "rewind", 0 when absent */
+	uint64_t limit;          /* history: "limit", 0 when absent */
 };
 
 /* Parses one client frame (buf, len; need not be NUL-terminated) into *cmd.
@@ -116,9 +136,29 @@ int proto_find_member(const char *buf, size_t len, const char *key, const char *
  * (then the frame has no "id"); it is copied, not kept. */
 
 /* Server frames. */
+/* expires: Unix seconds, or 0 to omit. */
 char *proto_encode_connected(const json_t *id, const char *client, const char *user,
-			     const char *server, size_t *len);
-char *proto_encode_subscribed(const json_t *id, const char *channel, size_t *len);
+			     const char *server, int64_t expires, size_t *len);
+/* recovered: -1 omits the member, 0 false, 1 true. */
+char *proto_encode_subscribed(const json_t *id, const char *channel, uint64_t offset,
+			      const char *epoch, int recovered, size_t *len);
+char *proto_encode_refreshed(const json_t *id, int64_t expires, size_t *len);
+/* members_raw: the JSON text of the members array, built by the caller; truncated adds
+ * "truncated":true (not every member fitted in one frame). */
+char *proto_encode_presence(const json_t *id, const char *channel, const char *members_raw,
+			    size_t members_len, bool truncated, size_t *len);
+char *proto_encode_presence_stats(const json_t *id, const char *channel, uint64_t clients,
+				  uint64_t users, size_t *len);
+/* messages_raw: the JSON text of the messages array, built by the caller. */
+char *proto_encode_history(const json_t *id, const char *channel, uint64_t offset,
+			   const char *epoch, const char *messages_raw, size_t messages_len,
+			   bool truncated, size_t *len);
+/* A member object {"client","user"[,"info"]}; info_raw is copied verbatim (or NULL). */
+char *proto_encode_member(const char *client, const char *user, const char *info_raw,
+			  size_t info_len, size_t *len);
+/* join/leave events; member_raw as made by proto_encode_member. */
+char *proto_encode_join_leave(bool join, const char *channel, const char *member_raw,
+			      size_t member_len, size_t *len);
 char *proto_encode_unsubscribed(const json_t *id, const char *channel, size_t *len);
 char *proto_encode_published(const json_t *id, const char *channel, uint64_t offset,
 			     const char *epoch, size_t *len);
@@ -135,9 +175,18 @@ char *proto_encode_from(const char *client, const char *user, size_t *len);
  * proto_encode_from, or NULL to omit "from"). */
 char *proto_encode_message(const char *channel, uint64_t offset, const char *data_raw,
 			   size_t data_len, const char *from_raw, size_t from_len, size_t *len);
+/* The same with a channel name of channel_len bytes (not necessarily NUL-terminated). */
+char *proto_encode_message_n(const char *channel, size_t channel_len, uint64_t offset,
+			     const char *data_raw, size_t data_len, const char *from_raw,
+			     size_t from_len, size_t *len);
+/* Bytes of {"type":"message","channel":"<name>", in front of "offset" in a message frame
+ * of a channel of channel_len bytes: the history reply reuses the rest. */
+size_t proto_message_prefix_len(size_t channel_len);
 
 /* Client commands (used by client-demo and tests). user/data may be NULL. */
 char *proto_encode_connect(const json_t *id, const char *user, size_t *len);
+/* connect with an optional token (NULL: none) and user (NULL: none). */
+char *proto_encode_connect_token(const json_t *id, const char *user, const char *token, size_t *len);
 char *proto_encode_subscribe(const json_t *id, const char *channel, size_t *len);
 char *proto_encode_unsubscribe(const json_t *id, const char *channel, size_t *len);
 char *proto_encode_publish(const json_t *id, const char *channel, const json_t *data, size_t *len);

@@ -1,12 +1,20 @@
 /* cli.c: switchboard-cli, the reference command-line client of the Switchboard protocol.
  *
- * One thread, one lws context, one WebSocket connection. All state lives in struct cli,
- * reached from callbacks through lws_context_user() (timers use lws_container_of).
- * Commands are encoded with protocol/proto.h into a fresh LWS_PRE-headroom buffer each
- * (lws masks client frames in place), queued, and written one per CLIENT_WRITEABLE; a
- * written command moves to the `sent` FIFO, and since the server answers in command
- * order the FIFO matches every reply to its command. SIGINT/SIGTERM arrive through a
- * signalfd and stdin through an adopted RAW file descriptor, so nothing needs a global.
+ * One thread, one lws context, one WebSocket connection at a time. All state lives in
+ * struct cli, reached from callbacks through lws_context_user() (timers use
+ * lws_container_of). Commands are JSON objects built with jansson (publish data is
+ * spliced in as written, see send_publish_raw) into a fresh LWS_PRE-headroom buffer
+ * each (lws masks client frames in place), queued, and written one per
+ * CLIENT_WRITEABLE; a written command moves to the `sent` FIFO, and since the server
+ * answers in command order the FIFO matches every reply to its command. SIGINT/SIGTERM
+ * arrive through a signalfd and stdin through an adopted RAW file descriptor, so
+ * nothing needs a global.
+ *
+ * `sub` outlives its connection: when the connection drops it waits (exponential
+ * backoff with jitter), connects again and resubscribes every channel with "recover"
+ * from the last offset and epoch it saw (struct chan), so that the messages missed in
+ * between are printed once, in order. Everything tied to one connection is reset by
+ * reset_connection(); what survives reconnects is the run state below it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,27 +52,72 @@
 #define CLOSE_GRACE_US (2 * LWS_USEC_PER_SEC)
 #define SYMBOL_MAX 15
 #define USEC_PER_SEC 1000000.0
+#define TOKEN_MAX 8192	       /* bytes in a token (docs/protocol.md) */
+#define TOKEN_FILE_MAX 65536   /* a token file may hold this much, whitespace included */
+#define EPOCH_MAX 64	       /* bytes in an epoch string */
+#define COUNT_MAX 1000000000.0 /* --rewind, --limit */
+#define RETRY_MIN_US (LWS_USEC_PER_SEC / 2) /* sub: first reconnect backoff */
+#define RETRY_MAX_US (10 * LWS_USEC_PER_SEC)
+#define REFRESH_MARGIN_S 60 /* --token-file: refresh this long before the token expires */
+#define REFRESH_POLL_S 5    /* then look at the file again this often */
+#ifndef KEEPALIVE_S
+#define KEEPALIVE_S 30 /* sub: ping a silent server after this, drop it after twice this */
+#endif
 
 enum mode {
 	MODE_SUB,
 	MODE_PUB,
 	MODE_CHAT,
 	MODE_TICKS,
+	MODE_PRESENCE,
+	MODE_HISTORY,
 };
 
 enum phase {
-	PHASE_CONNECTING,  /* TCP, TLS, upgrade, then the reply to connect */
+	PHASE_CONNECTING,  /* TCP, TLS, upgrade, then the reply to connect (or a reconnect wait) */
 	PHASE_SUBSCRIBING, /* waiting for every subscribed reply */
 	PHASE_RUNNING,
 	PHASE_CLOSING, /* our close (1000) is requested or on the wire */
 	PHASE_DONE,
 };
 
+/* The commands we send; the reply to each has the same name but for the noted ones. */
+enum cmd_kind {
+	CMD_CONNECT,	    /* connected */
+	CMD_SUBSCRIBE,	    /* subscribed */
+	CMD_PUBLISH,	    /* published */
+	CMD_PRESENCE,	    /* presence */
+	CMD_PRESENCE_STATS, /* presence_stats */
+	CMD_HISTORY,	    /* history */
+	CMD_REFRESH,	    /* refreshed */
+};
+
+static const char *const cmd_names[] = {
+	[CMD_CONNECT] = "connect",
+	[CMD_SUBSCRIBE] = "subscribe",
+	[CMD_PUBLISH] = "publish",
+	[CMD_PRESENCE] = "presence",
+	[CMD_PRESENCE_STATS] = "presence_stats",
+	[CMD_HISTORY] = "history",
+	[CMD_REFRESH] = "refresh",
+};
+
+static const char *const reply_names[] = {
+	[CMD_CONNECT] = "connected",
+	[CMD_SUBSCRIBE] = "subscribed",
+	[CMD_PUBLISH] = "published",
+	[CMD_PRESENCE] = "presence",
+	[CMD_PRESENCE_STATS] = "presence_stats",
+	[CMD_HISTORY] = "history",
+	[CMD_REFRESH] = "refreshed",
+};
+
 /* One encoded command; buf holds LWS_PRE bytes of headroom, then len bytes of JSON. */
 struct cmd {
 	struct cmd *next;
 	json_int_t id;
-	enum proto_kind kind;
+	enum cmd_kind kind;
+	size_t chan; /* subscribe: index in cli.ch */
 	size_t len;
 	unsigned char buf[];
 };
@@ -74,6 +127,17 @@ struct cmdq {
 	size_t n;
 };
 
+/* A channel of the command line and, for sub, where we are in it. */
+struct chan {
+	const char *name;
+	char epoch[EPOCH_MAX + 1];
+	uint64_t pos;	  /* recover from here: the reply's offset, then each printed offset */
+	uint64_t printed; /* highest offset printed in this epoch (0: none) */
+	bool have_pos;	  /* pos and epoch are known (the server sent them) */
+	bool rewound;	  /* --rewind was applied: a subscribe of this channel succeeded */
+	bool recovering;  /* the pending subscribe carries "recover" */
+};
+
 struct symbol {
 	char name[SYMBOL_MAX + 1];
 	int64_t cents; /* price in hundredths, so it always prints with 2 decimals */
@@ -81,9 +145,11 @@ struct symbol {
 
 struct opts {
 	const char *url;
-	const char *user; /* NULL: connect without a user */
-	double timeout;	  /* seconds */
+	const char *user;	/* NULL: connect without a user */
+	const char *token_file; /* NULL: the token, if any, is fixed */
+	double timeout;		/* seconds */
 	bool insecure;
+	bool reconnect; /* sub: on unless --no-reconnect */
 	enum mode mode;
 	char **channels; /* sub: deduplicated; otherwise one */
 	size_t nchannels;
@@ -91,7 +157,9 @@ struct opts {
 	size_t json_len;
 	double rate; /* ticks: messages per second, all symbols together */
 	const char *symbols;
-	uint64_t count; /* ticks: 0 means unlimited */
+	uint64_t count;	 /* ticks: 0 means unlimited */
+	uint64_t rewind; /* sub: 0 means none */
+	uint64_t limit;	 /* history: 0 means all retained */
 };
 
 struct url {
@@ -107,18 +175,36 @@ struct cli {
 	struct opts o;
 	struct url u;
 	struct lws_context *ctx;
-	struct lws *wsi;
+	struct lws_client_connect_info ci;
 	struct lws *stdin_wsi;
 	enum phase phase;
 	int status; /* exit code; the first failure wins */
 	bool done;
-	bool established;
 	bool interrupted;
 	bool draining; /* chat/ticks: finish what is in flight, then close */
 	json_int_t next_id;
+	char *token; /* owned: the token connect sends, or NULL */
+	struct chan *ch;
+	size_t nch;
+
+	/* Reconnection (sub). */
+	unsigned nconnected; /* connected replies received, over all connections */
+	bool ever_running;   /* every channel was subscribed at least once */
+	unsigned attempt;    /* failed attempts since the last full subscription */
+	lws_sorted_usec_list_t sul_retry;
+
+	/* The current connection; reset_connection() clears all of this. */
+	struct lws *wsi;
+	bool active; /* a connection attempt or connection exists (wsi may lag) */
+	bool established;
 	struct cmdq outq; /* encoded, not yet written */
 	struct cmdq sent; /* written, waiting for the reply */
 	size_t nsubscribed;
+	int64_t expires;     /* token expiry from the connected reply (Unix s), 0: none */
+	char *refresh_token; /* owned: sent in the refresh in flight */
+	char *refused_token; /* owned: a token the server refused in refresh */
+	bool token_expired;  /* the server said token_expired, or closed with 4001 */
+	lws_sorted_usec_list_t sul_refresh;
 
 	/* Reassembly of the current server message. */
 	char *rx;
@@ -158,6 +244,8 @@ struct cli {
 static void begin_close(struct cli *c, int status);
 static void pump_stdin(struct cli *c);
 static void pump_ticks(struct cli *c);
+static void connect_now(struct cli *c);
+static bool schedule_reconnect(struct cli *c, const char *what);
 
 /* ---- small helpers ---- */
 
@@ -198,7 +286,7 @@ unix_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* xorshift64*: good enough for a synthetic price feed. */
+/* xorshift64*: good enough for a synthetic price feed and for jitter. */
 static double
 rng_unit(struct cli *c)
 {
@@ -241,6 +329,137 @@ end_line(struct cli *c)
 		errmsg("cannot write to stdout: %s", strerror(errno));
 	clearerr(stdout);
 	begin_close(c, errno == EPIPE ? EXIT_OK : EXIT_SERVER);
+}
+
+/* Prints JSON text (a frame or a value inside one) as one line. A raw CR or LF in
+ * valid JSON can only be whitespace between tokens, so a space keeps the JSON equal. */
+static void
+print_json_line(struct cli *c, char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\n' || s[i] == '\r')
+			s[i] = ' ';
+	fwrite(s, 1, n, stdout);
+	end_line(c);
+}
+
+/* Calls fn for the exact bytes of each element of a JSON array text (already validated
+ * by jansson), so that values are printed as the server wrote them. Returns -1 if the
+ * text is not an array. */
+static int
+for_each_element(struct cli *c, char *a, size_t len, void (*fn)(struct cli *, char *, size_t))
+{
+	char *p = a, *end = a + len, *start = NULL, *stop = NULL;
+	int depth = 0;
+
+	while (p < end && strchr(" \t\r\n", *p) != NULL)
+		p++;
+	if (p == end || *p++ != '[')
+		return -1;
+	for (; p < end && c->phase < PHASE_CLOSING; p++) {
+		char ch = *p;
+
+		if (ch == '"') {
+			if (start == NULL)
+				start = p;
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			stop = p + 1;
+			continue;
+		}
+		if (depth == 0 && (ch == ',' || ch == ']')) {
+			if (start != NULL)
+				fn(c, start, (size_t)(stop - start));
+			start = NULL;
+			if (ch == ']')
+				return 0;
+			continue;
+		}
+		if (strchr(" \t\r\n", ch) != NULL)
+			continue;
+		if (start == NULL)
+			start = p;
+		stop = p + 1;
+		if (ch == '{' || ch == '[')
+			depth++;
+		else if (ch == '}' || ch == ']')
+			depth--;
+	}
+	return c->phase < PHASE_CLOSING ? -1 : 0;
+}
+
+/* A token is sent as a JSON string: accept what a JWT is made of, printable ASCII. */
+static const char *
+token_problem(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n == 0)
+		return "the token is empty";
+	if (n > TOKEN_MAX)
+		return "the token is longer than 8192 bytes";
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
+			return "the token must be printable ASCII without spaces";
+	return NULL;
+}
+
+/* Reads the token in path (surrounding whitespace dropped). Returns a malloc'd string,
+ * or NULL with the reason in why. */
+static char *
+read_token_file(const char *path, char *why, size_t why_len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf, *s, *e;
+	const char *problem;
+	size_t n;
+	bool bad;
+
+	if (f == NULL) {
+		snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(TOKEN_FILE_MAX + 1);
+	if (buf == NULL) {
+		fclose(f);
+		snprintf(why, why_len, "out of memory");
+		return NULL;
+	}
+	n = fread(buf, 1, TOKEN_FILE_MAX + 1, f);
+	bad = ferror(f) != 0;
+	fclose(f);
+	if (bad || n > TOKEN_FILE_MAX) {
+		snprintf(why, why_len, bad ? "cannot read %s" : "%s is too large for a token",
+			 path);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	for (s = buf; *s != '\0' && strchr(" \t\r\n", *s) != NULL; s++)
+		;
+	for (e = buf + n; e > s && strchr(" \t\r\n", e[-1]) != NULL; e--)
+		;
+	*e = '\0';
+	problem = token_problem(s);
+	if (problem != NULL) {
+		snprintf(why, why_len, "%s: %s", path, problem);
+		free(buf);
+		return NULL;
+	}
+	memmove(buf, s, (size_t)(e - s) + 1);
+	return buf;
+}
+
+static struct chan *
+find_chan(struct cli *c, const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < c->nch; i++)
+		if (strcmp(c->ch[i].name, name) == 0)
+			return &c->ch[i];
+	return NULL;
 }
 
 /* ---- command queue ---- */
@@ -302,7 +521,7 @@ cmdq_clear(struct cmdq *q)
 }
 
 static struct cmd *
-cmd_new(enum proto_kind kind, json_int_t id, size_t len)
+cmd_new(enum cmd_kind kind, json_int_t id, size_t len)
 {
 	struct cmd *cmd = malloc(sizeof(*cmd) + LWS_PRE + len + 1);
 
@@ -330,7 +549,7 @@ out_of_memory(struct cli *c)
 
 /* Queues a frame made by a proto_encode_*() function (takes ownership of frame). */
 static int
-queue_encoded(struct cli *c, enum proto_kind kind, json_int_t id, char *frame, size_t len)
+queue_encoded(struct cli *c, enum cmd_kind kind, json_int_t id, char *frame, size_t len)
 {
 	struct cmd *cmd;
 
@@ -350,28 +569,102 @@ queue_encoded(struct cli *c, enum proto_kind kind, json_int_t id, char *frame, s
 	return 0;
 }
 
-static int
-send_connect(struct cli *c)
+/* A new command object {"type":type,"id":N}; members are added by the caller. */
+static json_t *
+new_command(struct cli *c, const char *type, json_int_t *id)
 {
-	json_int_t n = c->next_id++;
-	json_t *id = json_integer(n);
-	size_t len = 0;
-	char *frame = proto_encode_connect(id, c->o.user, &len);
+	*id = c->next_id++;
+	return json_pack("{s:s, s:I}", "type", type, "id", *id);
+}
 
-	json_decref(id);
-	return queue_encoded(c, PROTO_KIND_CONNECT, n, frame, len);
+/* Adds a member to a command being built; a failure (out of memory) makes *o NULL. */
+static void
+add_member(json_t **o, const char *key, json_t *value)
+{
+	if (*o != NULL && json_object_set_new(*o, key, value) != 0) {
+		json_decref(*o);
+		*o = NULL;
+	} else if (*o == NULL) {
+		json_decref(value);
+	}
+}
+
+/* Encodes and queues a command made by new_command() (takes ownership of o). */
+static int
+send_command(struct cli *c, enum cmd_kind kind, json_int_t id, size_t chan, json_t *o)
+{
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	size_t len = text != NULL ? strlen(text) : 0;
+	struct cmd *cmd = text != NULL ? cmd_new(kind, id, len) : NULL;
+
+	json_decref(o);
+	if (cmd == NULL) {
+		free(text);
+		out_of_memory(c);
+		return -ENOMEM;
+	}
+	memcpy(cmd->buf + LWS_PRE, text, len);
+	free(text);
+	cmd->chan = chan;
+	queue_cmd(c, cmd);
+	return 0;
 }
 
 static int
-send_subscribe(struct cli *c, const char *channel)
+send_connect(struct cli *c)
 {
-	json_int_t n = c->next_id++;
-	json_t *id = json_integer(n);
-	size_t len = 0;
-	char *frame = proto_encode_subscribe(id, channel, &len);
+	json_int_t id;
+	json_t *o = new_command(c, "connect", &id);
 
-	json_decref(id);
-	return queue_encoded(c, PROTO_KIND_SUBSCRIBE, n, frame, len);
+	if (c->o.user != NULL)
+		add_member(&o, "user", json_string(c->o.user));
+	if (c->token != NULL)
+		add_member(&o, "token", json_string(c->token));
+	return send_command(c, CMD_CONNECT, id, 0, o);
+}
+
+/* subscribe, resuming from the channel's last known position when there is one (a
+ * reconnect), else with --rewind on the first successful subscribe. */
+static int
+send_subscribe(struct cli *c, size_t i)
+{
+	struct chan *ch = &c->ch[i];
+	json_int_t id;
+	json_t *o = new_command(c, "subscribe", &id);
+
+	add_member(&o, "channel", json_string(ch->name));
+	ch->recovering = ch->have_pos;
+	if (ch->have_pos)
+		add_member(
+			&o, "recover",
+			json_pack("{s:I, s:s}", "offset", (json_int_t)ch->pos, "epoch", ch->epoch));
+	else if (!ch->rewound && c->o.rewind != 0)
+		add_member(&o, "rewind", json_integer((json_int_t)c->o.rewind));
+	return send_command(c, CMD_SUBSCRIBE, id, i, o);
+}
+
+static int
+send_channel_command(struct cli *c, enum cmd_kind kind)
+{
+	json_int_t id;
+	json_t *o = new_command(c, cmd_names[kind], &id);
+
+	add_member(&o, "channel", json_string(c->o.channels[0]));
+	if (kind == CMD_HISTORY && c->o.limit != 0)
+		add_member(&o, "limit", json_integer((json_int_t)c->o.limit));
+	return send_command(c, kind, id, 0, o);
+}
+
+static int
+send_refresh(struct cli *c, char *token)
+{
+	json_int_t id;
+	json_t *o = new_command(c, "refresh", &id);
+
+	add_member(&o, "token", json_string(token));
+	free(c->refresh_token);
+	c->refresh_token = token;
+	return send_command(c, CMD_REFRESH, id, 0, o);
 }
 
 /* Publishes data given as JSON text (already validated). The codec encodes the command
@@ -399,7 +692,7 @@ send_publish_raw(struct cli *c, const char *raw, size_t raw_len)
 		begin_close(c, EXIT_SERVER);
 		return -EINVAL;
 	}
-	cmd = cmd_new(PROTO_KIND_PUBLISH, n, len - hole_len + raw_len);
+	cmd = cmd_new(CMD_PUBLISH, n, len - hole_len + raw_len);
 	if (cmd == NULL) {
 		free(tmpl);
 		out_of_memory(c);
@@ -428,24 +721,36 @@ finish(struct cli *c)
 	lws_sul_cancel(&c->sul_deadline);
 	lws_sul_cancel(&c->sul_tick);
 	lws_sul_cancel(&c->sul_grace);
+	lws_sul_cancel(&c->sul_retry);
+	lws_sul_cancel(&c->sul_refresh);
 	lws_cancel_service(c->ctx);
 }
 
-/* What the client is waiting for from the server, or NULL when it is only listening. */
+/* What the client is waiting for from the server, or NULL when it is only listening
+ * (or waiting to reconnect). */
 static const char *
 waiting_for(const struct cli *c)
 {
-	if (c->phase >= PHASE_CLOSING)
+	if (c->phase >= PHASE_CLOSING || !c->active)
 		return NULL;
 	if (!c->established)
 		return "the connection";
 	if (c->sent.head != NULL)
-		return proto_kind_name(c->sent.head->kind);
+		return cmd_names[c->sent.head->kind];
 	if (c->outq.head != NULL)
-		return proto_kind_name(c->outq.head->kind);
+		return cmd_names[c->outq.head->kind];
 	if (c->o.mode == MODE_CHAT && c->draining && c->seen_offset < c->last_pub_offset)
 		return "the echo of the last message";
 	return NULL;
+}
+
+/* sub reconnects after a drop, once a connection has been accepted (connected), unless
+ * --no-reconnect, or the token expired and there is no file to read a new one from. */
+static bool
+can_reconnect(const struct cli *c)
+{
+	return c->o.mode == MODE_SUB && c->o.reconnect && c->nconnected > 0 &&
+	       !(c->token_expired && c->o.token_file == NULL);
 }
 
 static void
@@ -453,16 +758,34 @@ on_deadline(lws_sorted_usec_list_t *sul)
 {
 	struct cli *c = lws_container_of(sul, struct cli, sul_deadline);
 	const char *what = waiting_for(c);
+	char msg[200];
 
 	c->deadline_armed = false;
 	if (what == NULL)
 		return;
 	if (!c->established)
-		errmsg("cannot connect to %s: timed out after %g s", c->o.url, c->o.timeout);
+		snprintf(msg, sizeof(msg), "cannot connect to %s: timed out after %g s", c->o.url,
+			 c->o.timeout);
 	else if (strncmp(what, "the ", 4) == 0)
-		errmsg("timed out after %g s waiting for %s", c->o.timeout, what);
+		snprintf(msg, sizeof(msg), "timed out after %g s waiting for %s", c->o.timeout,
+			 what);
 	else
-		errmsg("timed out after %g s waiting for the reply to %s", c->o.timeout, what);
+		snprintf(msg, sizeof(msg), "timed out after %g s waiting for the reply to %s",
+			 c->o.timeout, what);
+	if (can_reconnect(c)) {
+		/* lws reports nothing more about a wsi killed before the upgrade completed:
+		 * forget it now. A late CLIENT_CLOSED finds it stale. */
+		struct lws *wsi = c->wsi;
+
+		c->wsi = NULL;
+		c->active = false;
+		c->established = false;
+		if (wsi != NULL)
+			lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		schedule_reconnect(c, msg);
+		return;
+	}
+	errmsg("%s", msg);
 	begin_close(c, EXIT_CONNECT);
 }
 
@@ -500,6 +823,8 @@ begin_close(struct cli *c, int status)
 	lws_sul_cancel(&c->sul_deadline);
 	c->deadline_armed = false;
 	lws_sul_cancel(&c->sul_tick);
+	lws_sul_cancel(&c->sul_retry);
+	lws_sul_cancel(&c->sul_refresh);
 	if (c->ticking) {
 		c->ended_us = mono_us();
 		c->ticking = false;
@@ -524,6 +849,146 @@ check_drained(struct cli *c)
 	if (c->o.mode == MODE_CHAT && c->seen_offset < c->last_pub_offset)
 		return;
 	begin_close(c, c->nerrors != 0 ? EXIT_SERVER : EXIT_OK);
+}
+
+/* ---- reconnection (sub) and token refresh ---- */
+
+/* Forgets everything tied to the connection that ended. */
+static void
+reset_connection(struct cli *c)
+{
+	c->wsi = NULL;
+	c->active = false;
+	c->established = false;
+	cmdq_clear(&c->outq);
+	cmdq_clear(&c->sent);
+	c->nsubscribed = 0;
+	c->expires = 0;
+	free(c->refresh_token);
+	c->refresh_token = NULL;
+	c->token_expired = false;
+	c->rx_len = 0;
+	c->close_code = 0;
+	c->close_reason[0] = '\0';
+	lws_sul_cancel(&c->sul_deadline);
+	c->deadline_armed = false;
+	lws_sul_cancel(&c->sul_refresh);
+	for (size_t i = 0; i < c->nch; i++)
+		c->ch[i].recovering = false;
+}
+
+static void
+on_retry(lws_sorted_usec_list_t *sul)
+{
+	connect_now(lws_container_of(sul, struct cli, sul_retry));
+}
+
+/* The wait before the next attempt: 0.5 s doubling up to 10 s, with "equal jitter"
+ * (a random point in the upper half) so that clients dropped together do not all come
+ * back at the same instant. */
+static lws_usec_t
+next_backoff(struct cli *c)
+{
+	lws_usec_t base = RETRY_MIN_US;
+
+	for (unsigned i = 0; i < c->attempt && base < RETRY_MAX_US; i++)
+		base *= 2;
+	if (base > RETRY_MAX_US)
+		base = RETRY_MAX_US;
+	if (c->attempt < 64)
+		c->attempt++;
+	return base / 2 + (lws_usec_t)(rng_unit(c) * (double)(base / 2));
+}
+
+/* The connection ended (or never came up) for a reason other than our own close;
+ * what: the reason, for stderr. Returns true when a reconnect was scheduled. */
+static bool
+schedule_reconnect(struct cli *c, const char *what)
+{
+	lws_usec_t delay;
+
+	if (!can_reconnect(c))
+		return false;
+	delay = next_backoff(c);
+	errmsg("%s; reconnecting in %.1f s", what, (double)delay / USEC_PER_SEC);
+	c->phase = PHASE_CONNECTING;
+	lws_sul_schedule(c->ctx, 0, &c->sul_retry, on_retry, delay);
+	return true;
+}
+
+/* Starts a connection attempt (the first one, or a reconnect). */
+static void
+connect_now(struct cli *c)
+{
+	reset_connection(c);
+	c->phase = PHASE_CONNECTING;
+	if (c->o.token_file != NULL && c->nconnected > 0) {
+		/* A reconnect uses the file's current token: it may have been renewed. */
+		char why[300], *t = read_token_file(c->o.token_file, why, sizeof(why));
+
+		if (t == NULL) {
+			errmsg("--token-file: %s; using the previous token", why);
+		} else {
+			free(c->token);
+			c->token = t;
+		}
+	}
+	c->active = true;
+	update_deadline(c, true);
+	if (lws_client_connect_via_info(&c->ci) == NULL && c->active && !c->done) {
+		c->active = false;
+		c->wsi = NULL;
+		if (!schedule_reconnect(c, "cannot connect: connection failed")) {
+			errmsg("cannot connect to %s: connection failed (unknown host?)", c->o.url);
+			set_status(c, EXIT_CONNECT);
+			finish(c);
+		}
+	}
+}
+
+static void on_refresh_timer(lws_sorted_usec_list_t *sul);
+
+/* --token-file: schedules a look at the file before the token expires (poll: again
+ * soon, the file had nothing new). */
+static void
+schedule_refresh(struct cli *c, bool poll)
+{
+	int64_t now = (int64_t)time(NULL), left = c->expires - now, delay;
+
+	if (c->o.token_file == NULL || c->expires <= 0 || c->refresh_token != NULL)
+		return;
+	if (poll)
+		delay = REFRESH_POLL_S;
+	else if (left > 2 * REFRESH_MARGIN_S)
+		delay = left - REFRESH_MARGIN_S;
+	else
+		delay = left / 2;
+	if (delay < 0 || now + delay >= c->expires)
+		return; /* too late: the server closes with 4001, sub reconnects */
+	lws_sul_schedule(c->ctx, 0, &c->sul_refresh, on_refresh_timer,
+			 (lws_usec_t)delay * LWS_USEC_PER_SEC);
+}
+
+/* Sends the file's token in a refresh when it is a new one. */
+static void
+on_refresh_timer(lws_sorted_usec_list_t *sul)
+{
+	struct cli *c = lws_container_of(sul, struct cli, sul_refresh);
+	char why[300], *t;
+
+	if (!c->established || c->phase < PHASE_SUBSCRIBING || c->phase >= PHASE_CLOSING)
+		return;
+	t = read_token_file(c->o.token_file, why, sizeof(why));
+	if (t == NULL) {
+		errmsg("--token-file: %s", why);
+	} else if (strcmp(t, c->token) != 0 &&
+		   (c->refused_token == NULL || strcmp(t, c->refused_token) != 0)) {
+		send_refresh(c, t);
+		update_deadline(c, false);
+		return;
+	}
+	free(t);
+	schedule_refresh(c, true);
 }
 
 /* ---- ticks ---- */
@@ -652,7 +1117,7 @@ publish_line(struct cli *c, const char *s, size_t n)
 		return;
 	}
 	c->next_id++;
-	if (queue_encoded(c, PROTO_KIND_PUBLISH, id, frame, len) != 0)
+	if (queue_encoded(c, CMD_PUBLISH, id, frame, len) != 0)
 		return;
 	c->inflight++;
 	c->npublished++;
@@ -815,6 +1280,7 @@ static int
 on_signal(struct cli *c, struct lws *wsi)
 {
 	struct signalfd_siginfo si;
+	bool endless, running;
 
 	if (read(lws_get_socket_fd(wsi), &si, sizeof(si)) != (ssize_t)sizeof(si))
 		return 0;
@@ -834,8 +1300,12 @@ on_signal(struct cli *c, struct lws *wsi)
 		check_drained(c);
 		return 0;
 	}
-	begin_close(c, c->phase == PHASE_RUNNING && c->o.mode != MODE_PUB ? EXIT_OK
-									  : EXIT_INTERRUPTED);
+	/* sub, chat and ticks run until interrupted: that is success once they are
+	 * running (sub also while it waits to reconnect). pub, presence and history are
+	 * interrupted before their work is done. */
+	endless = c->o.mode == MODE_SUB || c->o.mode == MODE_CHAT || c->o.mode == MODE_TICKS;
+	running = c->phase == PHASE_RUNNING || (c->o.mode == MODE_SUB && c->ever_running);
+	begin_close(c, endless && running ? EXIT_OK : EXIT_INTERRUPTED);
 	return 0;
 }
 
@@ -865,6 +1335,8 @@ static void
 on_all_subscribed(struct cli *c)
 {
 	c->phase = PHASE_RUNNING;
+	c->ever_running = true;
+	c->attempt = 0; /* the next drop starts the backoff afresh */
 	switch (c->o.mode) {
 	case MODE_SUB:
 		break;
@@ -877,7 +1349,72 @@ on_all_subscribed(struct cli *c)
 	case MODE_TICKS:
 		start_ticks(c);
 		break;
+	case MODE_PRESENCE:
+		send_channel_command(c, CMD_PRESENCE); /* then presence_stats, on the reply */
+		break;
+	case MODE_HISTORY:
+		send_channel_command(c, CMD_HISTORY);
+		break;
 	}
+}
+
+static void
+on_connected(struct cli *c, json_t *root)
+{
+	json_t *exp = json_object_get(root, "expires");
+
+	c->nconnected++;
+	c->expires = json_is_integer(exp) ? (int64_t)json_integer_value(exp) : 0;
+	schedule_refresh(c, false);
+	c->phase = PHASE_SUBSCRIBING;
+	if (c->nch == 0) {
+		on_all_subscribed(c);
+		return;
+	}
+	for (size_t i = 0; i < c->nch; i++)
+		send_subscribe(c, i);
+}
+
+/* Takes the channel's position from a subscribed reply. On a reconnect, tells on
+ * stderr whether the messages missed in between will follow. */
+static void
+on_subscribed(struct cli *c, struct chan *ch, json_t *root)
+{
+	json_t *off = json_object_get(root, "offset"), *ep = json_object_get(root, "epoch");
+	bool known = json_is_integer(off) && json_integer_value(off) >= 0 && json_is_string(ep) &&
+		     json_string_length(ep) <= EPOCH_MAX;
+	uint64_t now = known ? (uint64_t)json_integer_value(off) : 0;
+
+	if (ch->recovering && json_is_true(json_object_get(root, "recovered"))) {
+		/* The missed messages follow the reply; pos stays where we were. */
+		if (known && now >= ch->pos)
+			errmsg("reconnected; %s recovered %" PRIu64 " missed message%s", ch->name,
+			       now - ch->pos, now - ch->pos == 1 ? "" : "s");
+		else
+			errmsg("reconnected; %s recovered", ch->name);
+	} else {
+		if (ch->recovering)
+			errmsg("reconnected; %s could not be recovered (recovered:false): state "
+			       "may be incomplete",
+			       ch->name);
+		else if (c->nconnected > 1)
+			errmsg("reconnected; %s subscribed again without recovery (the server "
+			       "gave no offset): state may be incomplete",
+			       ch->name);
+		ch->have_pos = known;
+		if (known) {
+			if (strcmp(ch->epoch, json_string_value(ep)) != 0) {
+				/* A new run of offsets: they may start again at 1. */
+				ch->printed = 0;
+				snprintf(ch->epoch, sizeof(ch->epoch), "%s", json_string_value(ep));
+			}
+			ch->pos = now;
+		}
+	}
+	ch->recovering = false;
+	ch->rewound = true;
+	if (++c->nsubscribed == c->nch)
+		on_all_subscribed(c);
 }
 
 static void
@@ -901,36 +1438,80 @@ on_published(struct cli *c, json_t *root, const char *buf, size_t len)
 	case MODE_TICKS:
 		pump_ticks(c);
 		break;
-	case MODE_SUB:
+	default:
 		break;
 	}
 }
 
+/* presence and history: prints each element of the reply's array member as one line. */
 static void
-on_reply(struct cli *c, json_t *root, const char *type, const char *buf, size_t len)
+print_elements(struct cli *c, json_t *root, char *buf, size_t len, const char *member)
+{
+	const char *arr;
+	size_t arr_len;
+
+	if (!json_is_array(json_object_get(root, member)) ||
+	    proto_find_member(buf, len, member, &arr, &arr_len) != 0 ||
+	    for_each_element(c, (char *)arr, arr_len, print_json_line) != 0) {
+		errmsg("the %s reply has no \"%s\" array", member, member);
+		begin_close(c, EXIT_SERVER);
+	}
+}
+
+static void
+on_refreshed(struct cli *c, json_t *root)
+{
+	json_t *exp = json_object_get(root, "expires");
+
+	free(c->token);
+	c->token = c->refresh_token;
+	c->refresh_token = NULL;
+	c->expires = json_is_integer(exp) ? (int64_t)json_integer_value(exp) : 0;
+	schedule_refresh(c, false);
+}
+
+static void
+on_reply(struct cli *c, json_t *root, const char *type, char *buf, size_t len)
 {
 	json_t *id = json_object_get(root, "id");
 	struct cmd *cmd = json_is_integer(id) ? cmdq_take(&c->sent, json_integer_value(id)) : NULL;
-	enum proto_kind kind;
 
 	if (cmd == NULL)
 		return; /* not an answer to anything we asked: ignore */
-	kind = cmd->kind;
-	free(cmd);
-	if (kind == PROTO_KIND_CONNECT && strcmp(type, "connected") == 0) {
-		c->phase = PHASE_SUBSCRIBING;
-		for (size_t i = 0; i < c->o.nchannels; i++)
-			send_subscribe(c, c->o.channels[i]);
-	} else if (kind == PROTO_KIND_SUBSCRIBE && strcmp(type, "subscribed") == 0) {
-		if (++c->nsubscribed == c->o.nchannels)
-			on_all_subscribed(c);
-	} else if (kind == PROTO_KIND_PUBLISH && strcmp(type, "published") == 0) {
-		on_published(c, root, buf, len);
-	} else {
-		errmsg("unexpected \"%s\" reply to %s", type, proto_kind_name(kind));
+	if (strcmp(type, reply_names[cmd->kind]) != 0) {
+		errmsg("unexpected \"%s\" reply to %s", type, cmd_names[cmd->kind]);
+		free(cmd);
 		begin_close(c, EXIT_SERVER);
 		return;
 	}
+	switch (cmd->kind) {
+	case CMD_CONNECT:
+		on_connected(c, root);
+		break;
+	case CMD_SUBSCRIBE:
+		on_subscribed(c, &c->ch[cmd->chan], root);
+		break;
+	case CMD_PUBLISH:
+		on_published(c, root, buf, len);
+		break;
+	case CMD_PRESENCE:
+		print_elements(c, root, buf, len, "members");
+		if (c->phase == PHASE_RUNNING)
+			send_channel_command(c, CMD_PRESENCE_STATS);
+		break;
+	case CMD_PRESENCE_STATS:
+		print_json_line(c, buf, len);
+		begin_close(c, EXIT_OK);
+		break;
+	case CMD_HISTORY:
+		print_elements(c, root, buf, len, "messages");
+		begin_close(c, EXIT_OK);
+		break;
+	case CMD_REFRESH:
+		on_refreshed(c, root);
+		break;
+	}
+	free(cmd);
 	update_deadline(c, true);
 	check_drained(c);
 }
@@ -939,12 +1520,13 @@ static void
 on_error_frame(struct cli *c, json_t *root, const char *buf, size_t len)
 {
 	json_t *id = json_object_get(root, "id");
+	const char *code = json_string_value(json_object_get(root, "code"));
 	struct cmd *cmd = json_is_integer(id) ? cmdq_take(&c->sent, json_integer_value(id)) : NULL;
-	enum proto_kind kind = cmd != NULL ? cmd->kind : PROTO_KIND_NONE;
+	int kind = cmd != NULL ? (int)cmd->kind : -1;
 
 	free(cmd);
 	print_error_frame(buf, len);
-	if (kind == PROTO_KIND_PUBLISH) {
+	if (kind == CMD_PUBLISH) {
 		c->inflight--;
 		c->nerrors++;
 		if (c->o.mode == MODE_CHAT) {
@@ -954,6 +1536,19 @@ on_error_frame(struct cli *c, json_t *root, const char *buf, size_t len)
 			check_drained(c);
 			return;
 		}
+	}
+	if (kind == CMD_REFRESH) {
+		/* The current token stays valid until it expires; wait for another one. */
+		free(c->refused_token);
+		c->refused_token = c->refresh_token;
+		c->refresh_token = NULL;
+		update_deadline(c, true);
+		schedule_refresh(c, true);
+		return;
+	}
+	if (kind < 0 && code != NULL && strcmp(code, "token_expired") == 0) {
+		c->token_expired = true; /* the 4001 close follows */
+		return;
 	}
 	begin_close(c, EXIT_SERVER);
 }
@@ -981,6 +1576,31 @@ print_chat_message(struct cli *c, json_t *root, const char *buf, size_t len)
 	end_line(c);
 }
 
+/* sub: whether to print a message, advancing the channel's position. The server
+ * delivers each offset once, also across a recovery; a second copy is reported and
+ * dropped rather than printed twice. */
+static bool
+take_message(struct cli *c, json_t *root)
+{
+	struct chan *ch = find_chan(c, json_string_value(json_object_get(root, "channel")));
+	json_t *off = json_object_get(root, "offset");
+	uint64_t o;
+
+	if (ch == NULL || !json_is_integer(off) || json_integer_value(off) < 0)
+		return true;
+	o = (uint64_t)json_integer_value(off);
+	if (ch->printed != 0 && o <= ch->printed) {
+		errmsg("ignoring a second copy of %s offset %" PRIu64
+		       " (already printed up to %" PRIu64 ")",
+		       ch->name, o, ch->printed);
+		return false;
+	}
+	ch->printed = o;
+	if (o > ch->pos)
+		ch->pos = o;
+	return true;
+}
+
 static void
 on_message(struct cli *c, json_t *root, char *buf, size_t len)
 {
@@ -990,13 +1610,9 @@ on_message(struct cli *c, json_t *root, char *buf, size_t len)
 		return;
 	switch (c->o.mode) {
 	case MODE_SUB:
-		/* The frame as received, on one line: a raw CR or LF can only be JSON
-		 * whitespace, so replacing it with a space keeps the JSON equal. */
-		for (size_t i = 0; i < len; i++)
-			if (buf[i] == '\n' || buf[i] == '\r')
-				buf[i] = ' ';
-		fwrite(buf, 1, len, stdout);
-		end_line(c);
+		/* The frame as received, on one line. */
+		if (take_message(c, root))
+			print_json_line(c, buf, len);
 		break;
 	case MODE_CHAT:
 		if (json_is_integer(off) && (uint64_t)json_integer_value(off) > c->seen_offset)
@@ -1005,9 +1621,8 @@ on_message(struct cli *c, json_t *root, char *buf, size_t len)
 		update_deadline(c, true);
 		check_drained(c);
 		break;
-	case MODE_PUB:
-	case MODE_TICKS:
-		break; /* our own echo */
+	default:
+		break; /* pub, ticks: our own echo */
 	}
 }
 
@@ -1023,6 +1638,10 @@ on_frame(struct cli *c, char *buf, size_t len)
 		on_message(c, root, buf, len);
 	} else if (strcmp(type, "error") == 0) {
 		on_error_frame(c, root, buf, len);
+	} else if (strcmp(type, "join") == 0 || strcmp(type, "leave") == 0) {
+		/* Events of the subscribed channels: sub prints them, the others ignore them. */
+		if (c->o.mode == MODE_SUB && c->phase < PHASE_CLOSING)
+			print_json_line(c, buf, len);
 	} else {
 		on_reply(c, root, type, buf, len);
 	}
@@ -1105,24 +1724,44 @@ on_established(struct cli *c, struct lws *wsi)
 	update_deadline(c, true);
 }
 
+/* A callback about a connection that is no longer ours (an attempt already given up). */
+static bool
+stale(const struct cli *c, const struct lws *wsi)
+{
+	return !c->active || (c->wsi != NULL && wsi != c->wsi);
+}
+
 static void
 on_connection_error(struct cli *c, struct lws *wsi, const char *in)
 {
 	unsigned int http = wsi != NULL ? lws_http_client_http_response(wsi) : 0;
+	char what[512];
 
-	c->wsi = NULL;
 	if (c->phase >= PHASE_CLOSING) {
+		c->wsi = NULL;
+		c->active = false;
 		finish(c);
 		return;
 	}
+	if (stale(c, wsi))
+		return;
+	c->wsi = NULL;
+	c->active = false;
+	lws_sul_cancel(&c->sul_deadline);
+	c->deadline_armed = false;
 	if (http != 0)
-		errmsg("cannot connect to %s: the server answered HTTP %u instead of upgrading",
-		       c->o.url, http);
+		snprintf(what, sizeof(what),
+			 "cannot connect to %s: the server answered HTTP %u instead of upgrading",
+			 c->o.url, http);
 	else
-		errmsg("cannot connect to %s: %s%s", c->o.url, in != NULL ? in : "unknown error",
-		       c->u.tls && !c->o.insecure && in != NULL && strstr(in, "SSL") != NULL
-			       ? " (--insecure accepts a self-signed certificate)"
-			       : "");
+		snprintf(what, sizeof(what), "cannot connect to %s: %s%s", c->o.url,
+			 in != NULL ? in : "unknown error",
+			 c->u.tls && !c->o.insecure && in != NULL && strstr(in, "SSL") != NULL
+				 ? " (--insecure accepts a self-signed certificate)"
+				 : "");
+	if (schedule_reconnect(c, what))
+		return;
+	errmsg("%s", what);
 	set_status(c, EXIT_CONNECT);
 	finish(c);
 }
@@ -1131,34 +1770,55 @@ static void
 on_peer_close(struct cli *c, const unsigned char *in, size_t len)
 {
 	if (len >= 2) {
+		size_t n = len - 2 < sizeof(c->close_reason) - 1 ? len - 2
+								 : sizeof(c->close_reason) - 1;
+
 		c->close_code = in[0] << 8 | in[1];
-		snprintf(c->close_reason, sizeof(c->close_reason), "%.*s",
-			 (int)(len - 2 < sizeof(c->close_reason) - 1 ? len - 2
-								     : sizeof(c->close_reason) - 1),
-			 (const char *)in + 2);
+		/* Shown on stderr: control characters become '?'. */
+		for (size_t i = 0; i < n; i++)
+			c->close_reason[i] =
+				in[2 + i] < 0x20 || in[2 + i] == 0x7f ? '?' : (char)in[2 + i];
+		c->close_reason[n] = '\0';
 	} else {
 		c->close_code = LWS_CLOSE_STATUS_NO_STATUS;
 	}
 }
 
 static void
-on_closed(struct cli *c)
+on_closed(struct cli *c, struct lws *wsi)
 {
-	c->wsi = NULL;
-	if (c->phase < PHASE_CLOSING) {
-		fflush(stdout);
-		if (c->close_code != 0) {
-			fprintf(stderr, PROG ": connection closed by server (%d", c->close_code);
-			if (c->close_reason[0] != '\0') {
-				fputc(' ', stderr);
-				put_safe(stderr, c->close_reason, strlen(c->close_reason));
-			}
-			fputs(")\n", stderr);
-		} else {
-			errmsg("connection to the server lost");
-		}
-		set_status(c, EXIT_SERVER);
+	char what[512];
+
+	if (c->phase >= PHASE_CLOSING) {
+		c->wsi = NULL;
+		c->active = false;
+		finish(c);
+		return;
 	}
+	if (stale(c, wsi))
+		return;
+	c->wsi = NULL;
+	c->active = false;
+	c->established = false;
+	lws_sul_cancel(&c->sul_deadline);
+	c->deadline_armed = false;
+	lws_sul_cancel(&c->sul_refresh);
+	if (c->close_code == 4001)
+		c->token_expired = true;
+	if (c->close_code != 0)
+		snprintf(what, sizeof(what), "connection closed by server (%d%s%s)", c->close_code,
+			 c->close_reason[0] != '\0' ? " " : "", c->close_reason);
+	else
+		snprintf(what, sizeof(what), "connection to the server lost");
+	if (schedule_reconnect(c, what))
+		return;
+	if (c->o.mode == MODE_SUB && c->o.reconnect && c->token_expired)
+		errmsg("%s; not reconnecting: the token expired (with --token-file, a renewed "
+		       "token is sent before expiry)",
+		       what);
+	else
+		errmsg("%s", what);
+	set_status(c, EXIT_SERVER);
 	finish(c);
 }
 
@@ -1168,6 +1828,12 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 	struct cli *c = lws_context_user(lws_get_context(wsi));
 
 	(void)user;
+	/* A connection given up by on_deadline may still be reported until lws kills it. */
+	if ((reason == LWS_CALLBACK_CLIENT_RECEIVE || reason == LWS_CALLBACK_CLIENT_WRITEABLE) &&
+	    wsi != c->wsi)
+		return -1;
+	if (reason == LWS_CALLBACK_CLIENT_ESTABLISHED && stale(c, wsi))
+		return -1;
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		on_connection_error(c, wsi, in);
@@ -1183,7 +1849,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		on_peer_close(c, in, len);
 		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		on_closed(c);
+		on_closed(c, wsi);
 		return 0;
 	default:
 		return 0;
@@ -1205,20 +1871,37 @@ print_help(void)
 	printf("usage: " PROG " [OPTIONS] COMMAND ARGS...\n"
 	       "\n"
 	       "Commands:\n"
-	       "  sub CHANNEL...        subscribe; print every message frame as one JSON line\n"
+	       "  sub CHANNEL...        subscribe; print every message, join and leave frame as\n"
+	       "                        one JSON line; reconnect and recover after a drop\n"
 	       "  pub CHANNEL JSON      publish JSON as data; print the published reply line\n"
 	       "  chat CHANNEL          publish each stdin line as {\"text\":LINE}; print\n"
 	       "                        messages as \"user: text\"; exit at end of input\n"
 	       "  ticks CHANNEL         publish a synthetic price feed:\n"
 	       "                        {\"symbol\":\"BTC\",\"price\":64000.12,\"ts\":UNIX_MS}\n"
+	       "  presence CHANNEL      print the channel's members, one JSON line each, then\n"
+	       "                        the presence_stats reply line (clients, users)\n"
+	       "  history CHANNEL       print the channel's retained messages, one JSON line\n"
+	       "                        each ({\"offset\",\"data\",\"from\"}), oldest first\n"
 	       "\n"
 	       "Options:\n"
 	       "  --url URL             server, ws:// or wss:// (default " DEFAULT_URL ")\n"
 	       "  --user NAME           name shown to other clients (default: none)\n"
+	       "  --token JWT           authenticate with a token, sent in connect (the server\n"
+	       "                        takes the user from it); other local users can see it\n"
+	       "                        in the process list, so prefer --token-file\n"
+	       "  --token-file PATH     read the token from PATH, again a minute before it\n"
+	       "                        expires (a new token is sent as refresh) and at each\n"
+	       "                        reconnect\n"
 	       "  --timeout SECONDS     connect and reply timeout (default 5)\n"
 	       "  --insecure            wss: accept a self-signed or mismatched certificate\n"
 	       "  --help, -h            show this help\n"
 	       "  --version             show the version\n"
+	       "sub options:\n"
+	       "  --rewind N            on the first subscribe, first print up to N of the\n"
+	       "                        channel's retained messages\n"
+	       "  --no-reconnect        exit 1 when the connection drops\n"
+	       "history options:\n"
+	       "  --limit N             only the N newest messages\n"
 	       "ticks options:\n"
 	       "  --rate N              messages per second, all symbols together (default 10)\n"
 	       "  --symbols A,B,...     symbols, each 1-15 of [A-Za-z0-9_.-] (default BTC,ETH)\n"
@@ -1229,13 +1912,25 @@ print_help(void)
 	       "ticks first waits for the replies to the messages in flight and prints a\n"
 	       "summary line.\n"
 	       "\n"
+	       "When its connection drops after it was accepted (server shutdown, network,\n"
+	       "ping timeout, slow consumer...), sub waits (a random time in the upper half\n"
+	       "of an interval of 0.5 s, doubling up to 10 s), connects again and\n"
+	       "resubscribes each channel with \"recover\" from the last offset it saw: the\n"
+	       "missed messages are printed like any other, each once, and stderr tells\n"
+	       "whether each channel was recovered. sub does not reconnect after an error\n"
+	       "reply (unauthorized, forbidden...), nor after its token expired (close 4001)\n"
+	       "without --token-file.\n"
+	       "\n"
 	       "Exit status:\n"
 	       "  0    success (sub, chat and ticks also when ended by SIGINT/SIGTERM)\n"
-	       "  1    the server replied with an error, or closed the connection\n"
-	       "  2    usage error (bad option, channel name or JSON)\n"
-	       "  3    cannot connect, or no reply within --timeout\n"
+	       "  1    the server replied with an error, or closed the connection (sub: only\n"
+	       "       with --no-reconnect, or when its token expired)\n"
+	       "  2    usage error (bad option, channel name, JSON or token)\n"
+	       "  3    cannot connect, or no reply within --timeout (sub: only before its\n"
+	       "       first connection was accepted)\n"
 	       "  130  interrupted before the command was done (e.g. pub before its reply)\n"
-	       "Errors and server error replies go to stderr as \"" PROG ": MESSAGE\".\n");
+	       "Errors, notices and server error replies go to stderr as\n"
+	       "\"" PROG ": MESSAGE\".\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1381,7 +2076,8 @@ option_is(const char *arg, const char *name, const char **value)
 struct argv_state {
 	int argc, i;
 	char **argv;
-	bool rate_set, symbols_set, count_set;
+	bool rate_set, symbols_set, count_set, rewind_set, limit_set, no_reconnect_set;
+	const char *token; /* --token */
 };
 
 /* The value of an option: after '=' or in the next argument. */
@@ -1403,7 +2099,8 @@ static int
 parse_option(struct cli *c, struct argv_state *a)
 {
 	static const char *const with_value[] = {
-		"--url", "--user", "--timeout", "--rate", "--symbols", "--count",
+		"--url",   "--user",  "--timeout",    "--rate",	  "--symbols",
+		"--count", "--token", "--token-file", "--rewind", "--limit",
 	};
 	const char *arg = a->argv[a->i], *v = NULL;
 	double num;
@@ -1420,6 +2117,11 @@ parse_option(struct cli *c, struct argv_state *a)
 	}
 	if (option_is(arg, "--insecure", &v) && v == NULL) {
 		c->o.insecure = true;
+		return 0;
+	}
+	if (option_is(arg, "--no-reconnect", &v) && v == NULL) {
+		c->o.reconnect = false;
+		a->no_reconnect_set = true;
 		return 0;
 	}
 	for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
@@ -1452,6 +2154,27 @@ parse_option(struct cli *c, struct argv_state *a)
 		} else if (strcmp(name, "--symbols") == 0) {
 			c->o.symbols = v;
 			a->symbols_set = true;
+		} else if (strcmp(name, "--token") == 0) {
+			const char *problem = token_problem(v);
+
+			if (problem != NULL)
+				return usage_error("--token: %s", problem);
+			a->token = v;
+		} else if (strcmp(name, "--token-file") == 0) {
+			c->o.token_file = v;
+		} else if (strcmp(name, "--rewind") == 0 || strcmp(name, "--limit") == 0) {
+			if (parse_number(name, v, 1, COUNT_MAX, &num) != 0)
+				return EXIT_USAGE;
+			if (num != (double)(uint64_t)num)
+				return usage_error("%s: expected a whole number, got \"%s\"", name,
+						   v);
+			if (name[2] == 'r') {
+				c->o.rewind = (uint64_t)num;
+				a->rewind_set = true;
+			} else {
+				c->o.limit = (uint64_t)num;
+				a->limit_set = true;
+			}
 		} else {
 			if (parse_number(name, v, 1, 1e15, &num) != 0)
 				return EXIT_USAGE;
@@ -1538,6 +2261,41 @@ parse_url(struct cli *c)
 	return 0;
 }
 
+/* The token connect sends: --token, or the content of --token-file. */
+static int
+parse_token(struct cli *c, const struct argv_state *a)
+{
+	char why[300];
+
+	if (a->token != NULL && c->o.token_file != NULL)
+		return usage_error("--token and --token-file are mutually exclusive");
+	if (a->token != NULL) {
+		c->token = strdup(a->token);
+		if (c->token == NULL)
+			return usage_error("out of memory");
+	} else if (c->o.token_file != NULL) {
+		c->token = read_token_file(c->o.token_file, why, sizeof(why));
+		if (c->token == NULL)
+			return usage_error("--token-file: %s", why);
+	}
+	return 0;
+}
+
+/* The channels a command subscribes to (presence and history subscribe to none). */
+static int
+setup_channels(struct cli *c)
+{
+	if (c->o.mode == MODE_PRESENCE || c->o.mode == MODE_HISTORY)
+		return 0;
+	c->ch = calloc(c->o.nchannels, sizeof(*c->ch));
+	if (c->ch == NULL)
+		return usage_error("out of memory");
+	c->nch = c->o.nchannels;
+	for (size_t i = 0; i < c->nch; i++)
+		c->ch[i].name = c->o.channels[i];
+	return 0;
+}
+
 static int
 parse_command(struct cli *c, char **pos, size_t npos, const struct argv_state *a)
 {
@@ -1553,16 +2311,24 @@ parse_command(struct cli *c, char **pos, size_t npos, const struct argv_state *a
 		c->o.mode = MODE_CHAT;
 	else if (strcmp(cmd, "ticks") == 0)
 		c->o.mode = MODE_TICKS;
+	else if (strcmp(cmd, "presence") == 0)
+		c->o.mode = MODE_PRESENCE;
+	else if (strcmp(cmd, "history") == 0)
+		c->o.mode = MODE_HISTORY;
 	else
 		return usage_error("unknown command \"%s\"", cmd);
 
 	if (c->o.mode != MODE_TICKS && (a->rate_set || a->symbols_set || a->count_set))
 		return usage_error("--rate, --symbols and --count only apply to ticks");
+	if (c->o.mode != MODE_SUB && (a->rewind_set || a->no_reconnect_set))
+		return usage_error("--rewind and --no-reconnect only apply to sub");
+	if (c->o.mode != MODE_HISTORY && a->limit_set)
+		return usage_error("--limit only applies to history");
 	if (c->o.mode == MODE_SUB && nargs == 0)
 		return usage_error("sub: expected CHANNEL...");
 	if (c->o.mode == MODE_PUB && nargs != 2)
 		return usage_error("pub: expected CHANNEL JSON");
-	if ((c->o.mode == MODE_CHAT || c->o.mode == MODE_TICKS) && nargs != 1)
+	if (c->o.mode != MODE_SUB && c->o.mode != MODE_PUB && nargs != 1)
 		return usage_error("%s: expected CHANNEL", cmd);
 
 	/* The channel list, without duplicates (a second subscribe would be refused). */
@@ -1578,11 +2344,11 @@ parse_command(struct cli *c, char **pos, size_t npos, const struct argv_state *a
 		if (!dup)
 			c->o.channels[c->o.nchannels++] = pos[i];
 	}
-	if (c->o.mode == MODE_PUB)
-		return check_json(c, pos[2]);
-	if (c->o.mode == MODE_TICKS)
-		return parse_symbols(c, c->o.symbols);
-	return 0;
+	if (c->o.mode == MODE_PUB && (rc = check_json(c, pos[2])) != 0)
+		return rc;
+	if (c->o.mode == MODE_TICKS && (rc = parse_symbols(c, c->o.symbols)) != 0)
+		return rc;
+	return parse_token(c, a);
 }
 
 /* Returns 0 to run, -1 after --help/--version, or an exit code. */
@@ -1600,6 +2366,7 @@ parse_args(struct cli *c, int argc, char **argv)
 		.timeout = 5,
 		.rate = 10,
 		.symbols = "BTC,ETH",
+		.reconnect = true,
 	};
 	/* pos[] reuses argv's pointer array: positional arguments only move down. */
 	pos = argv + 1;
@@ -1620,8 +2387,10 @@ parse_args(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (npos == 0)
-		return usage_error("missing command (sub, pub, chat or ticks)");
+		return usage_error("missing command (sub, pub, chat, ticks, presence or history)");
 	rc = parse_command(c, pos, npos, &a);
+	if (rc == 0)
+		rc = setup_channels(c);
 	if (rc != 0)
 		return rc;
 	return parse_url(c);
@@ -1696,15 +2465,11 @@ run(struct cli *c)
 		.timeout_secs = (unsigned)c->o.timeout + 1,
 		.connect_timeout_secs = (unsigned)c->o.timeout + 1,
 	};
-	struct lws_client_connect_info ci = {
-		.address = c->u.address,
-		.port = c->u.port,
-		.path = c->u.path,
-		.host = c->u.host,
-		.protocol = "switchboard.v1",
-		.local_protocol_name = "switchboard.v1",
-		.alpn = "http/1.1",
-		.pwsi = &c->wsi,
+	/* sub: a server that vanished without closing (network down) would otherwise keep
+	 * sub waiting forever; lws pings when nothing proved the connection alive. */
+	static const lws_retry_bo_t keepalive = {
+		.secs_since_valid_ping = KEEPALIVE_S,
+		.secs_since_valid_hangup = 2 * KEEPALIVE_S,
 	};
 	struct sigaction ign = {.sa_handler = SIG_IGN};
 	int rc;
@@ -1723,20 +2488,26 @@ run(struct cli *c)
 	if (rc != 0)
 		errmsg("cannot watch SIGINT/SIGTERM: %s", strerror(-rc));
 
-	ci.context = c->ctx;
+	c->ci = (struct lws_client_connect_info){
+		.context = c->ctx,
+		.address = c->u.address,
+		.port = c->u.port,
+		.path = c->u.path,
+		.host = c->u.host,
+		.protocol = "switchboard.v1",
+		.local_protocol_name = "switchboard.v1",
+		.alpn = "http/1.1",
+		.pwsi = &c->wsi,
+		.retry_and_idle_policy = c->o.mode == MODE_SUB ? &keepalive : NULL,
+	};
 	if (c->u.tls) {
-		ci.ssl_connection = LCCSCF_USE_SSL;
+		c->ci.ssl_connection = LCCSCF_USE_SSL;
 		if (c->o.insecure)
-			ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
-					     LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-					     LCCSCF_ALLOW_EXPIRED;
+			c->ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+						LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+						LCCSCF_ALLOW_EXPIRED;
 	}
-	update_deadline(c, true);
-	if (lws_client_connect_via_info(&ci) == NULL && !c->done) {
-		errmsg("cannot connect to %s: connection failed (unknown host?)", c->o.url);
-		set_status(c, EXIT_CONNECT);
-		finish(c);
-	}
+	connect_now(c);
 	while (!c->done)
 		if (lws_service(c->ctx, 0) < 0)
 			break;
@@ -1763,6 +2534,10 @@ main(int argc, char **argv)
 		rc = EXIT_OK;
 	cmdq_clear(&c.outq);
 	cmdq_clear(&c.sent);
+	free(c.token);
+	free(c.refresh_token);
+	free(c.refused_token);
+	free(c.ch);
 	free(c.rx);
 	free(c.line);
 	free(c.sym);

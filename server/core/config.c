@@ -47,7 +47,9 @@ config_defaults(struct config *cfg)
 		.max_connections = 10000,
 		.send_queue_messages = 4096,
 		.send_queue_bytes = 1048576,
+		.history_memory = 64 << 20,
 	};
+	cfg->jwt_leeway = 5;
 	cfg->ws = (struct config_websocket){
 		.ping_interval = 25,
 		.idle_timeout = 60,
@@ -61,6 +63,8 @@ config_fini(struct config *cfg)
 {
 	free(cfg->host);
 	free(cfg->engine);
+	free(cfg->jwt_secret);
+	free(cfg->jwt_public_key);
 	policy_free(cfg->policy);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -151,6 +155,7 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 		{ "max_connections", &cfg->limits.max_connections },
 		{ "send_queue_messages", &cfg->limits.send_queue_messages },
 		{ "send_queue_bytes", &cfg->limits.send_queue_bytes },
+		{ "history_memory", &cfg->limits.history_memory },
 	};
 	const char *key;
 	json_t *v;
@@ -207,6 +212,37 @@ load_websocket(struct config *cfg, json_t *obj, struct cfgerr *e)
 }
 
 static int
+load_jwt(struct config *cfg, json_t *obj, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+	long long n;
+
+	if (need_object(obj, "auth.jwt", e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		int rc;
+
+		if (strcmp(key, "hmac_secret") == 0) {
+			rc = get_str(v, "auth.jwt.hmac_secret", &cfg->jwt_secret, e);
+			if (rc == 0 && strlen(cfg->jwt_secret) == 0)
+				rc = fail(e, "auth.jwt.hmac_secret: must not be empty");
+		} else if (strcmp(key, "public_key") == 0) {
+			rc = get_str(v, "auth.jwt.public_key", &cfg->jwt_public_key, e);
+		} else if (strcmp(key, "leeway") == 0) {
+			rc = get_uint(v, "auth.jwt.leeway", 0, 3600, &n, e);
+			if (rc == 0)
+				cfg->jwt_leeway = (unsigned)n;
+		} else {
+			rc = fail(e, "auth.jwt.%s: unknown key", key);
+		}
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
 load_auth(struct config *cfg, json_t *obj, struct cfgerr *e)
 {
 	const char *key;
@@ -217,6 +253,9 @@ load_auth(struct config *cfg, json_t *obj, struct cfgerr *e)
 	json_object_foreach(obj, key, v) {
 		if (strcmp(key, "anonymous") == 0) {
 			if (get_bool(v, "auth.anonymous", &cfg->anonymous, e) != 0)
+				return -1;
+		} else if (strcmp(key, "jwt") == 0) {
+			if (load_jwt(cfg, v, e) != 0)
 				return -1;
 		} else {
 			return fail(e, "auth.%s: unknown key", key);
@@ -235,15 +274,43 @@ load_ns(struct ns_policy *ns, json_t *obj, const char *prefix, struct cfgerr *e)
 	if (need_object(obj, prefix, e) != 0)
 		return -1;
 	json_object_foreach(obj, key, v) {
+		struct {
+			const char *key;
+			bool *field;
+		} flags[] = {
+			{ "private", &ns->private_ns },
+			{ "presence", &ns->presence },
+			{ "join_leave", &ns->join_leave },
+			{ "allow_anonymous", &ns->allow_anonymous },
+		};
+		long long n;
+		size_t i;
+
 		snprintf(path, sizeof(path), "%s.%s", prefix, key);
-		if (strcmp(key, "publish") == 0) {
+		for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+			if (strcmp(key, flags[i].key) == 0)
+				break;
+		if (i < sizeof(flags) / sizeof(flags[0])) {
+			if (get_bool(v, path, flags[i].field, e) != 0)
+				return -1;
+		} else if (strcmp(key, "publish") == 0) {
 			if (!json_is_string(v) ||
 			    policy_publish_parse(json_string_value(v), &ns->publish) != 0)
 				return fail(e, "%s: must be \"subscribers\", \"clients\" or \"none\"", path);
+		} else if (strcmp(key, "history_size") == 0) {
+			if (get_uint(v, path, 0, 100000, &n, e) != 0)
+				return -1;
+			ns->history_size = (unsigned)n;
+		} else if (strcmp(key, "history_ttl") == 0) {
+			if (get_uint(v, path, 0, 31536000, &n, e) != 0)
+				return -1;
+			ns->history_ttl = (unsigned)n;
 		} else {
 			return fail(e, "%s: unknown key", path);
 		}
 	}
+	if (ns->join_leave && !ns->presence)
+		return fail(e, "%s.join_leave: needs \"presence\": true", prefix);
 	return 0;
 }
 
@@ -275,7 +342,7 @@ load_default_ns(struct config *cfg, json_t *v, struct cfgerr *e)
 		policy_clear_default(cfg->policy);
 		return 0;
 	}
-	return load_ns(policy_set_default(cfg->policy), v, "default_namespace", e);
+	return load_ns(policy_reset_default(cfg->policy), v, "default_namespace", e);
 }
 
 static int

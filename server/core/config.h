@@ -17,6 +17,7 @@ struct config_limits {
 	size_t max_connections;
 	size_t send_queue_messages;         /* frames queued to one connection */
 	size_t send_queue_bytes;            /* bytes queued to one connection */
+	size_t history_memory;              /* bytes of history kept for all channels */
 };
 
 struct config_websocket {
@@ -31,6 +32,9 @@ struct config {
 	enum log_level log_level;
 	char *engine;                       /* "memory" */
 	bool anonymous;                     /* auth.anonymous */
+	char *jwt_secret;                   /* auth.jwt.hmac_secret, or NULL */
+	char *jwt_public_key;               /* auth.jwt.public_key (a PEM path), or NULL */
+	unsigned jwt_leeway;                /* auth.jwt.leeway, seconds */
 	struct config_limits limits;
 	struct config_websocket ws;
 	struct policy *policy;              /* owned: namespaces and default namespace */

@@ -12,6 +12,7 @@
 #include "frame.h"
 #include "internal.h"
 #include "log.h"
+#include "glob.h"
 #include "map.h"
 #include "proto.h"
 #include "xalloc.h"
@@ -37,6 +38,9 @@ struct hub {
 	 * engine completes inside engine_publish(); an engine that completes later will
 	 * keep the ids of its outstanding publishes itself, keyed by the cookie. */
 	const json_t *publish_id;
+	struct hub_auth auth;      /* token verification and wall clock, or zeroed */
+	uint64_t now_ms;           /* monotonic time of the event being handled */
+	int64_t now_unix;          /* wall clock at the last tick */
 };
 
 /* ---- replies ---- */
@@ -165,12 +169,12 @@ sub_add(struct session *s, struct channel *ch)
 	s->nsubs++;
 }
 
-/* Removes subscription j of s (both sides of the index); the channel may be freed.
- * Each side swaps its last entry into the hole and fixes that entry's back index. The
+/* Removes subscription j of s from both sides of the index (the caller closes the
+ * channel if it became empty). Each side swaps its last entry into the hole and fixes that entry's back index. The
  * member moved on the channel side never belongs to s (s has one entry per channel),
  * so the session-side move below still sees a current member_idx. */
 static void
-sub_remove(struct hub *hub, struct session *s, uint32_t j)
+sub_remove(struct session *s, uint32_t j)
 {
 	struct channel *ch = s->subs[j].ch;
 	uint32_t i = s->subs[j].member_idx;
@@ -189,30 +193,145 @@ sub_remove(struct hub *hub, struct session *s, uint32_t j)
 		s->subs[j] = moved;
 		moved.ch->members[moved.member_idx].sub_idx = j;
 	}
-	channel_close_if_empty(hub, ch);
 }
 
-/* ---- commands ---- */
+/* ---- identity and permissions ---- */
 
-static void
-on_connect(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+/* "namespace \"chat\"" or "the default namespace", as three %s arguments. */
+#define NS_LABEL(ns) (ns)->name[0] ? "namespace \"" : "the default namespace", (ns)->name, \
+		     (ns)->name[0] ? "\"" : ""
+
+static bool
+patterns_match(const json_t *patterns, const char *name, size_t len)
 {
-	size_t len;
+	size_t i;
+	json_t *p;
 
-	if (s->connected) {
-		send_error(s, cmd->id, PROTO_ERR_ALREADY_CONNECTED, "already connected");
-		return;
+	json_array_foreach(patterns, i, p)
+		if (glob_match(json_string_value(p), name, len))
+			return true;
+	return false;
+}
+
+/* A claims array of pattern strings, or NULL if absent; -1 when malformed. */
+static int
+claim_patterns(json_t *claims, const char *key, json_t **out)
+{
+	json_t *v = json_object_get(claims, key);
+	size_t i;
+	json_t *p;
+
+	*out = NULL; /* also when -1 is returned */
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v))
+		return -1;
+	json_array_foreach(v, i, p)
+		if (!json_is_string(p) || strlen(json_string_value(p)) != json_string_length(p))
+			return -1;
+	*out = json_incref(v);
+	return 0;
+}
+
+/* Verifies a token; returns its claims (new reference) or NULL after sending the
+ * refusal (unauthorized) to s. */
+static json_t *
+verify_token(struct hub *hub, struct session *s, const json_t *id, const char *token, size_t len)
+{
+	char msg[128] = "tokens are not configured on this server (auth.jwt)";
+	json_t *claims = NULL;
+
+	if (hub->auth.verify == NULL ||
+	    hub->auth.verify(hub->auth.arg, token, len, &claims, msg, sizeof(msg)) != 0) {
+		send_error(s, id, PROTO_ERR_UNAUTHORIZED, "%s", msg);
+		return NULL;
 	}
-	if (!hub->cfg->anonymous) {
-		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN, "anonymous access is disabled");
-		return;
+	return claims;
+}
+
+/* The "sub" claim if it is a usable user id, else NULL. */
+static const char *
+claim_sub(json_t *claims)
+{
+	json_t *sub = json_object_get(claims, "sub");
+
+	if (!json_is_string(sub) || json_string_length(sub) == 0 ||
+	    json_string_length(sub) > PROTO_USER_MAX ||
+	    strlen(json_string_value(sub)) != json_string_length(sub))
+		return NULL;
+	return json_string_value(sub);
+}
+
+/* The "exp" claim in Unix seconds, clamped to what int64_t holds; 0 when absent. */
+static int64_t
+claim_exp(json_t *claims)
+{
+	json_t *exp = json_object_get(claims, "exp");
+	double v;
+
+	if (json_is_integer(exp))
+		return json_integer_value(exp) < 1 ? 1
+		       : json_integer_value(exp) > INT64_MAX / 2 ? INT64_MAX / 2
+								 : json_integer_value(exp);
+	if (!json_is_real(exp))
+		return 0;
+	v = json_real_value(exp);
+	if (v >= 9.0e18)
+		return INT64_MAX / 2;
+	return v >= 1 ? (int64_t)v : 1;
+}
+
+/* Takes the identity and grants of verified connection claims. Returns 0, or -1 after
+ * sending the refusal. */
+static int
+adopt_claims(struct session *s, const json_t *id, json_t *claims)
+{
+	json_t *info = json_object_get(claims, "info"), *chans = NULL, *pubs = NULL;
+	const char *sub = claim_sub(claims);
+	char *info_raw = NULL;
+
+	if (sub == NULL) {
+		send_error(s, id, PROTO_ERR_UNAUTHORIZED,
+			   "the token has no usable \"sub\" (1-%d bytes of text)", PROTO_USER_MAX);
+		return -1;
 	}
-	s->connected = true;
-	s->user = xstrdup(cmd->user != NULL ? cmd->user : "");
-	s->from = xcheck(proto_encode_from(s->client, s->user, &s->from_len));
-	pend_remove(hub, s);
-	map_add(hub->sessions, s->client, strlen(s->client), s);
-	send_owned(s, proto_encode_connected(cmd->id, s->client, s->user, hub->server, &len), &len);
+	/* A channel token grants one channel to a connected user; it must not become an
+	 * unrestricted connection token. */
+	if (json_object_get(claims, "channel") != NULL) {
+		send_error(s, id, PROTO_ERR_UNAUTHORIZED,
+			   "a channel token (with a \"channel\" claim) cannot identify a connection");
+		return -1;
+	}
+	if (claim_patterns(claims, "channels", &chans) != 0 ||
+	    claim_patterns(claims, "publish", &pubs) != 0) {
+		json_decref(chans); /* set when only "publish" was malformed */
+		send_error(s, id, PROTO_ERR_UNAUTHORIZED,
+			   "the token's \"channels\" and \"publish\" claims must be lists of strings");
+		return -1;
+	}
+	if (info != NULL && (!json_is_object(info) ||
+			     (info_raw = json_dumps(info, JSON_COMPACT)) == NULL ||
+			     strlen(info_raw) > PROTO_INFO_MAX)) {
+		free(info_raw);
+		json_decref(chans);
+		json_decref(pubs);
+		send_error(s, id, PROTO_ERR_UNAUTHORIZED,
+			   "the token's \"info\" claim must be an object of at most %d bytes",
+			   PROTO_INFO_MAX);
+		return -1;
+	}
+	free(s->user);
+	s->user = xstrdup(sub);
+	free(s->info);
+	s->info = info_raw;
+	s->info_len = info_raw != NULL ? strlen(info_raw) : 0;
+	json_decref(s->grant_channels);
+	json_decref(s->grant_publish);
+	s->grant_channels = chans;
+	s->grant_publish = pubs;
+	s->has_token = true;
+	s->exp = claim_exp(claims);
+	return 0;
 }
 
 /* The namespace rules for cmd's channel, or NULL after sending the refusal. */
@@ -230,12 +349,178 @@ channel_policy(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	return ns;
 }
 
+/* A channel token (subscribe "token"): claims sub = this user, channel = this channel,
+ * and an exp. Returns 1 if it grants, 0 if absent, -1 after sending a refusal. */
+static int
+channel_token_grants(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+{
+	json_t *claims, *chan;
+	const char *sub;
+	int rc = 1;
+
+	if (cmd->token == NULL)
+		return 0;
+	/* Its sub is compared with the user; an anonymous user name proves nothing. */
+	if (!s->has_token) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "channel tokens need a connection identified by a token");
+		return -1;
+	}
+	claims = verify_token(hub, s, cmd->id, cmd->token, cmd->token_len);
+	if (claims == NULL)
+		return -1;
+	sub = claim_sub(claims);
+	chan = json_object_get(claims, "channel");
+	if (sub == NULL || strcmp(sub, s->user) != 0 || !json_is_string(chan) ||
+	    json_string_length(chan) != cmd->channel_len ||
+	    memcmp(json_string_value(chan), cmd->channel, cmd->channel_len) != 0 ||
+	    claim_exp(claims) == 0) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "the channel token must carry sub (this user), channel (%s) and exp",
+			   cmd->channel);
+		rc = -1;
+	}
+	json_decref(claims);
+	return rc;
+}
+
+/* May s read cmd's channel (subscribe, presence, history)? Returns 0, or -1 after
+ * sending the refusal. Only subscribe may present a channel token; a subscription
+ * already held counts as a grant. */
+static int
+check_read(struct hub *hub, struct session *s, const struct proto_cmd *cmd,
+	   const struct ns_policy *ns, bool subscribing)
+{
+	struct channel *ch = channel_find(hub, cmd->channel, cmd->channel_len);
+	bool granted = (s->grant_channels != NULL &&
+			patterns_match(s->grant_channels, cmd->channel, cmd->channel_len)) ||
+		       (ch != NULL && sub_index(s, ch) >= 0); /* admitted when it subscribed */
+	int tok = 0;
+
+	if (!s->has_token && !ns->allow_anonymous) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "%s%s%s does not allow clients without a token (allow_anonymous: false)",
+			   NS_LABEL(ns));
+		return -1;
+	}
+	if (subscribing && !granted) {
+		tok = channel_token_grants(hub, s, cmd);
+		if (tok < 0)
+			return -1;
+	}
+	if (granted || tok > 0)
+		return 0;
+	if (ns->private_ns) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "%s%s%s is private: %s needs a token whose \"channels\" claim matches it, or a channel token",
+			   NS_LABEL(ns), cmd->channel);
+		return -1;
+	}
+	if (s->grant_channels != NULL) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "the token's \"channels\" claim does not match %s", cmd->channel);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+member_of(const struct session *s, struct engine_member *m)
+{
+	*m = (struct engine_member){ s->client, s->user, s->info, s->info_len };
+}
+
+/* ---- commands ---- */
+
+static void
+on_connect(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+{
+	const char *token = cmd->token != NULL ? cmd->token : s->url_token;
+	size_t len;
+
+	if (s->connected) {
+		send_error(s, cmd->id, PROTO_ERR_ALREADY_CONNECTED, "already connected");
+		return;
+	}
+	if (token != NULL) {
+		json_t *claims = verify_token(hub, s, cmd->id, token,
+					      cmd->token != NULL ? cmd->token_len : strlen(token));
+		int rc = claims != NULL ? adopt_claims(s, cmd->id, claims) : -1;
+
+		json_decref(claims);
+		if (rc != 0)
+			return;
+	} else if (!hub->cfg->anonymous) {
+		send_error(s, cmd->id, PROTO_ERR_UNAUTHORIZED,
+			   "a token is required (anonymous access is disabled)");
+		return;
+	} else {
+		s->user = xstrdup(cmd->user != NULL ? cmd->user : "");
+		if (cmd->info_raw != NULL) {
+			s->info = xstrndup(cmd->info_raw, cmd->info_len);
+			s->info_len = cmd->info_len;
+		}
+	}
+	s->connected = true;
+	free(s->url_token);
+	s->url_token = NULL;
+	s->from = xcheck(proto_encode_from(s->client, s->user, &s->from_len));
+	pend_remove(hub, s);
+	map_add(hub->sessions, s->client, strlen(s->client), s);
+	send_owned(s, proto_encode_connected(cmd->id, s->client, s->user, hub->server, s->exp, &len),
+		   &len);
+}
+
+static void
+on_refresh(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+{
+	json_t *claims;
+	const char *sub;
+	size_t len;
+
+	if (!s->has_token) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN, "this connection has no token to refresh");
+		return;
+	}
+	claims = verify_token(hub, s, cmd->id, cmd->token, cmd->token_len);
+	if (claims == NULL)
+		return;
+	sub = claim_sub(claims);
+	if (sub == NULL || strcmp(sub, s->user) != 0)
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "the new token is for another user (its sub must be \"%s\")", s->user);
+	else if (adopt_claims(s, cmd->id, claims) == 0)
+		send_owned(s, proto_encode_refreshed(cmd->id, s->exp, &len), &len);
+	json_decref(claims);
+}
+
+/* How many of the oldest replay frames must be left out so that the replay (and the
+ * reply before it) fits the session's queue bounds: a requested replay must not get a
+ * healthy client closed as a slow consumer. All of them when nothing is replayed. */
+static size_t
+fit_replay(const struct session *s, const struct engine_history *h, int recovered)
+{
+	size_t first = 0, bytes = 0;
+
+	if (recovered == 0)
+		return h->nframes;
+	for (size_t i = 0; i < h->nframes; i++)
+		bytes += frame_wire_len(h->frames[i]);
+	while (first < h->nframes && !session_has_room(s, h->nframes - first + 1, bytes + 512))
+		bytes -= frame_wire_len(h->frames[first++]);
+	return first;
+}
+
 static void
 on_subscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 {
+	struct engine_history_query q = { 0 };
+	struct engine_history h;
+	struct engine_member m;
 	const struct ns_policy *ns;
 	struct channel *ch;
-	size_t len;
+	int recovered = -1;
+	size_t len, first;
 
 	ch = channel_find(hub, cmd->channel, cmd->channel_len);
 	if (ch != NULL && sub_index(s, ch) >= 0) {
@@ -250,13 +535,56 @@ on_subscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 		return;
 	}
 	ns = channel_policy(hub, s, cmd);
-	if (ns == NULL)
+	if (ns == NULL || check_read(hub, s, cmd, ns, true) != 0)
 		return;
-	/* The reply is queued before the subscription takes effect, so every message this
-	 * session receives for the channel comes after "subscribed". */
-	send_owned(s, proto_encode_subscribed(cmd->id, cmd->channel, &len), &len);
+	/* Everything below runs without returning to the loop, so no publish can fall
+	 * between the history read and the subscription: recovery is exact. */
 	ch = channel_open(hub, cmd->channel, cmd->channel_len, ns);
+	if (cmd->has_since) {
+		q = (struct engine_history_query){ .has_since = true, .since_offset = cmd->since_offset,
+						   .since_epoch = cmd->since_epoch,
+						   .limit = ns->history_size };
+	} else if (cmd->rewind > 0) {
+		q.limit = cmd->rewind < ns->history_size ? cmd->rewind : ns->history_size;
+	}
+	engine_history(hub->engine, ch->name, ch->name_len, &q, &h, hub->now_ms);
+	if (cmd->has_since)
+		recovered = h.recovered ? 1 : 0;
+	first = fit_replay(s, &h, recovered);
+	if (first > 0 && recovered == 1)
+		recovered = 0; /* a partial replay would be a gap: replay nothing */
+	send_owned(s, proto_encode_subscribed(cmd->id, cmd->channel, h.offset, h.epoch, recovered,
+					      &len), &len);
+	if (recovered != 0)
+		for (size_t i = first; i < h.nframes; i++)
+			session_enqueue(s, h.frames[i]);
+	engine_history_fini(&h);
+	if (s->kicked) {
+		/* Closing already (its queue overflowed): it does not join. */
+		channel_close_if_empty(hub, ch);
+		return;
+	}
+	if (ns->presence) {
+		member_of(s, &m);
+		engine_presence_add(hub->engine, ch->name, ch->name_len, &m, ns->join_leave);
+	}
 	sub_add(s, ch);
+}
+
+/* Leaves subscription j: the fan-out index first, then presence, whose leave event
+ * reaches the remaining subscribers; the channel may be freed. */
+static void
+leave(struct hub *hub, struct session *s, uint32_t j)
+{
+	struct channel *ch = s->subs[j].ch;
+	struct engine_member m;
+
+	sub_remove(s, j);
+	if (ch->ns->presence) {
+		member_of(s, &m);
+		engine_presence_remove(hub->engine, ch->name, ch->name_len, &m, ch->ns->join_leave);
+	}
+	channel_close_if_empty(hub, ch);
 }
 
 static void
@@ -270,13 +598,9 @@ on_unsubscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 		send_error(s, cmd->id, PROTO_ERR_NOT_SUBSCRIBED, "not subscribed to %s", cmd->channel);
 		return;
 	}
-	sub_remove(hub, s, (uint32_t)j);
+	leave(hub, s, (uint32_t)j);
 	send_owned(s, proto_encode_unsubscribed(cmd->id, cmd->channel, &len), &len);
 }
-
-/* "namespace \"chat\"" or "the default namespace", as three %s arguments. */
-#define NS_LABEL(ns) (ns)->name[0] ? "namespace \"" : "the default namespace", (ns)->name, \
-		     (ns)->name[0] ? "\"" : ""
 
 static void
 on_publish(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
@@ -313,15 +637,189 @@ on_publish(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	case POLICY_PUBLISH_CLIENTS:
 		break;
 	}
+	if (!s->has_token && !ns->allow_anonymous) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "%s%s%s does not allow clients without a token (allow_anonymous: false)",
+			   NS_LABEL(ns));
+		return;
+	}
+	if (ns->private_ns && ns->publish == POLICY_PUBLISH_CLIENTS &&
+	    check_read(hub, s, cmd, ns, false) != 0)
+		return; /* a private channel is closed to writers without the grant too */
+	if (s->grant_publish != NULL &&
+	    !patterns_match(s->grant_publish, cmd->channel, cmd->channel_len)) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
+			   "the token's \"publish\" claim does not match %s", cmd->channel);
+		return;
+	}
 	if (cmd->data_len > hub->cfg->limits.max_data_size) {
 		send_error(s, cmd->id, PROTO_ERR_TOO_LARGE, "data is %zu bytes, the limit is %zu",
 			   cmd->data_len, hub->cfg->limits.max_data_size);
 		return;
 	}
-	rc = engine_publish(hub->engine, &msg, s->serial);
+	msg.history_size = ns->history_size;
+	msg.history_ttl_ms = (uint64_t)ns->history_ttl * 1000;
+	rc = engine_publish(hub->engine, &msg, s->serial, hub->now_ms);
 	if (rc != 0)
 		send_error(s, cmd->id, PROTO_ERR_INTERNAL, "publish failed: %s", strerror(-rc));
 }
+
+/* A growing text buffer for JSON arrays built from pre-encoded elements. */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+jbuf_put(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* Members are collected into a JSON array text up to a byte budget. */
+struct member_list {
+	struct jbuf b;
+	size_t budget;
+	bool truncated;
+};
+
+static void
+add_member(void *arg, const struct engine_member *m)
+{
+	struct member_list *l = arg;
+	size_t len;
+	char *one;
+
+	if (l->truncated)
+		return;
+	one = xcheck(proto_encode_member(m->client, m->user, m->info, m->info_len, &len));
+	if (l->b.len + len + 2 > l->budget) {
+		l->truncated = true;
+	} else {
+		jbuf_put(&l->b, l->b.len > 1 ? "," : "", l->b.len > 1 ? 1 : 0);
+		jbuf_put(&l->b, one, len);
+	}
+	free(one);
+}
+
+/* Bytes a presence or history reply may hold besides its list: every frame the server
+ * sends stays within limits.max_message_size. */
+static size_t
+reply_budget(const struct hub *hub, size_t channel_len)
+{
+	size_t envelope = 256 + channel_len + PROTO_ID_STR_MAX;
+	size_t max = hub->cfg->limits.max_message_size;
+
+	return max > envelope * 2 ? max - envelope : max / 2;
+}
+
+/* Shared checks of presence and history: the channel's rules, read access, the
+ * feature's switch. Returns the rules or NULL after sending the refusal. */
+static const struct ns_policy *
+readable(struct hub *hub, struct session *s, const struct proto_cmd *cmd, const char *feature)
+{
+	const struct ns_policy *ns = channel_policy(hub, s, cmd);
+
+	if (ns == NULL || check_read(hub, s, cmd, ns, false) != 0)
+		return NULL;
+	if (!(feature[0] == 'p' ? ns->presence : ns->history_size > 0)) {
+		send_error(s, cmd->id, PROTO_ERR_FORBIDDEN, "%s is off in %s%s%s", feature,
+			   NS_LABEL(ns));
+		return NULL;
+	}
+	return ns;
+}
+
+static void
+on_presence(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+{
+	struct member_list l = { .budget = reply_budget(hub, cmd->channel_len) };
+	uint64_t clients, users;
+	size_t len;
+
+	if (readable(hub, s, cmd, "presence") == NULL)
+		return;
+	if (cmd->kind == PROTO_KIND_PRESENCE_STATS) {
+		engine_presence_stats(hub->engine, cmd->channel, cmd->channel_len, &clients, &users);
+		send_owned(s, proto_encode_presence_stats(cmd->id, cmd->channel, clients, users, &len),
+			   &len);
+		return;
+	}
+	jbuf_put(&l.b, "[", 1);
+	engine_presence(hub->engine, cmd->channel, cmd->channel_len, add_member, &l);
+	jbuf_put(&l.b, "]", 1);
+	send_owned(s, proto_encode_presence(cmd->id, cmd->channel, l.b.p, l.b.len, l.truncated, &len),
+		   &len);
+	free(l.b.p);
+}
+
+/* Which retained messages a history reply carries within budget bytes: with since, the
+ * oldest after it (the client pages on from the last one); otherwise the newest. Sets
+ * [*from, *to) and returns whether some were left out. */
+static bool
+history_window(const struct engine_history *h, size_t skip, size_t budget, bool oldest_first,
+	       size_t *from, size_t *to)
+{
+	size_t used = 0, n = 0;
+
+	for (; n < h->nframes; n++) {
+		size_t i = oldest_first ? n : h->nframes - 1 - n;
+		size_t plen = frame_wire_len(h->frames[i]) - skip + 2;
+
+		if (used + plen > budget)
+			break;
+		used += plen;
+	}
+	*from = oldest_first ? 0 : h->nframes - n;
+	*to = oldest_first ? n : h->nframes;
+	return n < h->nframes;
+}
+
+static void
+on_history(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+{
+	const struct ns_policy *ns = readable(hub, s, cmd, "history");
+	struct engine_history_query q = { 0 };
+	struct engine_history h;
+	struct jbuf b = { 0 };
+	size_t len, skip, from, to;
+	bool truncated;
+
+	if (ns == NULL)
+		return;
+	q.limit = cmd->limit > 0 && cmd->limit < ns->history_size ? cmd->limit : ns->history_size;
+	if (cmd->has_since) {
+		q.has_since = true;
+		q.since_offset = cmd->since_offset;
+		q.since_epoch = cmd->since_epoch;
+	}
+	engine_history(hub->engine, cmd->channel, cmd->channel_len, &q, &h, hub->now_ms);
+	/* Each element is its message frame minus {"type":"message","channel":"...", */
+	skip = proto_message_prefix_len(cmd->channel_len);
+	truncated = history_window(&h, skip, reply_budget(hub, cmd->channel_len),
+				   cmd->has_since && strcmp(h.epoch, cmd->since_epoch) == 0, &from, &to);
+	jbuf_put(&b, "[", 1);
+	for (size_t i = from; i < to; i++) {
+		size_t plen;
+		const char *p = frame_payload(h.frames[i], &plen);
+
+		jbuf_put(&b, i > from ? ",{" : "{", i > from ? 2 : 1);
+		jbuf_put(&b, p + skip, plen - skip);
+	}
+	jbuf_put(&b, "]", 1);
+	send_owned(s, proto_encode_history(cmd->id, cmd->channel, h.offset, h.epoch, b.p, b.len,
+					   truncated, &len), &len);
+	free(b.p);
+	engine_history_fini(&h);
+}
+
+/* ---- engine callbacks ---- */
 
 static void
 on_published(void *arg, uint64_t cookie, int rc, const struct engine_msg *msg)
@@ -344,24 +842,60 @@ on_published(void *arg, uint64_t cookie, int rc, const struct engine_msg *msg)
 					     msg->epoch, &len), &len);
 }
 
-/* Fan-out: one encode, one frame, one reference per local subscriber. */
+/* The one encoding of a message: the engine keeps this frame in history and the hub
+ * fans the same frame out. */
+static struct frame *
+on_encode(void *arg, const struct engine_msg *msg)
+{
+	struct frame *f;
+	size_t len = 0;
+	char *buf;
+
+	(void)arg;
+	buf = xcheck(proto_encode_message_n(msg->channel, msg->channel_len, msg->offset,
+					    msg->data, msg->data_len, msg->from, msg->from_len,
+					    &len));
+	f = frame_new_text(buf, len);
+	free(buf);
+	return f;
+}
+
+/* Fan-out: one reference of the same frame per local subscriber. */
 static void
-on_deliver(void *arg, const struct engine_msg *msg)
+on_deliver(void *arg, const struct engine_msg *msg, struct frame *f)
 {
 	struct hub *hub = arg;
 	struct channel *ch = channel_find(hub, msg->channel, msg->channel_len);
-	struct frame *f;
-	char *buf;
-	size_t len = 0;
 
 	if (ch == NULL)
 		return;
-	buf = xcheck(proto_encode_message(ch->name, msg->offset, msg->data, msg->data_len,
-					  msg->from, msg->from_len, &len));
+	for (uint32_t i = 0; i < ch->nmembers; i++)
+		session_enqueue(ch->members[i].s, f);
+}
+
+/* join/leave: to every local subscriber but the member itself. */
+static void
+on_presence_event(void *arg, const char *channel, size_t clen, bool join,
+		  const struct engine_member *m)
+{
+	struct hub *hub = arg;
+	struct channel *ch = channel_find(hub, channel, clen);
+	size_t mlen = 0, len = 0;
+	char *member, *buf;
+	struct frame *f;
+
+	if (ch == NULL || ch->nmembers == 0)
+		return;
+	/* Without info: a client's info (up to 4 KiB, its own choice) is not broadcast on
+	 * every subscribe; presence has it. */
+	member = xcheck(proto_encode_member(m->client, m->user, NULL, 0, &mlen));
+	buf = xcheck(proto_encode_join_leave(join, ch->name, member, mlen, &len));
+	free(member);
 	f = frame_new_text(buf, len);
 	free(buf);
 	for (uint32_t i = 0; i < ch->nmembers; i++)
-		session_enqueue(ch->members[i].s, f);
+		if (strcmp(ch->members[i].s->client, m->client) != 0)
+			session_enqueue(ch->members[i].s, f);
 	frame_unref(f);
 }
 
@@ -374,13 +908,15 @@ on_ping(struct session *s, const struct proto_cmd *cmd)
 }
 
 void
-hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t len)
+hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t len,
+		    uint64_t now_ms)
 {
 	struct proto_cmd cmd;
 	struct proto_error err = { 0 };
 
 	if (s->kicked)
 		return;
+	hub->now_ms = now_ms;
 	if (proto_decode(buf, len, &cmd, &err) != 0) {
 		send_error(s, cmd.id, err.code, "%s", err.text);
 		goto out;
@@ -393,6 +929,9 @@ hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t 
 	case PROTO_KIND_CONNECT:
 		on_connect(hub, s, &cmd);
 		break;
+	case PROTO_KIND_REFRESH:
+		on_refresh(hub, s, &cmd);
+		break;
 	case PROTO_KIND_SUBSCRIBE:
 		on_subscribe(hub, s, &cmd);
 		break;
@@ -403,6 +942,13 @@ hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t 
 		hub->publish_id = cmd.id;
 		on_publish(hub, s, &cmd);
 		hub->publish_id = NULL;
+		break;
+	case PROTO_KIND_PRESENCE:
+	case PROTO_KIND_PRESENCE_STATS:
+		on_presence(hub, s, &cmd);
+		break;
+	case PROTO_KIND_HISTORY:
+		on_history(hub, s, &cmd);
 		break;
 	case PROTO_KIND_PING:
 		on_ping(s, &cmd);
@@ -420,10 +966,17 @@ struct hub *
 hub_new(const struct config *cfg, const uint8_t seed[16])
 {
 	struct hub *hub = xcalloc(1, sizeof(*hub));
-	struct engine_callbacks cb = { .deliver = on_deliver, .published = on_published, .arg = hub };
+	struct engine_callbacks cb = {
+		.encode = on_encode,
+		.deliver = on_deliver,
+		.published = on_published,
+		.presence_event = on_presence_event,
+		.arg = hub,
+	};
+	struct engine_config ec = { .history_memory = cfg->limits.history_memory };
 
 	hub->cfg = cfg;
-	hub->engine = engine_new(cfg->engine, &cb, seed);
+	hub->engine = engine_new(cfg->engine, &cb, &ec, seed);
 	if (hub->engine == NULL) {
 		free(hub);
 		return NULL;
@@ -435,6 +988,12 @@ hub_new(const struct config *cfg, const uint8_t seed[16])
 		 (uint64_t)(map_siphash(seed, "node", 4) & 0xffffffffffffu));
 	snprintf(hub->server, sizeof(hub->server), "switchboard/%s", SWITCHBOARD_VERSION);
 	return hub;
+}
+
+void
+hub_set_auth(struct hub *hub, const struct hub_auth *auth)
+{
+	hub->auth = *auth;
 }
 
 void
@@ -467,21 +1026,48 @@ hub_session_open(struct hub *hub, const struct session_ops *ops, void *conn, uin
 }
 
 void
+hub_session_set_url_token(struct session *s, const char *token, size_t len)
+{
+	free(s->url_token);
+	s->url_token = xstrndup(token, len);
+}
+
+void
 hub_session_close(struct hub *hub, struct session *s)
 {
 	if (s == NULL)
 		return;
 	while (s->nsubs > 0)
-		sub_remove(hub, s, s->nsubs - 1);
+		leave(hub, s, s->nsubs - 1);
 	pend_remove(hub, s);
 	if (s->connected)
 		map_remove(hub->sessions, s->client, strlen(s->client));
 	session_queue_clear(s);
+	json_decref(s->grant_channels);
+	json_decref(s->grant_publish);
 	free(s->subs);
 	free(s->user);
+	free(s->info);
 	free(s->from);
+	free(s->url_token);
 	free(s);
 	hub->nsessions--;
+}
+
+static void
+expire_token(void *arg, const char *key, size_t len, void *value)
+{
+	struct hub *hub = arg;
+	struct session *s = value;
+
+	(void)key, (void)len;
+	/* The verifier accepts a token until exp + leeway: close at the same moment. */
+	if (s->exp == 0 || s->exp + (int64_t)hub->cfg->jwt_leeway > hub->now_unix || s->kicked)
+		return;
+	s->exp = 0;
+	log_info("hub: client=%s user=%s token expired, closing", s->client, s->user);
+	send_error(s, NULL, PROTO_ERR_TOKEN_EXPIRED, "the token expired; connect again with a new one");
+	session_kick(s, PROTO_CLOSE_TOKEN_EXPIRED, "token expired");
 }
 
 void
@@ -490,6 +1076,7 @@ hub_tick(struct hub *hub, uint64_t now_ms)
 	uint64_t limit = (uint64_t)hub->cfg->ws.connect_timeout * 1000;
 	struct session *s;
 
+	hub->now_ms = now_ms;
 	/* The list is in open order, so the first young session ends the scan. */
 	while ((s = hub->pend_head) != NULL && now_ms - s->opened_ms >= limit) {
 		pend_remove(hub, s);
@@ -497,6 +1084,11 @@ hub_tick(struct hub *hub, uint64_t now_ms)
 			 hub->cfg->ws.connect_timeout);
 		session_kick(s, PROTO_CLOSE_CONNECT_TIMEOUT, "connect timeout");
 	}
+	if (hub->auth.now != NULL) {
+		hub->now_unix = hub->auth.now(hub->auth.arg);
+		map_foreach(hub->sessions, expire_token, hub);
+	}
+	engine_tick(hub->engine, now_ms);
 }
 
 static void

@@ -13,8 +13,21 @@
 
 #include "session.h"
 
+#include <jansson.h>
+
 struct config;
 struct hub;
+
+/* Token verification and wall-clock time, provided by the caller (the core has no crypto
+ * and never reads the clock). */
+struct hub_auth {
+	/* Verifies token (len bytes). Returns 0 with *claims a new reference to the claims
+	 * object, or -1 with a sentence for the client in msg. */
+	int (*verify)(void *arg, const char *token, size_t len, json_t **claims, char *msg,
+		      size_t msglen);
+	int64_t (*now)(void *arg);   /* Unix seconds */
+	void *arg;
+};
 
 /* A new hub serving cfg (borrowed: it must outlive the hub), with the engine named by
  * cfg->engine, which the hub owns. seed (16 random bytes from the caller) keys hashing
@@ -22,17 +35,25 @@ struct hub;
 struct hub *hub_new(const struct config *cfg, const uint8_t seed[16]);
 void hub_free(struct hub *hub);              /* every session must be closed first */
 
+/* Enables tokens (auth is copied). Without it every token is refused. */
+void hub_set_auth(struct hub *hub, const struct hub_auth *auth);
+
 /* A new session for a transport connection `conn` (passed back to ops). */
 struct session *hub_session_open(struct hub *hub, const struct session_ops *ops, void *conn,
 				 uint64_t now_ms);
 /* Leaves every channel and frees the session and its queue. */
 void hub_session_close(struct hub *hub, struct session *s);
 
-/* Handles one complete text message from the client. May queue replies, wake or kick
- * sessions (this one or others); never frees a session. */
-void hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t len);
+/* Handles one complete text message from the client at time now_ms. May queue replies,
+ * wake or kick sessions (this one or others); never frees a session. */
+void hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t len,
+			 uint64_t now_ms);
 
-/* Periodic work: kicks sessions that did not connect within the timeout. */
+/* The token given in the upgrade URL (?token=), used by a connect without one (copied). */
+void hub_session_set_url_token(struct session *s, const char *token, size_t len);
+
+/* Periodic work: kicks sessions that did not connect within the timeout, closes those
+ * whose token expired (4001), expires retained messages. */
 void hub_tick(struct hub *hub, uint64_t now_ms);
 
 /* Kicks every session with 1001 "server shutdown". */

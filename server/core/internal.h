@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "policy.h"
 #include "session.h"
 
@@ -41,8 +43,15 @@ struct session {
 	bool kicked;
 	char client[40];           /* "<node>-<serial>" */
 	char *user;                /* owned, after connect */
+	char *info;                /* owned: JSON object text for presence, or NULL */
+	size_t info_len;
 	char *from;                /* owned: encoded "from" object, after connect */
 	size_t from_len;
+	char *url_token;           /* owned: ?token= of the upgrade request, or NULL */
+	bool has_token;            /* connected with a verified token */
+	int64_t exp;               /* the token's exp (Unix s), 0: none */
+	json_t *grant_channels;    /* the token's "channels" patterns (array), or NULL */
+	json_t *grant_publish;     /* the token's "publish" patterns (array), or NULL */
 
 	struct subref *subs;
 	uint32_t nsubs, capsubs;
@@ -61,6 +70,8 @@ struct session {
 /* Queues one reference to f; wakes the transport when the queue was empty. When the
  * queue would pass its bound the session is kicked with 4008 instead. */
 void session_enqueue(struct session *s, struct frame *f);
+/* True if frames more frames of bytes wire bytes fit in the queue's bounds now. */
+bool session_has_room(const struct session *s, size_t frames, size_t bytes);
 /* Kicks once; later calls do nothing. */
 void session_kick(struct session *s, int code, const char *reason);
 /* Drops every queued frame. */

@@ -43,8 +43,11 @@ policy_free(struct policy *p)
 static void
 ns_defaults(struct ns_policy *ns, const char *name)
 {
-	ns->name = xstrdup(name);
-	ns->publish = POLICY_PUBLISH_SUBSCRIBERS;
+	*ns = (struct ns_policy){
+		.name = xstrdup(name),
+		.publish = POLICY_PUBLISH_SUBSCRIBERS,
+		.allow_anonymous = true,
+	};
 }
 
 struct ns_policy *
@@ -68,7 +71,20 @@ policy_set_default(struct policy *p)
 	if (p->def == NULL) {
 		p->def = xcalloc(1, sizeof(*p->def));
 		ns_defaults(p->def, "");
+		p->def->presence = true;
+		p->def->join_leave = true;
+		p->def->history_size = 100;
+		p->def->history_ttl = 3600;
 	}
+	return p->def;
+}
+
+struct ns_policy *
+policy_reset_default(struct policy *p)
+{
+	policy_clear_default(p);
+	p->def = xcalloc(1, sizeof(*p->def));
+	ns_defaults(p->def, "");
 	return p->def;
 }
 

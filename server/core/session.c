@@ -52,13 +52,20 @@ session_client_id(const struct session *s)
 	return s->client;
 }
 
+bool
+session_has_room(const struct session *s, size_t frames, size_t bytes)
+{
+	return s->qlen + frames <= s->qmax_len && s->qbytes + bytes <= s->qmax_bytes;
+}
+
 void
 session_kick(struct session *s, int code, const char *reason)
 {
 	if (s->kicked)
 		return;
 	s->kicked = true;
-	s->ops->kick(s->conn, code, reason);
+	/* A slow consumer's queue is what it cannot take: only that one is not flushed. */
+	s->ops->kick(s->conn, code, reason, code != PROTO_CLOSE_SLOW_CONSUMER);
 }
 
 static void

@@ -19,8 +19,10 @@ struct session_ops {
 	/* Frames were queued to an empty queue: ask the transport for a write. */
 	void (*wake)(void *conn);
 	/* Close the connection with this WebSocket close code and reason, asynchronously.
-	 * Called at most once per session. */
-	void (*kick)(void *conn, int code, const char *reason);
+	 * With flush, the frames already queued (such as the error explaining the close)
+	 * are written first; without it (a slow consumer) they are dropped. Called at most
+	 * once per session. */
+	void (*kick)(void *conn, int code, const char *reason, bool flush);
 };
 
 /* Queue access for the transport's write path. session_queued() frames are waiting;

@@ -10,6 +10,7 @@
 
 struct config;
 struct hub;
+struct jwt_verifier;
 
 /* Most bytes one raw write carries: frames queued for a socket are copied together up
  * to this size and leave in one send(). */
@@ -25,6 +26,7 @@ struct server {
 	bool shutting_down;
 	lws_sorted_usec_list_t tick;   /* 1 s housekeeping timer */
 	lws_retry_bo_t idle_policy;    /* ping / hang-up timing */
+	struct jwt_verifier *jwt;      /* owned, or NULL without auth.jwt */
 };
 
 /* Monotonic milliseconds, the core's notion of time. */

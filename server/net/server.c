@@ -6,6 +6,7 @@
 #include "server.h"
 #include "config.h"
 #include "hub.h"
+#include "jwt.h"
 #include "log.h"
 #include "net.h"
 #include "xalloc.h"
@@ -40,6 +41,48 @@ net_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* struct hub_auth over the JWT verifier. */
+static int
+auth_verify(void *arg, const char *token, size_t len, json_t **claims, char *msg, size_t msglen)
+{
+	return jwt_verify(arg, token, len, (int64_t)time(NULL), claims, msg, msglen) == JWT_OK ? 0 : -1;
+}
+
+static int64_t
+auth_now(void *arg)
+{
+	(void)arg;
+	return (int64_t)time(NULL);
+}
+
+/* Tokens are verified only when auth.jwt has a key; the clock is always wired (for
+ * token expiry). Returns 0, or -1 if a key cannot be loaded. */
+static int
+setup_auth(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct hub_auth auth = { .now = auth_now };
+	char err[256];
+
+	if (cfg->jwt_secret != NULL || cfg->jwt_public_key != NULL) {
+		srv->jwt = jwt_verifier_new(cfg->jwt_secret, cfg->jwt_public_key, cfg->jwt_leeway,
+					    err, sizeof(err));
+		if (srv->jwt == NULL) {
+			log_error("server: auth.jwt: %s", err);
+			return -1;
+		}
+		auth.verify = auth_verify;
+		auth.arg = srv->jwt;
+		if (cfg->jwt_secret != NULL && strlen(cfg->jwt_secret) < 32)
+			log_warn("server: auth.jwt.hmac_secret is %zu bytes; RFC 7518 asks for at least 32 (HS256)",
+				 strlen(cfg->jwt_secret));
+	}
+	if (srv->jwt == NULL && !cfg->anonymous)
+		log_warn("server: auth.anonymous is false and auth.jwt has no key: no client can connect");
+	hub_set_auth(srv->hub, &auth);
+	return 0;
 }
 
 static void
@@ -173,6 +216,10 @@ server_run(const struct config *cfg, int ready_fd)
 		log_error("server: unknown engine \"%s\"", cfg->engine);
 		return 1;
 	}
+	if (setup_auth(&srv) != 0) {
+		hub_free(srv.hub);
+		return 1;
+	}
 	srv.batch = xmalloc(NET_BATCH_MAX);
 	srv.idle_policy = (lws_retry_bo_t){
 		.secs_since_valid_ping = (uint16_t)cfg->ws.ping_interval,
@@ -222,6 +269,7 @@ out:
 	if (ready_fd >= 0 && srv.ctx == NULL)
 		close(ready_fd);
 	hub_free(srv.hub);
+	jwt_verifier_free(srv.jwt);
 	free(srv.batch);
 	return rc;
 }

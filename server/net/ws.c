@@ -27,6 +27,7 @@ struct ws_conn {
 	bool established;         /* CLOSED also fires for upgrades refused in FILTER */
 	bool closing;             /* kicked: close at the next WRITEABLE */
 	bool close_sent;          /* lws may deliver WRITEABLE again while closing */
+	bool flush_first;         /* write what is queued before the close frame */
 	int close_code;
 	char close_reason[40];
 	char *rx;                 /* reassembly of a fragmented message, or NULL */
@@ -56,11 +57,12 @@ op_wake(void *conn)
 }
 
 static void
-op_kick(void *conn, int code, const char *reason)
+op_kick(void *conn, int code, const char *reason, bool flush)
 {
 	struct ws_conn *c = conn;
 
 	c->closing = true;
+	c->flush_first = flush;
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	lws_callback_on_writable(c->wsi);
@@ -107,12 +109,28 @@ on_filter(struct server *srv, struct lws *wsi)
 	return 0;
 }
 
+/* Browsers cannot set headers on a WebSocket: a token may come as ?token=. The headers
+ * are gone after ESTABLISHED, so it is copied now. */
+static void
+take_url_token(struct ws_conn *c)
+{
+	char *buf = xmalloc(PROTO_TOKEN_MAX + 8);
+	const char *v = lws_get_urlarg_by_name(c->wsi, "token=", buf, PROTO_TOKEN_MAX + 8);
+
+	/* A token too long to keep is kept empty: connect then fails as unauthorized instead
+	 * of connecting anonymously. */
+	if (v != NULL && strlen(v) > 0)
+		hub_session_set_url_token(c->s, v, strlen(v) <= PROTO_TOKEN_MAX ? strlen(v) : 0);
+	free(buf);
+}
+
 static int
 on_established(struct ws_conn *c, struct lws *wsi)
 {
 	c->wsi = wsi;
 	c->srv = server_of(wsi);
 	c->s = hub_session_open(c->srv->hub, &ws_session_ops, c, net_now_ms());
+	take_url_token(c);
 	c->established = true;
 	c->srv->connections++;
 	log_debug("ws: client=%s connected", session_client_id(c->s));
@@ -139,7 +157,7 @@ deliver(struct ws_conn *c, const char *buf, size_t len)
 {
 	if (!proto_utf8_valid(buf, len))
 		return close_with(c, PROTO_CLOSE_INVALID_UTF8, "invalid UTF-8");
-	hub_session_receive(c->srv->hub, c->s, buf, len);
+	hub_session_receive(c->srv->hub, c->s, buf, len, net_now_ms());
 	return 0;
 }
 
@@ -187,9 +205,9 @@ on_writeable(struct ws_conn *c)
 	 * the client's unread data (an RST that can discard the close frame itself). */
 	if (c->close_sent)
 		return 0;
-	if (c->closing)
-		return close_with(c, c->close_code, c->close_reason);
 	qlen = session_queued(s);
+	if (c->closing && (!c->flush_first || qlen == 0))
+		return close_with(c, c->close_code, c->close_reason);
 	if (qlen == 0)
 		return 0;
 	out = c->srv->batch;
@@ -212,7 +230,7 @@ on_writeable(struct ws_conn *c)
 		return -1;
 	}
 	session_pop(s, count);
-	if (session_queued(s) > 0)
+	if (session_queued(s) > 0 || c->closing)
 		lws_callback_on_writable(c->wsi);
 	return 0;
 }

@@ -51,6 +51,9 @@ Test(errors, every_command_error_echoes_its_id)
 
 	cr_assert_not_null(c);
 	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"subscribe\",\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"token\":\"a.b.c\""), 0);
+	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"refresh\",\"token\":\"a.b.c\""), 0);
+	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"history\",\"channel\":\"a\""), 0);
 	r = sb_request(c, "\"type\":\"connect\"");
 	cr_assert_str_eq(json_str(r, "type"), "connected");
 	json_decref(r);
@@ -60,7 +63,7 @@ Test(errors, every_command_error_echoes_its_id)
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"publish\",\"channel\":\"a\""), 0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":7"), 0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"channel\":\"a\""), 0);
-	cr_expect_eq(sb_expect_error(c, "unknown_type", "\"type\":\"history\",\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "unknown_type", "\"type\":\"rpc\",\"channel\":\"a\""), 0);
 	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"a b\""), 0);
 	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"\""), 0);
 	cr_expect_eq(sb_expect_error(c, "invalid_channel",
@@ -69,7 +72,23 @@ Test(errors, every_command_error_echoes_its_id)
 	cr_expect_eq(sb_expect_error(c, "not_subscribed", "\"type\":\"unsubscribe\",\"channel\":\"a\""), 0);
 	cr_assert_eq(sb_subscribe(c, "a"), 0);
 	cr_expect_eq(sb_expect_error(c, "already_subscribed", "\"type\":\"subscribe\",\"channel\":\"a\""), 0);
-	expect_alive(c, "after ten errors");
+	/* The commands of issue 3. */
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"refresh\""), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"refresh\",\"token\":\"a.b.c\""), 0,
+		     "a connection without a token has nothing to refresh");
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"subscribe\",\"channel\":\"b\",\"token\":\"a.b.c\""), 0,
+		     "channel tokens need a connection identified by a token");
+	cr_expect_eq(sb_expect_error(c, "bad_request",
+				     "\"type\":\"subscribe\",\"channel\":\"b\",\"recover\":{\"offset\":1}"), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\",\"channel\":\"b\",\"rewind\":-1"), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"presence\",\"channel\":\"a b\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"presence_stats\""), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"history\",\"channel\":\"\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"history\",\"channel\":\"a\",\"limit\":\"5\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request",
+				     "\"type\":\"history\",\"channel\":\"a\",\"since\":{\"epoch\":\"e\"}"), 0);
+	expect_alive(c, "after twenty errors");
 	ws_client_free(c);
 	itest_finish();
 }
@@ -576,7 +595,7 @@ Test(limits, a_refused_connect_does_not_stop_the_connect_timeout)
 	itest_start("{\"auth\":{\"anonymous\":false},\"websocket\":{\"connect_timeout\":1}}");
 	c = ws_client_open_ok(itest_port());
 	cr_assert_not_null(c);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"connect\""), 0);
+	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\""), 0);
 	cr_expect_eq(ws_client_wait_close(c, 5000, NULL), 4002, "close code %d", c->close_code);
 	ws_client_free(c);
 	itest_finish();

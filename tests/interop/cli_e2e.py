@@ -1,10 +1,14 @@
 #!/usr/bin/python3
 """End-to-end test of the two programs a user runs: `switchboard` (command line,
-configuration errors, exit codes) and `switchboard-cli` (sub, pub, chat, ticks and
-their exit codes) against a real server on a free loopback port. Bounded in time.
+configuration errors, exit codes) and `switchboard-cli` (sub, pub, chat, ticks,
+presence, history, tokens, and sub's reconnection with recovery, with their exit codes)
+against a real server on a free loopback port. Bounded in time.
 
 usage: cli_e2e.py PATH/TO/switchboard PATH/TO/switchboard-cli
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -121,19 +125,214 @@ def test_client(port):
     r = run([CLI, *url, "ticks", "room", "--rate", "50", "--count", "5", "--symbols", "BTC,ETH"])
     check(r.returncode == 0 and "5 published" in r.stdout, f"ticks --count 5 ({r.stdout.strip()})")
 
+    # sub also prints the join/leave events of the other clients (the built-in default
+    # namespace has join_leave): count the message frames.
+    def messages():
+        return [l for l in list(lines) if json.loads(l).get("type") == "message"]
+
     deadline = time.time() + 5
-    while time.time() < deadline and len(lines) < 8:
+    while time.time() < deadline and len(messages()) < 8:
         time.sleep(0.05)
     sub.send_signal(signal.SIGINT)
     rc = sub.wait(timeout=10)
     check(rc == 0, f"sub exits 0 on SIGINT (got {rc})")
-    frames = [json.loads(l) for l in lines]
+    check(all(json.loads(l).get("type") in ("message", "join", "leave") for l in lines),
+          "sub prints only message, join and leave frames, one JSON line each")
+    msg_lines = messages()
+    frames = [json.loads(l) for l in msg_lines]
     check(len(frames) == 8, f"sub printed 8 messages, one JSON line each (got {len(frames)})")
-    check(frames and '"data":{"text":"hi","p":0.1}' in lines[0], "sub prints the data byte for byte")
+    check(frames and '"data":{"text":"hi","p":0.1}' in msg_lines[0], "sub prints the data byte for byte")
     check([f["offset"] for f in frames] == list(range(1, len(frames) + 1)), "sub sees offsets 1..8 in order")
     ticks = [f["data"] for f in frames[3:]]
     check(all(set(t) == {"symbol", "price", "ts"} and t["symbol"] in ("BTC", "ETH") for t in ticks),
           "ticks publish {symbol, price, ts}")
+
+
+SECRET = "cli-e2e-secret-0123456789abcdef0123"
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def token(claims):
+    """An HS256 JWT signed with SECRET (auth.jwt.hmac_secret of the second server)."""
+    signing = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
+        b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(SECRET.encode(), signing.encode(), hashlib.sha256).digest()
+    return signing + "." + b64url(sig)
+
+
+class Cli:
+    """A long-running switchboard-cli (sub) whose stdout and stderr lines are collected."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen([CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out, self.err = [], []
+        threading.Thread(target=lambda: [self.out.append(l) for l in self.proc.stdout], daemon=True).start()
+        threading.Thread(target=lambda: [self.err.append(l) for l in self.proc.stderr], daemon=True).start()
+
+    def frames(self, type_="message"):
+        return [json.loads(l) for l in list(self.out) if json.loads(l).get("type") == type_]
+
+    def wait_for(self, cond, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline and not cond():
+            time.sleep(0.05)
+        return cond()
+
+    def stderr(self):
+        return "".join(self.err)
+
+    def stop(self, sig=signal.SIGINT):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def presence_users(url, channel):
+    """The sorted users of the channel's members, or None when presence failed."""
+    r = run([CLI, *url, "presence", channel])
+    if r.returncode != 0:
+        return None
+    return sorted(json.loads(l)["user"] for l in r.stdout.splitlines()[:-1])
+
+
+def test_presence_history(url):
+    alice = Cli([*url, "--user", "alice", "sub", "chat:room"])
+    check(alice.wait_for(lambda: presence_users(url, "chat:room") == ["alice"]), "presence lists a subscriber")
+    tf = tempfile.NamedTemporaryFile("w", suffix=".jwt", delete=False)
+    tf.write(token({"sub": "bob", "exp": int(time.time()) + 600, "info": {"name": "Bob"}}) + "\n")
+    tf.close()
+    bob = Cli([*url, "--user", "not-bob", "--token-file", tf.name, "sub", "chat:room"])
+    check(bob.wait_for(lambda: presence_users(url, "chat:room") == ["alice", "bob"]),
+          "presence lists two subscribers; the user comes from the token")
+    r = run([CLI, *url, "presence", "chat:room"])
+    out = r.stdout.splitlines()
+    members = [json.loads(l) for l in out[:-1]]
+    stats = json.loads(out[-1]) if out else {}
+    check(r.returncode == 0 and len(members) == 2 and all(set(m) >= {"client", "user"} for m in members),
+          f"presence prints one member per line, exits 0 ({r.stdout.strip()!r})")
+    check([m.get("info") for m in members if m["user"] == "bob"] == [{"name": "Bob"}], "presence shows the token's info")
+    check(stats.get("type") == "presence_stats" and stats.get("clients") == 2 and stats.get("users") == 2,
+          f"presence ends with the presence_stats line ({out[-1] if out else ''})")
+    check(alice.wait_for(lambda: [f["member"]["user"] for f in alice.frames("join")] == ["bob"]),
+          f"sub prints the join of another subscriber ({alice.out})")
+    check(bob.stop() == 0, "sub with --token-file exits 0 on SIGINT")
+    check(alice.wait_for(lambda: [f["member"]["user"] for f in alice.frames("leave")] == ["bob"]),
+          "sub prints its leave")
+    os.unlink(tf.name)
+
+    sent = ['{"n":1}', '"two"', '[3, 0.1]']
+    for data in sent:
+        r = run([CLI, *url, "--user", "alice", "pub", "chat:room", data])
+        check(r.returncode == 0, f"pub {data} to chat:room")
+    r = run([CLI, *url, "history", "chat:room"])
+    hist = [json.loads(l) for l in r.stdout.splitlines()]
+    check(r.returncode == 0 and [h["offset"] for h in hist] == [1, 2, 3], f"history prints the messages oldest first ({r.stdout.strip()!r})")
+    check(all(f'"data":{d}' in l for d, l in zip(sent, r.stdout.splitlines())), "history prints data byte for byte")
+    check(all(h["from"]["user"] == "alice" for h in hist), "history messages carry from")
+    r = run([CLI, *url, "history", "chat:room", "--limit", "2"])
+    check(r.returncode == 0 and [json.loads(l)["offset"] for l in r.stdout.splitlines()] == [2, 3], "history --limit 2: the 2 newest")
+    r = run([CLI, *url, "history", "chat:empty"])
+    check(r.returncode == 0 and r.stdout == "", "history of an unknown channel prints nothing, exits 0")
+    check(alice.wait_for(lambda: len(alice.frames()) == 3), "sub saw the 3 messages")
+
+    rew = Cli([*url, "sub", "--rewind", "2", "chat:room"])
+    check(rew.wait_for(lambda: len(rew.frames()) == 2) and [f["offset"] for f in rew.frames()] == [2, 3],
+          f"sub --rewind 2 prints the last 2 messages first ({rew.out})")
+    run([CLI, *url, "--user", "alice", "pub", "chat:room", "4"])
+    check(rew.wait_for(lambda: len(rew.frames()) == 3) and [f["offset"] for f in rew.frames()] == [2, 3, 4],
+          "then the live ones")
+    check(rew.stop() == 0 and alice.stop() == 0, "subs exit 0 on SIGINT")
+
+    r = run([CLI, *url, "presence", "plain:x"])
+    check(r.returncode == 1 and "forbidden" in r.stderr, f"presence refused where presence is off exits 1 ({r.stderr.strip()})")
+    r = run([CLI, *url, "history", "plain:x"])
+    check(r.returncode == 1 and "forbidden" in r.stderr, "history refused where history is off exits 1")
+    r = run([CLI, *url, "history", "chat:room", "--limit", "0"])
+    check(r.returncode == 2, "history --limit 0 is a usage error")
+    r = run([CLI, *url, "--token", "not.a.token", "presence", "chat:room"])
+    check(r.returncode == 1 and "unauthorized" in r.stderr, f"a bad token is unauthorized, exit 1 ({r.stderr.strip()})")
+    r = run([CLI, *url, "--token-file", "/nonexistent.jwt", "presence", "chat:room"])
+    check(r.returncode == 2 and "/nonexistent.jwt" in r.stderr, "an unreadable --token-file exits 2")
+
+
+def test_tokens(url):
+    # Expiring without --token-file: 4001, then exit 1 without reconnecting.
+    short = Cli([*url, "--token", token({"sub": "eve", "exp": int(time.time()) + 2}), "sub", "chat:tok"])
+    # A --token-file token about to expire, replaced in the file: refreshed, no 4001.
+    t0 = int(time.time())
+    tf = tempfile.NamedTemporaryFile("w", suffix=".jwt", delete=False)
+    tf.write(token({"sub": "rita", "exp": t0 + 8}))  # the CLI looks at the file after ~4 s
+    tf.close()
+    rita = Cli([*url, "--token-file", tf.name, "sub", "chat:tok"])
+    check(rita.wait_for(lambda: "rita" in (presence_users(url, "chat:tok") or [])), "sub with a short token connected")
+    with open(tf.name + ".new", "w") as f:
+        f.write(token({"sub": "rita", "exp": int(time.time()) + 600}))
+    os.rename(tf.name + ".new", tf.name)
+    try:
+        rc = short.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        rc = short.stop()
+    check(rc == 1 and "(4001 token expired); not reconnecting" in short.stderr(),
+          f"an expired --token ends sub with exit 1 after close 4001 ({rc}: {short.stderr().strip()!r})")
+    check('"code":"token_expired"' in short.stderr(),
+          "the server sent the token_expired error before the 4001 close (docs/protocol.md, refresh)")
+    time.sleep(max(0, t0 + 10 - time.time()))  # rita's first token has expired by now
+    check(rita.proc.poll() is None and "4001" not in rita.stderr() and "reconnect" not in rita.stderr(),
+          f"--token-file: the renewed token was sent as refresh before expiry ({rita.stderr().strip()!r})")
+    check("rita" in (presence_users(url, "chat:tok") or []), "and the connection is still subscribed")
+    check(rita.stop() == 0, "sub exits 0")
+    os.unlink(tf.name)
+
+
+def test_reconnect(url, server):
+    """sub is stopped (SIGSTOP) past the server's idle timeout: the server drops it. Five
+    messages are published meanwhile; once continued, sub reconnects, recovers and prints
+    each of them exactly once."""
+    sub = Cli([*url, "--user", "sleeper", "sub", "chat:rec", "chat:rec2"])
+    check(sub.wait_for(lambda: "sleeper" in (presence_users(url, "chat:rec") or [])), "sub subscribed")
+    r = run([CLI, *url, "pub", "chat:rec", '"before"'])
+    check(sub.wait_for(lambda: len(sub.frames()) == 1), "sub printed the first message")
+    sub.proc.send_signal(signal.SIGSTOP)
+    try:
+        dropped = sub.wait_for(lambda: presence_users(url, "chat:rec") == [], 15)
+        check(dropped, "the server dropped the stopped sub (idle_timeout)")
+        published = []
+        for i in range(5):
+            r = run([CLI, *url, "pub", "chat:rec", json.dumps({"missed": i})])
+            published.append(json.loads(r.stdout)["offset"] if r.returncode == 0 else None)
+        check(published == [2, 3, 4, 5, 6], f"5 messages published while sub was stopped ({published})")
+    finally:
+        sub.proc.send_signal(signal.SIGCONT)
+    check(sub.wait_for(lambda: "recovered 5 missed messages" in sub.stderr(), 15),
+          f"sub reconnects and says it recovered 5 messages ({sub.stderr().strip()!r})")
+    # chat:rec2 never had a message: whether its state (epoch) survived is the server's
+    # business, but sub must say what happened to it too.
+    check(re.search(r"reconnected; chat:rec2 (recovered 0 missed messages|could not be recovered)", sub.stderr()),
+          "sub reports on every channel")
+    check(sub.wait_for(lambda: len(sub.frames()) == 6), "sub printed the missed messages")
+    r = run([CLI, *url, "pub", "chat:rec", '"after"'])
+    check(sub.wait_for(lambda: len(sub.frames()) == 7), "and a message published after the reconnect")
+    time.sleep(0.3)
+    msgs = sub.frames()
+    check([m["offset"] for m in msgs] == [1, 2, 3, 4, 5, 6, 7], f"each offset once, in order ({[m['offset'] for m in msgs]})")
+    check([m["data"] for m in msgs[1:6]] == [{"missed": i} for i in range(5)], "the missed data")
+    check("second copy" not in sub.stderr(), "the server sent no duplicate")
+
+    # Server shutdown (1001): sub says it reconnects, and SIGINT while it waits exits 0.
+    server.send_signal(signal.SIGTERM)
+    check(server.wait(timeout=10) == 0, "second server exits 0 after SIGTERM")
+    check(sub.wait_for(lambda: "1001" in sub.stderr() and "reconnecting in" in sub.stderr()),
+          "sub reports the shutdown and reconnects")
+    check(sub.wait_for(lambda: sub.stderr().count("reconnecting in") >= 2, 5), "and retries the refused connection")
+    rc = sub.stop()
+    check(rc == 0, f"sub exits 0 on SIGINT while reconnecting (got {rc})")
 
 
 def main():
@@ -145,6 +344,28 @@ def main():
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=10)
         check(rc == 0, f"server exits 0 after SIGTERM (got {rc})")
+
+    # Presence, history, tokens, reconnection: a short idle timeout, so that a stopped
+    # client is dropped quickly, and token expiry without leeway.
+    proc, port = start_server({
+        "log_level": "info",
+        "websocket": {"ping_interval": 1, "idle_timeout": 2},
+        "auth": {"anonymous": True, "jwt": {"hmac_secret": SECRET, "leeway": 0}},
+        "namespaces": {
+            "chat": {"publish": "clients", "presence": True, "join_leave": True, "history_size": 100,
+                     "history_ttl": 600},
+            "plain": {"publish": "clients"},
+        },
+    })
+    url = ["--url", f"ws://127.0.0.1:{port}/ws"]
+    try:
+        test_presence_history(url)
+        test_tokens(url)
+        test_reconnect(url, proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     print(f"cli_e2e: {len(FAILS)} failed", flush=True)
     return 1 if FAILS else 0
 

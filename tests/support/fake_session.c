@@ -15,12 +15,13 @@ fake_wake(void *conn)
 }
 
 static void
-fake_kick(void *conn, int code, const char *reason)
+fake_kick(void *conn, int code, const char *reason, bool flush)
 {
 	struct fake_session *f = conn;
 
 	f->kicks++;
 	f->kick_code = code;
+	f->kick_flush = flush;
 	snprintf(f->kick_reason, sizeof(f->kick_reason), "%s", reason);
 }
 
@@ -33,6 +34,7 @@ void
 fake_open(struct fake_session *f, struct hub *hub, unsigned long long now_ms)
 {
 	memset(f, 0, sizeof(*f));
+	f->now_ms = now_ms;
 	f->s = hub_session_open(hub, &fake_ops, f, now_ms);
 }
 
@@ -53,7 +55,7 @@ fake_send(struct fake_session *f, struct hub *hub, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	hub_session_receive(hub, f->s, buf, (size_t)n);
+	hub_session_receive(hub, f->s, buf, (size_t)n, f->now_ms);
 }
 
 json_t *

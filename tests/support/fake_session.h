@@ -4,6 +4,7 @@
 #define SWITCHBOARD_FAKE_SESSION_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct hub;
@@ -15,6 +16,8 @@ struct fake_session {
 	int kicks;
 	int kick_code;
 	char kick_reason[64];
+	bool kick_flush;
+	unsigned long long now_ms;   /* the time fake_send() passes to the hub */
 };
 
 /* Opens a session on hub at time now_ms. */

@@ -74,6 +74,30 @@ sb_connect(int port, const char *user)
 	return c;
 }
 
+struct ws_client *
+sb_connect_token(int port, const char *token, json_t **reply)
+{
+	struct ws_client *c = ws_client_open_ok(port);
+	json_t *r;
+
+	if (reply != NULL)
+		*reply = NULL;
+	if (c == NULL)
+		return NULL;
+	r = sb_request(c, "\"type\":\"connect\",\"token\":\"%s\"", token);
+	if (strcmp(json_str(r, "type"), "connected") != 0) {
+		show("connect with a token", r);
+		json_decref(r);
+		ws_client_free(c);
+		return NULL;
+	}
+	if (reply != NULL)
+		*reply = r;
+	else
+		json_decref(r);
+	return c;
+}
+
 static int
 channel_step(struct ws_client *c, const char *cmd, const char *reply, const char *channel)
 {
@@ -148,6 +172,48 @@ sb_next_message(struct ws_client *c, int timeout_ms)
 		if (strcmp(json_str(j, "type"), "message") == 0)
 			return j;
 		show("skipped while waiting for a message", j);
+		json_decref(j);
+	}
+	return NULL;
+}
+
+int
+sb_is_presence_event(const json_t *frame)
+{
+	const char *type = json_str(frame, "type");
+
+	return strcmp(type, "join") == 0 || strcmp(type, "leave") == 0;
+}
+
+char *
+sb_recv_text_skip_events(struct ws_client *c, int timeout_ms, size_t *len)
+{
+	char *s;
+	size_t n;
+
+	while ((s = ws_client_recv_text(c, timeout_ms, &n)) != NULL) {
+		json_t *j = json_loadb(s, n, 0, NULL);
+		int event = j != NULL && sb_is_presence_event(j);
+
+		json_decref(j);
+		if (!event) {
+			if (len != NULL)
+				*len = n;
+			return s;
+		}
+		free(s);
+	}
+	return NULL;
+}
+
+json_t *
+sb_recv_skip_events(struct ws_client *c, int timeout_ms)
+{
+	json_t *j;
+
+	while ((j = ws_client_recv_json(c, timeout_ms)) != NULL) {
+		if (!sb_is_presence_event(j))
+			return j;
 		json_decref(j);
 	}
 	return NULL;

@@ -17,6 +17,11 @@ json_int_t sb_next_id(void);
  * client once "connected" arrived, else NULL. */
 struct ws_client *sb_connect(int port, const char *user);
 
+/* Upgrades on /ws and sends connect with token (JSON-escaped by the caller if needed).
+ * Returns the client once "connected" arrived, else NULL; the reply is stored in
+ * *reply (new reference) when reply is not NULL. */
+struct ws_client *sb_connect_token(int port, const char *token, json_t **reply);
+
 /* Sends a command and returns its reply (new reference) or NULL. fmt is the JSON text
  * after the id, e.g. sb_request(c, "\"type\":\"subscribe\",\"channel\":\"a\""): the
  * command sent is {"id":N,<fmt>}. */
@@ -39,5 +44,17 @@ int sb_expect_error(struct ws_client *c, const char *code, const char *fmt, ...)
 /* The next frame of type "message" (new reference); frames of any other type received
  * first are dropped with a note on stderr. NULL on timeout or close. */
 json_t *sb_next_message(struct ws_client *c, int timeout_ms);
+
+/* True for the frames of docs/protocol.md that no command asked for and that say who
+ * came or went: "join" and "leave". */
+int sb_is_presence_event(const json_t *frame);
+
+/* The next frame that is not a join/leave event (new reference); events received first
+ * are dropped silently, anything else is returned. NULL on timeout, close or invalid
+ * JSON. For tests about something else than presence, on servers with join_leave on. */
+json_t *sb_recv_skip_events(struct ws_client *c, int timeout_ms);
+
+/* The same as text (exact bytes, new string, length in *len if not NULL). */
+char *sb_recv_text_skip_events(struct ws_client *c, int timeout_ms, size_t *len);
 
 #endif

@@ -376,6 +376,18 @@ ws_client_free(struct ws_client *c)
 	free(c);
 }
 
+void
+ws_client_abort(struct ws_client *c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (c == NULL)
+		return;
+	if (c->fd >= 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	ws_client_free(c);
+}
+
 /* ---- sending ---- */
 
 int

@@ -81,6 +81,11 @@ struct ws_client *ws_client_open_ok(int port);
 /* Closes the socket at once (no close handshake) and frees c. NULL-safe. */
 void ws_client_free(struct ws_client *c);
 
+/* Aborts the connection: the socket is closed with SO_LINGER 0, so the kernel sends a
+ * TCP RST instead of a FIN (a crashed client or a dropped network path), then frees c.
+ * NULL-safe. */
+void ws_client_abort(struct ws_client *c);
+
 /* Sends close 1000 unless a close was already exchanged, waits up to timeout_ms for the
  * server's close (or end of file), then frees c. Returns the server's close code, or -1
  * if none came in time. NULL-safe (returns -1). */

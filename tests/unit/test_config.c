@@ -266,8 +266,13 @@ Test(config, unknown_keys_are_named_at_every_level)
 	expect_refused("{\"websocket\":{\"ping\":5}}", "ping");
 	expect_refused("{\"limits\":{\"max_msg_size\":5}}", "max_msg_size");
 	expect_refused("{\"namespaces\":{\"chat\":{\"publsh\":\"clients\"}}}", "publsh");
-	expect_refused("{\"namespaces\":{\"chat\":{\"presence\":true}}}", "presence");
+	expect_refused("{\"namespaces\":{\"chat\":{\"presense\":true}}}", "presense");
+	expect_refused("{\"namespaces\":{\"chat\":{\"history\":10}}}", "history");
 	expect_refused("{\"default_namespace\":{\"history\":10}}", "history");
+	expect_refused("{\"default_namespace\":{\"ttl\":10}}", "ttl");
+	expect_refused("{\"auth\":{\"jwt\":{\"secret\":\"x\"}}}", "secret");
+	expect_refused("{\"auth\":{\"token\":{}}}", "token");
+	expect_refused("{\"limits\":{\"history_bytes\":5}}", "history_bytes");
 	assert_no_leaks();
 }
 
@@ -464,6 +469,246 @@ Test(config, a_refused_config_can_still_be_finished_without_leaks)
 		cr_expect_eq(load(&cfg, texts[i], err, sizeof(err)), -1, "accepted %s", texts[i]);
 		config_fini(&cfg);
 	}
+	assert_no_leaks();
+}
+
+/* ---- issue 3: auth.jwt, namespace rules, history memory ---- */
+
+static const struct ns_policy *
+ns_of(const struct config *cfg, const char *channel)
+{
+	const struct ns_policy *ns = policy_for_channel(cfg->policy, channel, strlen(channel));
+
+	cr_assert_not_null(ns, "%s has no policy", channel);
+	return ns;
+}
+
+Test(config, auth_and_history_defaults)
+{
+	struct config cfg;
+
+	config_defaults(&cfg);
+	cr_expect_null(cfg.jwt_secret, "no HMAC secret unless configured");
+	cr_expect_null(cfg.jwt_public_key, "no public key unless configured");
+	cr_expect_eq(cfg.jwt_leeway, 5);
+	cr_expect_eq(cfg.limits.history_memory, (size_t)64 << 20);
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, built_in_default_namespace_has_presence_join_leave_and_history)
+{
+	struct config cfg;
+	const struct ns_policy *ns;
+
+	config_defaults(&cfg);
+	ns = ns_of(&cfg, "lobby");
+	cr_expect_eq(ns->publish, POLICY_PUBLISH_SUBSCRIBERS);
+	cr_expect(ns->presence);
+	cr_expect(ns->join_leave);
+	cr_expect_eq(ns->history_size, 100);
+	cr_expect_eq(ns->history_ttl, 3600);
+	cr_expect_not(ns->private_ns);
+	cr_expect(ns->allow_anonymous);
+	cr_expect_eq(ns_of(&cfg, "chat:x"), ns, "unconfigured namespaces use the default");
+	config_fini(&cfg);
+	/* {} changes nothing. */
+	expect_loaded(&cfg, "{}");
+	cr_expect(ns_of(&cfg, "lobby")->join_leave);
+	cr_expect_eq(ns_of(&cfg, "lobby")->history_size, 100);
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, a_configured_namespace_starts_with_everything_off)
+{
+	struct config cfg;
+	const struct ns_policy *ns;
+
+	expect_loaded(&cfg, "{\"namespaces\":{\"chat\":{}},"
+			    "\"default_namespace\":{\"publish\":\"subscribers\"}}");
+	for (int i = 0; i < 2; i++) {
+		ns = ns_of(&cfg, i == 0 ? "chat:x" : "bare");
+		cr_expect_eq(ns->publish, POLICY_PUBLISH_SUBSCRIBERS);
+		cr_expect_not(ns->presence, "%d", i);
+		cr_expect_not(ns->join_leave, "%d", i);
+		cr_expect_eq(ns->history_size, 0, "%d", i);
+		cr_expect_eq(ns->history_ttl, 0, "%d", i);
+		cr_expect_not(ns->private_ns, "%d", i);
+		cr_expect(ns->allow_anonymous, "%d", i);
+	}
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, every_new_key_sets_its_field)
+{
+	static const char text[] =
+		"{\"auth\":{\"anonymous\":false,\"jwt\":{\"hmac_secret\":\"s3cret\","
+		"\"public_key\":\"/etc/switchboard/jwt.pem\",\"leeway\":30}},"
+		"\"limits\":{\"history_memory\":1048576},"
+		"\"namespaces\":{\"secret\":{\"publish\":\"clients\",\"private\":true,\"presence\":true,"
+		"\"join_leave\":true,\"history_size\":50,\"history_ttl\":600,"
+		"\"allow_anonymous\":false}},"
+		"\"default_namespace\":{\"publish\":\"none\",\"presence\":true,\"join_leave\":false,"
+		"\"history_size\":7,\"history_ttl\":0,\"private\":false,\"allow_anonymous\":true}}";
+	struct config cfg;
+	const struct ns_policy *ns;
+
+	expect_loaded(&cfg, text);
+	cr_expect_not(cfg.anonymous);
+	cr_expect_str_eq(cfg.jwt_secret, "s3cret");
+	cr_expect_str_eq(cfg.jwt_public_key, "/etc/switchboard/jwt.pem");
+	cr_expect_eq(cfg.jwt_leeway, 30);
+	cr_expect_eq(cfg.limits.history_memory, 1048576);
+	ns = ns_of(&cfg, "secret:team-a");
+	cr_expect_str_eq(ns->name, "secret");
+	cr_expect_eq(ns->publish, POLICY_PUBLISH_CLIENTS);
+	cr_expect(ns->private_ns);
+	cr_expect(ns->presence);
+	cr_expect(ns->join_leave);
+	cr_expect_eq(ns->history_size, 50);
+	cr_expect_eq(ns->history_ttl, 600);
+	cr_expect_not(ns->allow_anonymous);
+	ns = ns_of(&cfg, "other:x");
+	cr_expect_eq(ns->publish, POLICY_PUBLISH_NONE);
+	cr_expect(ns->presence);
+	cr_expect_not(ns->join_leave);
+	cr_expect_eq(ns->history_size, 7);
+	cr_expect_eq(ns->history_ttl, 0);
+	cr_expect_not(ns->private_ns);
+	cr_expect(ns->allow_anonymous);
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, new_keys_accept_their_bounds)
+{
+	struct config cfg;
+
+	expect_loaded(&cfg, "{\"namespaces\":{\"a\":{\"history_size\":0,\"history_ttl\":0},"
+			    "\"b\":{\"history_size\":100000,\"history_ttl\":31536000}},"
+			    "\"auth\":{\"jwt\":{\"hmac_secret\":\"x\",\"leeway\":0}}}");
+	cr_expect_eq(ns_of(&cfg, "a:x")->history_size, 0);
+	cr_expect_eq(ns_of(&cfg, "b:x")->history_size, 100000);
+	cr_expect_eq(ns_of(&cfg, "b:x")->history_ttl, 31536000);
+	cr_expect_eq(cfg.jwt_leeway, 0);
+	config_fini(&cfg);
+	expect_loaded(&cfg, "{\"auth\":{\"jwt\":{\"public_key\":\"k.pem\",\"leeway\":3600}},"
+			    "\"limits\":{\"history_memory\":1}}");
+	cr_expect_eq(cfg.jwt_leeway, 3600);
+	cr_expect_null(cfg.jwt_secret);
+	cr_expect_eq(cfg.limits.history_memory, 1);
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, join_leave_needs_presence_in_either_order)
+{
+	struct config cfg;
+
+	expect_refused("{\"namespaces\":{\"chat\":{\"join_leave\":true}}}", "join_leave");
+	expect_refused("{\"namespaces\":{\"chat\":{\"join_leave\":true,\"presence\":false}}}",
+		       "join_leave");
+	expect_refused("{\"default_namespace\":{\"join_leave\":true}}", "join_leave");
+	/* A default_namespace object starts from the configured-namespace defaults, so the
+	 * built-in default's presence does not carry over. */
+	expect_refused("{\"default_namespace\":{\"join_leave\":true,\"history_size\":5}}",
+		       "join_leave");
+	expect_loaded(&cfg, "{\"namespaces\":{\"chat\":{\"join_leave\":true,\"presence\":true}}}");
+	cr_expect(ns_of(&cfg, "chat:x")->join_leave, "key order must not matter");
+	config_fini(&cfg);
+	expect_loaded(&cfg, "{\"namespaces\":{\"chat\":{\"presence\":true,\"join_leave\":false}}}");
+	cr_expect(ns_of(&cfg, "chat:x")->presence);
+	cr_expect_not(ns_of(&cfg, "chat:x")->join_leave);
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, new_keys_refuse_wrong_types_and_ranges)
+{
+	expect_refused("{\"auth\":{\"jwt\":true}}", "jwt");
+	expect_refused("{\"auth\":{\"jwt\":{\"hmac_secret\":5}}}", "hmac_secret");
+	expect_refused("{\"auth\":{\"jwt\":{\"hmac_secret\":\"\"}}}", "hmac_secret");
+	expect_refused("{\"auth\":{\"jwt\":{\"hmac_secret\":null}}}", "hmac_secret");
+	expect_refused("{\"auth\":{\"jwt\":{\"public_key\":[\"k.pem\"]}}}", "public_key");
+	expect_refused("{\"auth\":{\"jwt\":{\"leeway\":-1}}}", "leeway");
+	expect_refused("{\"auth\":{\"jwt\":{\"leeway\":3601}}}", "leeway");
+	expect_refused("{\"auth\":{\"jwt\":{\"leeway\":\"5\"}}}", "leeway");
+	expect_refused("{\"auth\":{\"jwt\":{\"leeway\":1.5}}}", "leeway");
+	expect_refused("{\"limits\":{\"history_memory\":0}}", "history_memory");
+	expect_refused("{\"limits\":{\"history_memory\":-1}}", "history_memory");
+	expect_refused("{\"limits\":{\"history_memory\":\"1M\"}}", "history_memory");
+	expect_refused("{\"namespaces\":{\"c\":{\"private\":\"yes\"}}}", "private");
+	expect_refused("{\"namespaces\":{\"c\":{\"private\":1}}}", "private");
+	expect_refused("{\"namespaces\":{\"c\":{\"presence\":null}}}", "presence");
+	expect_refused("{\"namespaces\":{\"c\":{\"join_leave\":\"true\"}}}", "join_leave");
+	expect_refused("{\"namespaces\":{\"c\":{\"allow_anonymous\":0}}}", "allow_anonymous");
+	expect_refused("{\"namespaces\":{\"c\":{\"history_size\":-1}}}", "history_size");
+	expect_refused("{\"namespaces\":{\"c\":{\"history_size\":100001}}}", "history_size");
+	expect_refused("{\"namespaces\":{\"c\":{\"history_size\":1.5}}}", "history_size");
+	expect_refused("{\"namespaces\":{\"c\":{\"history_size\":\"10\"}}}", "history_size");
+	expect_refused("{\"namespaces\":{\"c\":{\"history_ttl\":-1}}}", "history_ttl");
+	expect_refused("{\"namespaces\":{\"c\":{\"history_ttl\":31536001}}}", "history_ttl");
+	expect_refused("{\"namespaces\":{\"c\":{\"history_ttl\":true}}}", "history_ttl");
+	expect_refused("{\"default_namespace\":{\"private\":\"no\"}}", "private");
+	expect_refused("{\"default_namespace\":{\"history_size\":100001}}", "history_size");
+	expect_refused("{\"default_namespace\":{\"history_ttl\":-5}}", "history_ttl");
+	assert_no_leaks();
+}
+
+Test(config, new_errors_name_the_full_key_path)
+{
+	struct config cfg;
+	char err[256];
+
+	cr_expect_eq(load(&cfg, "{\"auth\":{\"jwt\":{\"leeway\":-1}}}", err, sizeof(err)), -1);
+	cr_expect_not_null(strstr(err, "auth.jwt.leeway"), "%s", err);
+	config_fini(&cfg);
+	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"history_ttl\":-1}}}", err, sizeof(err)), -1);
+	cr_expect_not_null(strstr(err, "namespaces.chat.history_ttl"), "%s", err);
+	config_fini(&cfg);
+	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"join_leave\":true}}}", err, sizeof(err)), -1);
+	cr_expect_not_null(strstr(err, "namespaces.chat.join_leave"), "%s", err);
+	config_fini(&cfg);
+	cr_expect_eq(load(&cfg, "{\"default_namespace\":{\"history_size\":-1}}", err, sizeof(err)), -1);
+	cr_expect_not_null(strstr(err, "default_namespace.history_size"), "%s", err);
+	config_fini(&cfg);
+	cr_expect_eq(load(&cfg, "{\"limits\":{\"history_memory\":0}}", err, sizeof(err)), -1);
+	cr_expect_not_null(strstr(err, "limits.history_memory"), "%s", err);
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, refused_auth_and_namespace_configs_finish_without_leaks)
+{
+	static const char *const texts[] = {
+		"{\"auth\":{\"jwt\":{\"hmac_secret\":\"a\",\"public_key\":\"p\",\"leeway\":-1}}}",
+		"{\"auth\":{\"jwt\":{\"hmac_secret\":\"a\",\"bogus\":1}}}",
+		"{\"namespaces\":{\"a\":{\"presence\":true},\"b\":{\"join_leave\":true}}}",
+		"{\"default_namespace\":{\"presence\":true,\"history_size\":-1}}",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct config cfg;
+		char err[256];
+
+		cr_expect_eq(load(&cfg, texts[i], err, sizeof(err)), -1, "accepted %s", texts[i]);
+		config_fini(&cfg);
+	}
+	assert_no_leaks();
+}
+
+Test(config, jwt_keys_may_be_replaced_by_a_second_load)
+{
+	struct config cfg;
+	char err[256];
+
+	expect_loaded(&cfg, "{\"auth\":{\"jwt\":{\"hmac_secret\":\"one\"}}}");
+	cr_assert_eq(config_load_string(&cfg, "{\"auth\":{\"jwt\":{\"hmac_secret\":\"two\"}}}", err,
+					sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(cfg.jwt_secret, "two");
+	config_fini(&cfg);
 	assert_no_leaks();
 }
 

@@ -8,14 +8,29 @@
 #include "proto.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct config cfg;
 static struct hub *hub;
 static const uint8_t seed[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 
+/* The fan-out tests count frames: their default namespace has no presence events. */
 static void
 setup(void)
+{
+	char err[256];
+
+	config_defaults(&cfg);
+	cr_assert_eq(config_load_string(&cfg, "{\"default_namespace\":{\"publish\":\"subscribers\"}}",
+					err, sizeof(err)), 0, "%s", err);
+	hub = hub_new(&cfg, seed);
+	cr_assert_not_null(hub);
+}
+
+/* The built-in defaults: presence, join/leave, 100 messages of history for an hour. */
+static void
+setup_builtin(void)
 {
 	config_defaults(&cfg);
 	hub = hub_new(&cfg, seed);
@@ -31,6 +46,7 @@ teardown(void)
 
 TestSuite(hub, .init = setup, .fini = teardown, .timeout = 10);
 TestSuite(regress, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(state, .init = setup_builtin, .fini = teardown, .timeout = 10);
 
 static void
 connect_as(struct fake_session *f, const char *user)
@@ -286,6 +302,7 @@ Test(hub, a_full_queue_kicks_only_that_session_with_4008)
 	}
 	cr_expect_eq(slow.kicks, 1);
 	cr_expect_eq(slow.kick_code, PROTO_CLOSE_SLOW_CONSUMER);
+	cr_expect_not(slow.kick_flush, "a slow consumer's backlog must not be flushed");
 	cr_expect_eq(session_queued(slow.s), 8);
 	cr_expect(session_is_kicked(slow.s));
 	cr_expect_eq(fast.kicks, 0);
@@ -322,6 +339,7 @@ Test(hub, shutdown_kicks_everyone_with_1001)
 	fake_open(&b, hub, 0);
 	hub_shutdown(hub);
 	cr_expect_eq(a.kick_code, PROTO_CLOSE_GOING_AWAY);
+	cr_expect(a.kick_flush);
 	cr_expect_eq(b.kick_code, PROTO_CLOSE_GOING_AWAY);
 	fake_close(&a, hub);
 	fake_close(&b, hub);
@@ -445,7 +463,7 @@ Test(regress, error_text_that_quotes_client_bytes_is_valid_utf8)
 	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
 		json_t *j;
 
-		hub_session_receive(hub, a.s, frames[i], strlen(frames[i]));
+		hub_session_receive(hub, a.s, frames[i], strlen(frames[i]), 0);
 		j = pop_expect(&a, "error");
 		cr_expect_not_null(json_object_get(j, "message"), "frame %zu", i);
 		json_decref(j);
@@ -462,4 +480,503 @@ Test(regress, utf8_validation_follows_rfc_3629)
 	cr_expect_not(proto_utf8_valid("\xf4\x90\x80\x80", 4), "above U+10FFFF");
 	cr_expect_not(proto_utf8_valid("\xe2\x9c", 2), "truncated");
 	cr_expect_not(proto_utf8_valid("\xff", 1));
+}
+
+/* ---- presence, history, recovery (built-in default namespace) ---- */
+
+static const char *
+str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+Test(state, join_and_leave_reach_the_others_but_not_the_member_itself)
+{
+	struct fake_session a, b;
+	json_t *j;
+
+	connect_as(&a, "alice");
+	connect_as(&b, "bob");
+	subscribe(&a, "room");
+	subscribe(&b, "room");
+	cr_expect_null(fake_pop(&b), "bob got his own join");
+	j = pop_expect(&a, "join");
+	cr_expect_str_eq(str(json_object_get(j, "member"), "user"), "bob");
+	json_decref(j);
+	fake_close(&b, hub);
+	j = pop_expect(&a, "leave");
+	cr_expect_str_eq(str(json_object_get(j, "member"), "user"), "bob");
+	json_decref(j);
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(state, presence_lists_members_with_info_and_stats_count_users)
+{
+	struct fake_session a, b, c;
+	json_t *j, *members;
+
+	fake_open(&a, hub, 0);
+	fake_send(&a, hub, "{\"type\":\"connect\",\"user\":\"alice\",\"info\":{\"name\":\"Alice\"}}");
+	cr_assert_str_eq(fake_pop_type(&a), "connected");
+	connect_as(&b, "bob");
+	connect_as(&c, "bob");
+	subscribe(&a, "room");
+	subscribe(&b, "room");
+	subscribe(&c, "room");
+	fake_drain(&a);
+	fake_drain(&b);
+	fake_send(&c, hub, "{\"type\":\"presence\",\"id\":1,\"channel\":\"room\"}");
+	j = pop_expect(&c, "presence");
+	members = json_object_get(j, "members");
+	cr_expect_eq(json_array_size(members), 3);
+	for (size_t i = 0; i < json_array_size(members); i++) {
+		json_t *m = json_array_get(members, i);
+
+		if (strcmp(str(m, "user"), "alice") == 0)
+			cr_expect_str_eq(str(json_object_get(m, "info"), "name"), "Alice");
+		else
+			cr_expect_null(json_object_get(m, "info"));
+	}
+	json_decref(j);
+	fake_send(&c, hub, "{\"type\":\"presence_stats\",\"id\":2,\"channel\":\"room\"}");
+	j = pop_expect(&c, "presence_stats");
+	cr_expect_eq(json_integer_value(json_object_get(j, "clients")), 3);
+	cr_expect_eq(json_integer_value(json_object_get(j, "users")), 2);
+	json_decref(j);
+	fake_close(&a, hub);
+	fake_close(&b, hub);
+	fake_close(&c, hub);
+	assert_no_leaks();
+}
+
+/* Publishes n messages to channel as p (subscribed), dropping what p receives. */
+static void
+publish_n(struct fake_session *p, const char *channel, int from, int n)
+{
+	for (int i = from; i < from + n; i++)
+		fake_send(p, hub, "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":%d}", channel, i);
+	fake_drain(p);
+}
+
+Test(state, recover_replays_exactly_the_missed_messages_before_live_ones)
+{
+	struct fake_session pub, a;
+	json_t *j;
+	char epoch[32];
+
+	connect_as(&pub, "p");
+	subscribe(&pub, "feed");
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"feed\"}");
+	j = pop_expect(&a, "subscribed");
+	snprintf(epoch, sizeof(epoch), "%s", str(j, "epoch"));
+	json_decref(j);
+	fake_drain(&pub);
+	publish_n(&pub, "feed", 1, 5);
+	fake_drain(&a); /* saw offsets 1..5 */
+	fake_send(&a, hub, "{\"type\":\"unsubscribe\",\"channel\":\"feed\"}");
+	fake_drain(&a);
+	fake_drain(&pub);
+	publish_n(&pub, "feed", 6, 40); /* missed 6..45 */
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"feed\",\"recover\":{\"offset\":5,\"epoch\":\"%s\"}}",
+		  epoch);
+	j = pop_expect(&a, "subscribed");
+	cr_expect(json_is_true(json_object_get(j, "recovered")));
+	cr_expect_eq(json_integer_value(json_object_get(j, "offset")), 45);
+	json_decref(j);
+	for (int off = 6; off <= 45; off++) {
+		j = pop_expect(&a, "message");
+		cr_expect_eq(json_integer_value(json_object_get(j, "offset")), off);
+		json_decref(j);
+	}
+	cr_expect_null(fake_pop(&a));
+	publish_n(&pub, "feed", 46, 1);
+	j = pop_expect(&a, "message");
+	cr_expect_eq(json_integer_value(json_object_get(j, "offset")), 46);
+	json_decref(j);
+	fake_close(&a, hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
+}
+
+Test(state, recover_with_another_epoch_or_evicted_messages_is_not_recovered)
+{
+	struct fake_session pub, a;
+	json_t *j;
+	char err[256], epoch[32];
+
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"small\":{\"history_size\":10}}}", err,
+					sizeof(err)), 0, "%s", err);
+	connect_as(&pub, "p");
+	subscribe(&pub, "small:x");
+	publish_n(&pub, "small:x", 1, 30);
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"small:x\",\"recover\":{\"offset\":3,\"epoch\":\"other\"}}");
+	j = pop_expect(&a, "subscribed");
+	cr_expect(json_is_false(json_object_get(j, "recovered")));
+	snprintf(epoch, sizeof(epoch), "%s", str(j, "epoch"));
+	json_decref(j);
+	cr_expect_null(fake_pop(&a), "messages replayed without recovery");
+	fake_send(&a, hub, "{\"type\":\"unsubscribe\",\"channel\":\"small:x\"}");
+	fake_drain(&a);
+	/* Offsets 1..20 were evicted by history_size 10. */
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"small:x\",\"recover\":{\"offset\":15,\"epoch\":\"%s\"}}",
+		  epoch);
+	j = pop_expect(&a, "subscribed");
+	cr_expect(json_is_false(json_object_get(j, "recovered")));
+	json_decref(j);
+	cr_expect_null(fake_pop(&a));
+	fake_close(&a, hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
+}
+
+Test(state, rewind_and_history_return_the_newest_messages_oldest_first)
+{
+	struct fake_session pub, a;
+	json_t *j, *msgs;
+
+	connect_as(&pub, "p");
+	subscribe(&pub, "t");
+	publish_n(&pub, "t", 1, 8);
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"t\",\"rewind\":3}");
+	cr_expect_str_eq(fake_pop_type(&a), "subscribed");
+	for (int off = 6; off <= 8; off++) {
+		j = pop_expect(&a, "message");
+		cr_expect_eq(json_integer_value(json_object_get(j, "offset")), off);
+		json_decref(j);
+	}
+	fake_send(&a, hub, "{\"type\":\"history\",\"id\":1,\"channel\":\"t\",\"limit\":2}");
+	j = pop_expect(&a, "history");
+	msgs = json_object_get(j, "messages");
+	cr_assert_eq(json_array_size(msgs), 2);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(msgs, 0), "offset")), 7);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(msgs, 0), "data")), 7);
+	cr_expect_str_eq(str(json_object_get(json_array_get(msgs, 1), "from"), "user"), "p");
+	cr_expect_null(json_object_get(json_array_get(msgs, 1), "type"));
+	json_decref(j);
+	fake_close(&a, hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
+}
+
+Test(state, history_expires_after_its_ttl_and_the_channel_state_goes)
+{
+	struct fake_session pub, a;
+	json_t *j;
+	char err[256], epoch[32];
+
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"short\":{\"history_size\":5,\"history_ttl\":2}}}",
+					err, sizeof(err)), 0, "%s", err);
+	connect_as(&pub, "p");
+	fake_send(&pub, hub, "{\"type\":\"subscribe\",\"channel\":\"short:x\"}");
+	j = pop_expect(&pub, "subscribed");
+	snprintf(epoch, sizeof(epoch), "%s", str(j, "epoch"));
+	json_decref(j);
+	publish_n(&pub, "short:x", 1, 3);
+	fake_send(&pub, hub, "{\"type\":\"unsubscribe\",\"channel\":\"short:x\"}");
+	fake_drain(&pub);
+	hub_tick(hub, 1999);
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"history\",\"id\":1,\"channel\":\"short:x\"}");
+	j = pop_expect(&a, "history");
+	cr_expect_eq(json_array_size(json_object_get(j, "messages")), 3);
+	cr_expect_str_eq(str(j, "epoch"), epoch);
+	json_decref(j);
+	hub_tick(hub, 2000);
+	fake_send(&a, hub, "{\"type\":\"history\",\"id\":2,\"channel\":\"short:x\"}");
+	j = pop_expect(&a, "history");
+	cr_expect_eq(json_array_size(json_object_get(j, "messages")), 0);
+	cr_expect_str_neq(str(j, "epoch"), epoch, "the expired channel kept its epoch");
+	json_decref(j);
+	fake_close(&a, hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
+}
+
+Test(state, history_memory_evicts_the_least_recently_published_channel_first)
+{
+	struct fake_session pub, a;
+	json_t *j;
+
+	cfg.limits.history_memory = 2000; /* a few dozen small frames */
+	hub_free(hub);
+	hub = hub_new(&cfg, seed);
+	connect_as(&pub, "p");
+	fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"old\",\"data\":0}");
+	fake_drain(&pub);
+	subscribe(&pub, "new");
+	publish_n(&pub, "new", 1, 40);
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"history\",\"id\":1,\"channel\":\"old\"}");
+	j = pop_expect(&a, "history");
+	cr_expect_eq(json_array_size(json_object_get(j, "messages")), 0, "old kept its history");
+	json_decref(j);
+	fake_send(&a, hub, "{\"type\":\"history\",\"id\":2,\"channel\":\"new\"}");
+	j = pop_expect(&a, "history");
+	cr_expect_gt(json_array_size(json_object_get(j, "messages")), 0);
+	cr_expect_lt(json_array_size(json_object_get(j, "messages")), 40);
+	json_decref(j);
+	fake_close(&a, hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
+}
+
+/* ---- tokens, with a fake verifier: the token text is the claims JSON ---- */
+
+static int64_t fake_now = 1000000;
+
+static int
+fake_verify(void *arg, const char *token, size_t len, json_t **claims, char *msg, size_t msglen)
+{
+	(void)arg;
+	*claims = json_loadb(token, len, 0, NULL);
+	if (*claims == NULL) {
+		snprintf(msg, msglen, "bad token");
+		return -1;
+	}
+	return 0;
+}
+
+static int64_t
+fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now;
+}
+
+static void
+setup_tokens(void)
+{
+	struct hub_auth auth = { .verify = fake_verify, .now = fake_clock };
+
+	setup_builtin();
+	cfg.jwt_leeway = 0;
+	hub_set_auth(hub, &auth);
+}
+
+TestSuite(tokens, .init = setup_tokens, .fini = teardown, .timeout = 10);
+
+Test(tokens, an_expired_token_gets_token_expired_then_a_flushed_4001_kick)
+{
+	struct fake_session a;
+	json_t *j;
+
+	fake_open(&a, hub, 0);
+	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 10);
+	j = pop_expect(&a, "connected");
+	cr_expect_str_eq(str(j, "user"), "alice");
+	cr_expect_eq(json_integer_value(json_object_get(j, "expires")), fake_now + 10);
+	json_decref(j);
+	fake_now += 9;
+	hub_tick(hub, 1000);
+	cr_expect_eq(a.kicks, 0);
+	fake_now += 1;
+	hub_tick(hub, 2000);
+	j = pop_expect(&a, "error");
+	cr_expect_str_eq(str(j, "code"), "token_expired");
+	json_decref(j);
+	cr_expect_eq(a.kick_code, PROTO_CLOSE_TOKEN_EXPIRED);
+	cr_expect(a.kick_flush, "the token_expired error must be written before the close");
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(tokens, refresh_moves_the_expiry_and_another_sub_is_forbidden)
+{
+	struct fake_session a;
+	json_t *j;
+
+	fake_open(&a, hub, 0);
+	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 10);
+	cr_assert_str_eq(fake_pop_type(&a), "connected");
+	fake_send(&a, hub, "{\"type\":\"refresh\",\"id\":1,\"token\":\"{\\\"sub\\\":\\\"mallory\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 100);
+	j = pop_expect(&a, "error");
+	cr_expect_str_eq(str(j, "code"), "forbidden");
+	json_decref(j);
+	fake_send(&a, hub, "{\"type\":\"refresh\",\"id\":2,\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 100);
+	j = pop_expect(&a, "refreshed");
+	cr_expect_eq(json_integer_value(json_object_get(j, "expires")), fake_now + 100);
+	json_decref(j);
+	fake_now += 50;
+	hub_tick(hub, 1000);
+	cr_expect_eq(a.kicks, 0, "closed at the old expiry");
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(tokens, private_namespaces_need_a_channels_grant_or_a_channel_token)
+{
+	struct fake_session a;
+	char err[256];
+	json_t *j;
+
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"secret\":{\"private\":true,\"presence\":true,\"history_size\":5}}}",
+					err, sizeof(err)), 0, "%s", err);
+	fake_open(&a, hub, 0);
+	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channels\\\":[\\\"secret:team-*\\\"]}\"}");
+	cr_assert_str_eq(fake_pop_type(&a), "connected");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:team-a\"}");
+	cr_expect_str_eq(fake_pop_type(&a), "subscribed");
+	fake_send(&a, hub, "{\"type\":\"presence\",\"channel\":\"secret:other\"}");
+	j = pop_expect(&a, "error");
+	cr_expect_str_eq(str(j, "code"), "forbidden");
+	json_decref(j);
+	fake_send(&a, hub, "{\"type\":\"history\",\"channel\":\"secret:other\"}");
+	j = pop_expect(&a, "error");
+	cr_expect_str_eq(str(j, "code"), "forbidden");
+	json_decref(j);
+	/* A channel token for another user, then for another channel, then the right one. */
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":\\\"bob\\\",\\\"channel\\\":\\\"secret:other\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 60);
+	cr_expect_str_eq(fake_pop_type(&a), "error");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 60);
+	cr_expect_str_eq(fake_pop_type(&a), "error");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:other\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 60);
+	cr_expect_str_eq(fake_pop_type(&a), "subscribed");
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+/* Review findings on the issue 3 change. */
+
+Test(tokens, a_channel_token_cannot_identify_a_connection)
+{
+	struct fake_session a;
+	json_t *j;
+
+	fake_open(&a, hub, 0);
+	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 60);
+	j = pop_expect(&a, "error");
+	cr_expect_str_eq(str(j, "code"), "unauthorized");
+	json_decref(j);
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(tokens, an_anonymous_connection_cannot_use_a_channel_token)
+{
+	struct fake_session a;
+	char err[256];
+	json_t *j;
+
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"secret\":{\"private\":true}}}", err,
+					sizeof(err)), 0, "%s", err);
+	connect_as(&a, "alice"); /* anonymous, claims to be alice */
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:x\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
+		  (long long)fake_now + 60);
+	j = pop_expect(&a, "error");
+	cr_expect_str_eq(str(j, "code"), "forbidden");
+	json_decref(j);
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(tokens, a_huge_integer_exp_neither_overflows_nor_expires)
+{
+	struct fake_session a;
+
+	fake_open(&a, hub, 0);
+	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":9223372036854775807}\"}");
+	cr_assert_str_eq(fake_pop_type(&a), "connected");
+	hub_tick(hub, 1000);
+	cr_expect_eq(a.kicks, 0);
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(tokens, publishing_into_a_private_clients_namespace_needs_the_grant)
+{
+	struct fake_session a;
+	char err[256];
+	json_t *j;
+
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"psec\":{\"private\":true,\"publish\":\"clients\"}}}",
+					err, sizeof(err)), 0, "%s", err);
+	connect_as(&a, "anon");
+	fake_send(&a, hub, "{\"type\":\"publish\",\"channel\":\"psec:x\",\"data\":1}");
+	j = pop_expect(&a, "error");
+	cr_expect_str_eq(str(j, "code"), "forbidden");
+	json_decref(j);
+	fake_close(&a, hub);
+	assert_no_leaks();
+}
+
+Test(state, a_replay_larger_than_the_send_queue_is_not_recovered_and_does_not_kick)
+{
+	struct fake_session pub, a;
+	json_t *j;
+	char epoch[32];
+
+	cfg.limits.send_queue_messages = 20;
+	connect_as(&pub, "p");
+	fake_send(&pub, hub, "{\"type\":\"subscribe\",\"channel\":\"big\"}");
+	j = pop_expect(&pub, "subscribed");
+	snprintf(epoch, sizeof(epoch), "%s", str(j, "epoch"));
+	json_decref(j);
+	for (int i = 0; i < 50; i++) {
+		fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"big\",\"data\":%d}", i);
+		fake_drain(&pub);
+	}
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"big\",\"recover\":{\"offset\":0,\"epoch\":\"%s\"}}", epoch);
+	j = pop_expect(&a, "subscribed");
+	cr_expect(json_is_false(json_object_get(j, "recovered")));
+	json_decref(j);
+	cr_expect_eq(a.kicks, 0, "the replay closed the client as a slow consumer");
+	cr_expect_null(fake_pop(&a));
+	fake_send(&a, hub, "{\"type\":\"unsubscribe\",\"channel\":\"big\"}");
+	fake_drain(&a);
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"big\",\"rewind\":50}");
+	cr_expect_str_eq(fake_pop_type(&a), "subscribed");
+	cr_expect_eq(fake_drain(&a), 19, "rewind should keep the newest that fit");
+	cr_expect_eq(a.kicks, 0);
+	fake_close(&a, hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
+}
+
+Test(state, a_history_reply_stays_within_max_message_size_and_says_truncated)
+{
+	struct fake_session pub, a;
+	json_t *j, *msgs;
+	char pad[600];
+
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	cfg.limits.max_message_size = 4096;
+	connect_as(&pub, "p");
+	subscribe(&pub, "h");
+	for (int i = 0; i < 20; i++) {
+		fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"h\",\"data\":\"%s\"}", pad);
+		fake_drain(&pub);
+	}
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"history\",\"id\":1,\"channel\":\"h\"}");
+	j = pop_expect(&a, "history");
+	msgs = json_object_get(j, "messages");
+	cr_expect(json_is_true(json_object_get(j, "truncated")));
+	cr_expect_gt(json_array_size(msgs), 0);
+	cr_expect_lt(json_array_size(msgs), 20);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "offset")), 20,
+		     "without since the newest are kept");
+	{
+		char *text = json_dumps(j, JSON_COMPACT);
+
+		cr_expect_leq(strlen(text), 4096);
+		free(text);
+	}
+	json_decref(j);
+	fake_close(&a, hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
 }

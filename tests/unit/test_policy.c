@@ -122,3 +122,66 @@ Test(policy, free_of_null_is_a_no_op)
 {
 	policy_free(NULL);
 }
+
+/* ---- issue 3: the rules beyond publish ---- */
+
+Test(policy, built_in_default_has_presence_join_leave_and_history)
+{
+	struct policy *p = policy_new();
+	const struct ns_policy *ns = rules(p, "lobby");
+
+	cr_expect_str_eq(ns->name, "");
+	cr_expect(ns->presence);
+	cr_expect(ns->join_leave);
+	cr_expect_eq(ns->history_size, 100);
+	cr_expect_eq(ns->history_ttl, 3600);
+	cr_expect_not(ns->private_ns);
+	cr_expect(ns->allow_anonymous);
+	policy_free(p);
+	assert_no_leaks();
+}
+
+Test(policy, configured_namespace_defaults_are_all_off)
+{
+	struct policy *p = policy_new();
+	struct ns_policy *ns = policy_set_namespace(p, "chat");
+
+	cr_expect_str_eq(ns->name, "chat");
+	cr_expect_eq(ns->publish, POLICY_PUBLISH_SUBSCRIBERS);
+	cr_expect_not(ns->presence);
+	cr_expect_not(ns->join_leave);
+	cr_expect_eq(ns->history_size, 0);
+	cr_expect_eq(ns->history_ttl, 0);
+	cr_expect_not(ns->private_ns);
+	cr_expect(ns->allow_anonymous);
+	/* Setting it again starts over from these defaults. */
+	ns->presence = true;
+	ns->history_size = 9;
+	ns = policy_set_namespace(p, "chat");
+	cr_expect_not(ns->presence);
+	cr_expect_eq(ns->history_size, 0);
+	policy_free(p);
+	assert_no_leaks();
+}
+
+Test(policy, reset_default_uses_the_configured_namespace_defaults)
+{
+	struct policy *p = policy_new();
+	struct ns_policy *ns = policy_reset_default(p);
+
+	cr_expect_eq(rules(p, "lobby"), ns);
+	cr_expect_eq(rules(p, "x:y"), ns);
+	cr_expect_not(ns->presence);
+	cr_expect_not(ns->join_leave);
+	cr_expect_eq(ns->history_size, 0);
+	cr_expect(ns->allow_anonymous);
+	/* set_default keeps an existing entry as it is. */
+	cr_expect_eq(policy_set_default(p), ns);
+	cr_expect_not(policy_set_default(p)->presence);
+	/* After a clear, set_default creates the built-in one again. */
+	policy_clear_default(p);
+	cr_expect(policy_set_default(p)->presence);
+	cr_expect_eq(policy_set_default(p)->history_size, 100);
+	policy_free(p);
+	assert_no_leaks();
+}

@@ -294,9 +294,34 @@ Test(decode, members_a_command_does_not_use_are_ignored)
 		  &cmd);
 	cr_expect_eq(cmd.kind, PROTO_KIND_PING);
 	proto_cmd_fini(&cmd);
-	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":{\"offset\":1},\"user\":7}",
-		  &cmd);
+	/* Members of other commands: "since"/"limit" belong to history, "recover"/"rewind"
+	 * to subscribe, "token" to connect/refresh/subscribe, "data" to publish. */
+	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"since\":{\"offset\":1},"
+		  "\"limit\":\"x\",\"user\":7,\"info\":[1]}", &cmd);
 	cr_expect_eq(cmd.kind, PROTO_KIND_SUBSCRIBE);
+	cr_expect_not(cmd.has_since, "history's \"since\" taken for \"recover\"");
+	cr_expect_eq(cmd.limit, 0);
+	cr_expect_null(cmd.user);
+	cr_expect_null(cmd.info_raw);
+	proto_cmd_fini(&cmd);
+	expect_ok("{\"type\":\"history\",\"channel\":\"a\",\"recover\":5,\"rewind\":\"x\","
+		  "\"token\":1}", &cmd);
+	cr_expect_eq(cmd.kind, PROTO_KIND_HISTORY);
+	cr_expect_not(cmd.has_since);
+	cr_expect_eq(cmd.rewind, 0);
+	cr_expect_null(cmd.token);
+	proto_cmd_fini(&cmd);
+	expect_ok("{\"type\":\"publish\",\"channel\":\"a\",\"data\":1,\"token\":[],\"since\":0}",
+		  &cmd);
+	cr_expect_eq(cmd.kind, PROTO_KIND_PUBLISH);
+	cr_expect_null(cmd.token);
+	proto_cmd_fini(&cmd);
+	expect_ok("{\"type\":\"unsubscribe\",\"channel\":\"a\",\"recover\":null,\"token\":5}",
+		  &cmd);
+	cr_expect_eq(cmd.kind, PROTO_KIND_UNSUBSCRIBE);
+	proto_cmd_fini(&cmd);
+	expect_ok("{\"type\":\"presence\",\"channel\":\"a\",\"token\":5,\"limit\":-1}", &cmd);
+	cr_expect_eq(cmd.kind, PROTO_KIND_PRESENCE);
 	proto_cmd_fini(&cmd);
 	assert_no_leaks();
 }
@@ -420,7 +445,14 @@ Test(decode, type_that_is_not_a_command_is_unknown_type)
 		"{\"type\":\"error\"}",
 		"{\"type\":\"PING\"}",
 		"{\"type\":\"ping \"}",
-		"{\"type\":\"history\",\"channel\":\"a\"}",
+		"{\"type\":\"rpc\",\"channel\":\"a\"}",
+		/* Server frame types are not commands either. */
+		"{\"type\":\"subscribed\",\"channel\":\"a\"}",
+		"{\"type\":\"refreshed\",\"token\":\"t\"}",
+		"{\"type\":\"join\",\"channel\":\"a\"}",
+		"{\"type\":\"leave\",\"channel\":\"a\"}",
+		"{\"type\":\"presence-stats\",\"channel\":\"a\"}",
+		"{\"type\":\"History\",\"channel\":\"a\"}",
 	};
 
 	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++)
@@ -950,12 +982,12 @@ Test(encode, replies_echo_integer_string_and_absent_ids)
 		size_t len = 0;
 		json_t *f;
 
-		f = parse_frame(proto_encode_connected(id, "c-1", "alice", "switchboard/0.1.0", &len), &len);
+		f = parse_frame(proto_encode_connected(id, "c-1", "alice", "switchboard/0.1.0", 0, &len), &len);
 		expect_member_str(f, "type", "connected");
 		expect_id(f, id);
 		json_decref(f);
 
-		f = parse_frame(proto_encode_subscribed(id, "chat:lobby", &len), &len);
+		f = parse_frame(proto_encode_subscribed(id, "chat:lobby", 0, "e", -1, &len), &len);
 		expect_member_str(f, "type", "subscribed");
 		expect_id(f, id);
 		json_decref(f);
@@ -991,7 +1023,7 @@ Test(encode, connected_has_client_user_and_server)
 	size_t len;
 
 	f = parse_frame(proto_encode_connected(id, "5f0c2a9e81d4-1", "alice", "switchboard/0.1.0",
-					       &len), &len);
+					       0, &len), &len);
 	expect_member_str(f, "type", "connected");
 	expect_member_str(f, "client", "5f0c2a9e81d4-1");
 	expect_member_str(f, "user", "alice");
@@ -1006,7 +1038,7 @@ Test(encode, connected_has_client_user_and_server)
 Test(encode, connected_without_user_says_empty_user)
 {
 	size_t len;
-	json_t *f = parse_frame(proto_encode_connected(NULL, "c", NULL, "s", &len), &len);
+	json_t *f = parse_frame(proto_encode_connected(NULL, "c", NULL, "s", 0, &len), &len);
 
 	expect_member_str(f, "user", "");
 	json_decref(f);
@@ -1017,7 +1049,7 @@ Test(encode, strings_are_escaped)
 {
 	static const char user[] = "a\"b\\c\n\t\xc3\xa9</script>";
 	size_t len;
-	json_t *f = parse_frame(proto_encode_connected(NULL, "c", user, "s", &len), &len);
+	json_t *f = parse_frame(proto_encode_connected(NULL, "c", user, "s", 0, &len), &len);
 
 	expect_member_str(f, "user", user);
 	json_decref(f);
@@ -1033,9 +1065,9 @@ Test(encode, subscribed_and_unsubscribed_name_the_channel)
 	size_t len;
 	json_t *id = id_str("s"), *f;
 
-	f = parse_frame(proto_encode_subscribed(id, "chat:lobby", &len), &len);
+	f = parse_frame(proto_encode_subscribed(id, "chat:lobby", 0, "e", -1, &len), &len);
 	expect_member_str(f, "channel", "chat:lobby");
-	cr_expect_eq(json_object_size(f), 3);
+	cr_expect_eq(json_object_size(f), 5, "type, id, channel, offset, epoch");
 	json_decref(f);
 	f = parse_frame(proto_encode_unsubscribed(id, "chat:lobby", &len), &len);
 	expect_member_str(f, "type", "unsubscribed");
@@ -1294,6 +1326,706 @@ Test(error, set_fills_code_and_truncates_text)
 	assert_no_leaks();
 }
 
+/* ---- issue 3: tokens, info, recover/rewind, presence, history ---- */
+
+/* {"k":"xxx..."} of exactly n bytes as written (n >= 8). */
+static char *
+info_of(size_t n)
+{
+	char *s = malloc(n + 1);
+
+	cr_assert_not_null(s);
+	cr_assert_geq(n, 8);
+	memcpy(s, "{\"k\":\"", 6);
+	memset(s + 6, 'x', n - 8);
+	memcpy(s + n - 2, "\"}", 3);
+	return s;
+}
+
+Test(decode, connect_with_token_and_info_keeps_both)
+{
+	static const char frame[] =
+		"{\"type\":\"connect\",\"id\":1,\"token\":\"aaa.bbb.ccc\","
+		"\"info\": { \"name\" : \"Alice\", \"n\":1.50 } ,\"user\":\"alice\"}";
+	static const char info[] = "{ \"name\" : \"Alice\", \"n\":1.50 }";
+	struct proto_cmd cmd;
+	char *copy;
+
+	/* info_raw points into the input: decode a copy that stays alive. */
+	copy = strdup(frame);
+	cr_assert_not_null(copy);
+	memset(&cmd, 0, sizeof(cmd));
+	cr_assert_eq(proto_decode(copy, strlen(copy), &cmd, NULL), 0);
+	cr_expect_eq(cmd.kind, PROTO_KIND_CONNECT);
+	cr_expect_str_eq(cmd.user, "alice");
+	cr_assert_not_null(cmd.token);
+	cr_expect_eq(cmd.token_len, 11);
+	cr_expect_str_eq(cmd.token, "aaa.bbb.ccc");
+	cr_assert_not_null(cmd.info_raw);
+	cr_expect(cmd.info_raw >= copy && cmd.info_raw + cmd.info_len <= copy + strlen(copy),
+		  "info_raw is not inside the input");
+	cr_expect(cmd.info_len == strlen(info) && memcmp(cmd.info_raw, info, cmd.info_len) == 0,
+		  "info not kept byte for byte: %.*s", (int)cmd.info_len, cmd.info_raw);
+	proto_cmd_fini(&cmd);
+	free(copy);
+	expect_ok("{\"type\":\"connect\"}", &cmd);
+	cr_expect_null(cmd.token);
+	cr_expect_null(cmd.info_raw);
+	cr_expect_eq(cmd.info_len, 0);
+	proto_cmd_fini(&cmd);
+	assert_no_leaks();
+}
+
+Test(decode, info_of_4096_bytes_is_accepted_and_4097_refused)
+{
+	char *i4096 = info_of(4096), *i4097 = info_of(4097), *i8 = info_of(8);
+	char *ok = fmt("{\"type\":\"connect\",\"id\":3,\"info\":%s}", i4096);
+	char *bad = fmt("{\"type\":\"connect\",\"id\":3,\"info\":%s}", i4097);
+	char *small = fmt("{\"type\":\"connect\",\"info\":%s}", i8);
+	/* The limit is on the object as sent: whitespace counts. */
+	char *spaced = fmt("{\"type\":\"connect\",\"info\":{%4096s}}", "");
+	struct proto_cmd cmd;
+	struct proto_error err;
+
+	expect_ok(ok, &cmd);
+	cr_expect_eq(cmd.info_len, 4096);
+	proto_cmd_fini(&cmd);
+	expect_ok(small, &cmd);
+	cr_expect_eq(cmd.info_len, 8);
+	proto_cmd_fini(&cmd);
+	expect_refused(bad, PROTO_ERR_BAD_REQUEST);
+	expect_refused(spaced, PROTO_ERR_BAD_REQUEST);
+	/* The refusal keeps the id for the reply. */
+	cr_expect_eq(decode(bad, &cmd, &err), -1);
+	cr_expect_eq(json_integer_value(cmd.id), 3);
+	proto_cmd_fini(&cmd);
+	free(i4096), free(i4097), free(i8), free(ok), free(bad), free(small), free(spaced);
+	assert_no_leaks();
+}
+
+Test(decode, info_that_is_not_an_object_is_refused)
+{
+	static const char *const frames[] = {
+		"{\"type\":\"connect\",\"info\":\"Alice\"}",
+		"{\"type\":\"connect\",\"info\":[\"Alice\"]}",
+		"{\"type\":\"connect\",\"info\":null}",
+		"{\"type\":\"connect\",\"info\":1}",
+		"{\"type\":\"connect\",\"info\":true}",
+		"{\"type\":\"connect\",\"info\":{\"a\":1,\"a\":2}}",
+	};
+
+	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++)
+		expect_refused(frames[i], PROTO_ERR_BAD_REQUEST);
+	assert_no_leaks();
+}
+
+Test(decode, tokens_are_strings_of_at_most_8192_bytes)
+{
+	char *t8192 = repeat('t', PROTO_TOKEN_MAX), *t8193 = repeat('t', PROTO_TOKEN_MAX + 1);
+	static const char *const kinds[] = { "connect", "refresh" };
+	struct proto_cmd cmd;
+
+	for (size_t k = 0; k < 2; k++) {
+		char *ok = fmt("{\"type\":\"%s\",\"token\":\"%s\"}", kinds[k], t8192);
+		char *bad = fmt("{\"type\":\"%s\",\"token\":\"%s\"}", kinds[k], t8193);
+		char *nul = fmt("{\"type\":\"%s\",\"token\":\"a.b\\u0000.c\"}", kinds[k]);
+		char *num = fmt("{\"type\":\"%s\",\"token\":12}", kinds[k]);
+		char *nil = fmt("{\"type\":\"%s\",\"token\":null}", kinds[k]);
+
+		expect_ok(ok, &cmd);
+		cr_expect_eq(cmd.token_len, PROTO_TOKEN_MAX, "%s", kinds[k]);
+		proto_cmd_fini(&cmd);
+		expect_refused(bad, PROTO_ERR_BAD_REQUEST);
+		expect_refused(nul, PROTO_ERR_BAD_REQUEST);
+		expect_refused(num, PROTO_ERR_BAD_REQUEST);
+		expect_refused(nil, PROTO_ERR_BAD_REQUEST);
+		free(ok), free(bad), free(nul), free(num), free(nil);
+	}
+	free(t8192), free(t8193);
+	assert_no_leaks();
+}
+
+Test(decode, refresh_needs_a_token)
+{
+	struct proto_cmd cmd;
+
+	expect_ok("{\"type\":\"refresh\",\"id\":9,\"token\":\"x.y.z\"}", &cmd);
+	cr_expect_eq(cmd.kind, PROTO_KIND_REFRESH);
+	cr_expect_str_eq(cmd.token, "x.y.z");
+	cr_expect_eq(cmd.token_len, 5);
+	cr_expect_eq(json_integer_value(cmd.id), 9);
+	proto_cmd_fini(&cmd);
+	expect_refused("{\"type\":\"refresh\",\"id\":9}", PROTO_ERR_BAD_REQUEST);
+	expect_refused("{\"type\":\"refresh\",\"token\":[\"x\"]}", PROTO_ERR_BAD_REQUEST);
+	/* An empty string is a string: whether it verifies is the server's business. */
+	expect_ok("{\"type\":\"refresh\",\"token\":\"\"}", &cmd);
+	cr_expect_eq(cmd.token_len, 0);
+	proto_cmd_fini(&cmd);
+	assert_no_leaks();
+}
+
+Test(decode, subscribe_with_recover_rewind_and_token)
+{
+	struct proto_cmd cmd;
+
+	expect_ok("{\"type\":\"subscribe\",\"id\":2,\"channel\":\"chat:lobby\","
+		  "\"recover\":{\"offset\":41,\"epoch\":\"7c1e40a2b9f35d10\"}}", &cmd);
+	cr_expect_eq(cmd.kind, PROTO_KIND_SUBSCRIBE);
+	cr_expect(cmd.has_since);
+	cr_expect_eq(cmd.since_offset, 41);
+	cr_expect_str_eq(cmd.since_epoch, "7c1e40a2b9f35d10");
+	cr_expect_eq(cmd.rewind, 0);
+	cr_expect_null(cmd.token);
+	proto_cmd_fini(&cmd);
+
+	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":5,\"token\":\"c.t.k\"}", &cmd);
+	cr_expect_not(cmd.has_since);
+	cr_expect_eq(cmd.rewind, 5);
+	cr_expect_str_eq(cmd.token, "c.t.k");
+	proto_cmd_fini(&cmd);
+
+	/* Both may be sent (the server ignores rewind then); offset 0 is "nothing seen". */
+	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":4294967295,"
+		  "\"recover\":{\"epoch\":\"\",\"offset\":0,\"future\":1}}", &cmd);
+	cr_expect(cmd.has_since);
+	cr_expect_eq(cmd.since_offset, 0);
+	cr_expect_str_eq(cmd.since_epoch, "");
+	cr_expect_eq(cmd.rewind, 4294967295ULL);
+	proto_cmd_fini(&cmd);
+
+	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":0,"
+		  "\"recover\":{\"offset\":9223372036854775807,\"epoch\":\"e\"}}", &cmd);
+	cr_expect_eq(cmd.since_offset, (uint64_t)INT64_MAX);
+	cr_expect_eq(cmd.rewind, 0);
+	proto_cmd_fini(&cmd);
+	assert_no_leaks();
+}
+
+Test(decode, malformed_recover_and_since_are_bad_request)
+{
+	static const char *const bodies[] = {
+		"5",
+		"\"41\"",
+		"null",
+		"[41,\"e\"]",
+		"{}",
+		"{\"offset\":1}",
+		"{\"epoch\":\"e\"}",
+		"{\"offset\":-1,\"epoch\":\"e\"}",
+		"{\"offset\":1.5,\"epoch\":\"e\"}",
+		"{\"offset\":\"1\",\"epoch\":\"e\"}",
+		"{\"offset\":1,\"epoch\":7}",
+		"{\"offset\":1,\"epoch\":null}",
+		"{\"offset\":1,\"epoch\":\"a\\u0000b\"}",
+		"{\"offset\":1,\"epoch\":\"e\",\"offset\":2}",
+	};
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		char *sub = fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":%s}", bodies[i]);
+		char *hist = fmt("{\"type\":\"history\",\"channel\":\"a\",\"since\":%s}", bodies[i]);
+
+		expect_refused(sub, PROTO_ERR_BAD_REQUEST);
+		expect_refused(hist, PROTO_ERR_BAD_REQUEST);
+		free(sub), free(hist);
+	}
+	assert_no_leaks();
+}
+
+Test(decode, epochs_are_at_most_64_bytes)
+{
+	char *e64 = repeat('e', PROTO_EPOCH_MAX), *e65 = repeat('e', PROTO_EPOCH_MAX + 1);
+	char *ok = fmt("{\"type\":\"history\",\"channel\":\"a\",\"since\":{\"offset\":1,\"epoch\":\"%s\"}}", e64);
+	char *bad = fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", e65);
+	struct proto_cmd cmd;
+
+	expect_ok(ok, &cmd);
+	cr_expect_eq(strlen(cmd.since_epoch), PROTO_EPOCH_MAX);
+	proto_cmd_fini(&cmd);
+	expect_refused(bad, PROTO_ERR_BAD_REQUEST);
+	free(e64), free(e65), free(ok), free(bad);
+	assert_no_leaks();
+}
+
+Test(decode, rewind_and_limit_are_counts)
+{
+	static const char *const bad[] = { "-1", "1.5", "\"5\"", "true", "null", "[5]", "4294967296",
+					   "9223372036854775807" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *sub = fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":%s}", bad[i]);
+		char *hist = fmt("{\"type\":\"history\",\"channel\":\"a\",\"limit\":%s}", bad[i]);
+
+		expect_refused(sub, PROTO_ERR_BAD_REQUEST);
+		expect_refused(hist, PROTO_ERR_BAD_REQUEST);
+		free(sub), free(hist);
+	}
+	assert_no_leaks();
+}
+
+Test(decode, history_with_limit_and_since)
+{
+	struct proto_cmd cmd;
+
+	expect_ok("{\"type\":\"history\",\"id\":8,\"channel\":\"chat:lobby\",\"limit\":50,"
+		  "\"since\":{\"offset\":10,\"epoch\":\"7c1e40a2b9f35d10\"}}", &cmd);
+	cr_expect_eq(cmd.kind, PROTO_KIND_HISTORY);
+	cr_expect_str_eq(cmd.channel, "chat:lobby");
+	cr_expect_eq(cmd.limit, 50);
+	cr_expect(cmd.has_since);
+	cr_expect_eq(cmd.since_offset, 10);
+	cr_expect_str_eq(cmd.since_epoch, "7c1e40a2b9f35d10");
+	proto_cmd_fini(&cmd);
+	expect_ok("{\"type\":\"history\",\"channel\":\"x\"}", &cmd);
+	cr_expect_eq(cmd.limit, 0, "absent limit is 0 (all retained)");
+	cr_expect_not(cmd.has_since);
+	proto_cmd_fini(&cmd);
+	assert_no_leaks();
+}
+
+Test(decode, presence_history_and_refresh_need_their_members)
+{
+	static const char *const kinds[] = { "presence", "presence_stats", "history" };
+	struct proto_cmd cmd;
+
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		char *ok = fmt("{\"type\":\"%s\",\"id\":\"q\",\"channel\":\"chat:lobby\"}", kinds[k]);
+		char *none = fmt("{\"type\":\"%s\",\"id\":\"q\"}", kinds[k]);
+		char *num = fmt("{\"type\":\"%s\",\"channel\":5}", kinds[k]);
+		char *bad = fmt("{\"type\":\"%s\",\"channel\":\"a/b\"}", kinds[k]);
+		char *empty = fmt("{\"type\":\"%s\",\"channel\":\"\"}", kinds[k]);
+
+		expect_ok(ok, &cmd);
+		cr_expect_str_eq(proto_kind_name(cmd.kind), kinds[k]);
+		cr_expect_str_eq(cmd.channel, "chat:lobby");
+		cr_expect_eq(cmd.channel_len, 10);
+		cr_expect_str_eq(json_string_value(cmd.id), "q");
+		proto_cmd_fini(&cmd);
+		expect_refused(none, PROTO_ERR_BAD_REQUEST);
+		expect_refused(num, PROTO_ERR_BAD_REQUEST);
+		expect_refused(bad, PROTO_ERR_INVALID_CHANNEL);
+		expect_refused(empty, PROTO_ERR_INVALID_CHANNEL);
+		free(ok), free(none), free(num), free(bad), free(empty);
+	}
+	assert_no_leaks();
+}
+
+Test(encode, wire_names_of_the_new_kinds_and_codes)
+{
+	cr_expect_str_eq(proto_kind_name(PROTO_KIND_REFRESH), "refresh");
+	cr_expect_str_eq(proto_kind_name(PROTO_KIND_PRESENCE), "presence");
+	cr_expect_str_eq(proto_kind_name(PROTO_KIND_PRESENCE_STATS), "presence_stats");
+	cr_expect_str_eq(proto_kind_name(PROTO_KIND_HISTORY), "history");
+	cr_expect_str_eq(proto_errcode_name(PROTO_ERR_UNAUTHORIZED), "unauthorized");
+	cr_expect_str_eq(proto_errcode_name(PROTO_ERR_TOKEN_EXPIRED), "token_expired");
+	cr_expect_eq(PROTO_CLOSE_TOKEN_EXPIRED, 4001);
+}
+
+Test(encode, error_frames_for_the_token_codes)
+{
+	size_t len;
+	json_t *f = parse_frame(proto_encode_error(NULL, PROTO_ERR_TOKEN_EXPIRED, "expired", &len), &len);
+
+	expect_member_str(f, "code", "token_expired");
+	cr_expect_null(json_object_get(f, "id"), "token_expired answers no command");
+	json_decref(f);
+	f = parse_frame(proto_encode_error(NULL, PROTO_ERR_UNAUTHORIZED, "bad signature", &len), &len);
+	expect_member_str(f, "code", "unauthorized");
+	json_decref(f);
+	assert_no_leaks();
+}
+
+Test(encode, connected_carries_expires_only_when_given)
+{
+	json_t *id = id_int(1), *f;
+	size_t len;
+
+	f = parse_frame(proto_encode_connected(id, "c-1", "alice", "switchboard/0.1.0", 1795000000,
+					       &len), &len);
+	cr_expect(json_is_integer(json_object_get(f, "expires")));
+	cr_expect_eq(json_integer_value(json_object_get(f, "expires")), 1795000000);
+	expect_member_str(f, "user", "alice");
+	cr_expect_eq(json_object_size(f), 6);
+	json_decref(f);
+	f = parse_frame(proto_encode_connected(id, "c-1", "alice", "s", 0, &len), &len);
+	cr_expect_null(json_object_get(f, "expires"), "expires 0 must be omitted");
+	json_decref(f);
+	json_decref(id);
+	assert_no_leaks();
+}
+
+Test(encode, subscribed_has_offset_epoch_and_optional_recovered)
+{
+	static const struct {
+		int recovered;
+		const char *want;       /* NULL: absent */
+	} cases[] = { { -1, NULL }, { 0, "false" }, { 1, "true" } };
+	json_t *id = id_int(2);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len;
+		json_t *f = parse_frame(proto_encode_subscribed(id, "chat:lobby", 41, "7c1e40a2b9f35d10",
+								cases[i].recovered, &len), &len);
+		json_t *r = json_object_get(f, "recovered");
+
+		expect_member_str(f, "type", "subscribed");
+		expect_member_str(f, "channel", "chat:lobby");
+		expect_member_str(f, "epoch", "7c1e40a2b9f35d10");
+		cr_expect(json_is_integer(json_object_get(f, "offset")));
+		cr_expect_eq(json_integer_value(json_object_get(f, "offset")), 41);
+		if (cases[i].want == NULL) {
+			cr_expect_null(r, "recovered -1 must be omitted");
+			cr_expect_eq(json_object_size(f), 5);
+		} else {
+			cr_expect(json_is_boolean(r), "recovered is not a boolean");
+			cr_expect_eq(json_is_true(r), cases[i].recovered == 1, "recovered %s",
+				     cases[i].want);
+			cr_expect_eq(json_object_size(f), 6);
+		}
+		json_decref(f);
+	}
+	json_decref(id);
+	assert_no_leaks();
+}
+
+Test(encode, subscribed_to_a_channel_with_no_state_has_offset_0)
+{
+	size_t len;
+	json_t *f = parse_frame(proto_encode_subscribed(NULL, "a", 0, NULL, -1, &len), &len);
+
+	cr_expect_eq(json_integer_value(json_object_get(f, "offset")), 0);
+	cr_expect(json_is_string(json_object_get(f, "epoch")), "epoch must stay a string");
+	json_decref(f);
+	assert_no_leaks();
+}
+
+Test(encode, refreshed_has_expires)
+{
+	json_t *id = id_str("r"), *f;
+	size_t len;
+
+	f = parse_frame(proto_encode_refreshed(id, 1795003600, &len), &len);
+	expect_member_str(f, "type", "refreshed");
+	expect_id(f, id);
+	cr_expect_eq(json_integer_value(json_object_get(f, "expires")), 1795003600);
+	cr_expect_eq(json_object_size(f), 3);
+	json_decref(f);
+	f = parse_frame(proto_encode_refreshed(NULL, 0, &len), &len);
+	cr_expect_null(json_object_get(f, "expires"));
+	cr_expect_eq(json_object_size(f), 1);
+	json_decref(f);
+	json_decref(id);
+	assert_no_leaks();
+}
+
+Test(encode, member_has_client_user_and_info_verbatim)
+{
+	static const char info[] = "{\"name\" : \"Alice\",\"n\":1.50}";
+	const char *start;
+	size_t len, vlen;
+	char *s;
+	json_t *f;
+
+	s = proto_encode_member("5f0c2a9e81d4-1", "alice", info, strlen(info), &len);
+	cr_assert_not_null(s);
+	cr_expect_eq(proto_find_member(s, len, "info", &start, &vlen), 0, "%s", s);
+	cr_expect(vlen == strlen(info) && memcmp(start, info, vlen) == 0, "info rewritten: %s", s);
+	f = parse_frame(s, &len);
+	expect_member_str(f, "client", "5f0c2a9e81d4-1");
+	expect_member_str(f, "user", "alice");
+	expect_member_str(json_object_get(f, "info"), "name", "Alice");
+	cr_expect_eq(json_object_size(f), 3);
+	json_decref(f);
+	f = parse_frame(proto_encode_member("c", NULL, NULL, 0, &len), &len);
+	expect_member_str(f, "user", "");
+	cr_expect_null(json_object_get(f, "info"), "no info, no member");
+	cr_expect_eq(json_object_size(f), 2);
+	json_decref(f);
+	/* info_len is respected: nothing after it is copied. */
+	f = parse_frame(proto_encode_member("c", "u", "{}TRAILING", 2, &len), &len);
+	cr_expect(json_is_object(json_object_get(f, "info")));
+	cr_expect_eq(json_object_size(json_object_get(f, "info")), 0);
+	json_decref(f);
+	assert_no_leaks();
+}
+
+Test(encode, join_and_leave_carry_the_member_and_no_id)
+{
+	size_t mlen, len;
+	char *member = proto_encode_member("5f0c2a9e81d4-2", "bob", NULL, 0, &mlen);
+	const char *start;
+	size_t vlen;
+	char *s;
+	json_t *f;
+
+	cr_assert_not_null(member);
+	for (int join = 0; join < 2; join++) {
+		s = proto_encode_join_leave(join, "chat:lobby", member, mlen, &len);
+		cr_assert_not_null(s);
+		cr_expect_eq(proto_find_member(s, len, "member", &start, &vlen), 0, "%s", s);
+		cr_expect(vlen == mlen && memcmp(start, member, mlen) == 0, "member rewritten: %s", s);
+		f = parse_frame(s, &len);
+		expect_member_str(f, "type", join ? "join" : "leave");
+		expect_member_str(f, "channel", "chat:lobby");
+		expect_member_str(json_object_get(f, "member"), "client", "5f0c2a9e81d4-2");
+		expect_member_str(json_object_get(f, "member"), "user", "bob");
+		cr_expect_null(json_object_get(f, "id"), "events carry no id");
+		cr_expect_eq(json_object_size(f), 3);
+		json_decref(f);
+	}
+	free(member);
+	assert_no_leaks();
+}
+
+Test(encode, presence_and_presence_stats)
+{
+	static const char members[] =
+		"[{\"client\":\"5f0c2a9e81d4-1\",\"user\":\"alice\",\"info\":{\"name\":\"Alice\"}}]";
+	json_t *id = id_int(6), *f, *m;
+	const char *start;
+	size_t len, vlen;
+	char *s;
+
+	s = proto_encode_presence(id, "chat:lobby", members, strlen(members), false, &len);
+	cr_assert_not_null(s);
+	cr_expect_eq(proto_find_member(s, len, "members", &start, &vlen), 0, "%s", s);
+	cr_expect(vlen == strlen(members) && memcmp(start, members, vlen) == 0, "%s", s);
+	f = parse_frame(s, &len);
+	expect_member_str(f, "type", "presence");
+	expect_member_str(f, "channel", "chat:lobby");
+	expect_id(f, id);
+	m = json_object_get(f, "members");
+	cr_assert(json_is_array(m));
+	cr_expect_eq(json_array_size(m), 1);
+	expect_member_str(json_array_get(m, 0), "user", "alice");
+	json_decref(f);
+	f = parse_frame(proto_encode_presence(NULL, "a", "[]", 2, false, &len), &len);
+	cr_expect_eq(json_array_size(json_object_get(f, "members")), 0);
+	cr_expect_null(json_object_get(f, "id"));
+	cr_expect_null(json_object_get(f, "truncated"), "truncated only when true");
+	cr_expect_eq(json_object_size(f), 3);
+	json_decref(f);
+	f = parse_frame(proto_encode_presence(id, "a", "[]", 2, true, &len), &len);
+	cr_expect(json_is_true(json_object_get(f, "truncated")), "truncated must be true");
+	cr_expect_eq(json_array_size(json_object_get(f, "members")), 0);
+	json_decref(f);
+
+	f = parse_frame(proto_encode_presence_stats(id, "chat:lobby", 3, 2, &len), &len);
+	expect_member_str(f, "type", "presence_stats");
+	expect_member_str(f, "channel", "chat:lobby");
+	expect_id(f, id);
+	cr_expect_eq(json_integer_value(json_object_get(f, "clients")), 3);
+	cr_expect_eq(json_integer_value(json_object_get(f, "users")), 2);
+	cr_expect_eq(json_object_size(f), 5);
+	json_decref(f);
+	json_decref(id);
+	assert_no_leaks();
+}
+
+Test(encode, history_has_position_and_messages_verbatim)
+{
+	static const char msgs[] =
+		"[{\"offset\":11,\"data\":{\"text\":\"hi\"},\"from\":{\"client\":\"c-1\",\"user\":\"alice\"}},"
+		"{\"offset\":12,\"data\":1.50,\"from\":{\"client\":\"c-2\",\"user\":\"bob\"}}]";
+	json_t *id = id_int(8), *f;
+	const char *start;
+	size_t len, vlen;
+	char *s;
+
+	s = proto_encode_history(id, "chat:lobby", 12, "7c1e40a2b9f35d10", msgs, strlen(msgs), false,
+				 &len);
+	cr_assert_not_null(s);
+	cr_expect_eq(proto_find_member(s, len, "messages", &start, &vlen), 0, "%s", s);
+	cr_expect(vlen == strlen(msgs) && memcmp(start, msgs, vlen) == 0, "messages rewritten: %s", s);
+	f = parse_frame(s, &len);
+	expect_member_str(f, "type", "history");
+	expect_member_str(f, "channel", "chat:lobby");
+	expect_member_str(f, "epoch", "7c1e40a2b9f35d10");
+	expect_id(f, id);
+	cr_expect_eq(json_integer_value(json_object_get(f, "offset")), 12);
+	cr_expect_eq(json_array_size(json_object_get(f, "messages")), 2);
+	cr_expect_eq(json_object_size(f), 6);
+	json_decref(f);
+	f = parse_frame(proto_encode_history(NULL, "a", 0, NULL, "[]", 2, false, &len), &len);
+	cr_expect_eq(json_integer_value(json_object_get(f, "offset")), 0);
+	cr_expect(json_is_string(json_object_get(f, "epoch")));
+	cr_expect_eq(json_array_size(json_object_get(f, "messages")), 0);
+	cr_expect_null(json_object_get(f, "truncated"), "truncated only when true");
+	json_decref(f);
+	f = parse_frame(proto_encode_history(id, "a", 3, "e", "[]", 2, true, &len), &len);
+	cr_expect(json_is_true(json_object_get(f, "truncated")), "truncated must be true");
+	cr_expect_eq(json_array_size(json_object_get(f, "messages")), 0);
+	expect_id(f, id);
+	json_decref(f);
+	json_decref(id);
+	assert_no_leaks();
+}
+
+/* The hub builds history elements as "{" + the message frame minus its prefix. */
+Test(encode, message_prefix_len_cuts_before_offset)
+{
+	static const char *const channels[] = { "a", "chat:lobby", "x:y:z", ":x" };
+	char c255[256];
+	size_t flen;
+	char *from = proto_encode_from("c-1", "alice", &flen);
+
+	memset(c255, 'c', 255), c255[255] = '\0';
+	cr_assert_not_null(from);
+	for (size_t i = 0; i <= sizeof(channels) / sizeof(channels[0]); i++) {
+		const char *ch = i < sizeof(channels) / sizeof(channels[0]) ? channels[i] : c255;
+		size_t len, skip = proto_message_prefix_len(strlen(ch));
+		char *s = proto_encode_message(ch, 12, "{\"text\":\"hi\"}", 13, from, flen, &len);
+		char *head = fmt("{\"type\":\"message\",\"channel\":\"%s\",", ch), *elem;
+		json_t *e;
+
+		cr_assert_not_null(s);
+		cr_expect_eq(skip, strlen(head), "%s: prefix %zu", ch, skip);
+		cr_expect_eq(strncmp(s, head, strlen(head)), 0, "%s", s);
+		cr_expect_eq(strncmp(s + skip, "\"offset\":", 9), 0, "%s: %s", ch, s + skip);
+		elem = fmt("{%s", s + skip);
+		e = json_loads(elem, JSON_REJECT_DUPLICATES, NULL);
+		cr_assert_not_null(e, "%s", elem);
+		cr_expect_eq(json_integer_value(json_object_get(e, "offset")), 12);
+		expect_member_str(json_object_get(e, "data"), "text", "hi");
+		expect_member_str(json_object_get(e, "from"), "user", "alice");
+		cr_expect_eq(json_object_size(e), 3, "offset, data, from: %s", elem);
+		json_decref(e);
+		free(elem), free(head), free(s);
+	}
+	free(from);
+	assert_no_leaks();
+}
+
+Test(encode, message_n_reads_only_channel_len_bytes)
+{
+	size_t len;
+	char *s = proto_encode_message_n("chat:lobbyGARBAGE", 10, 3, "1", 1, NULL, 0, &len);
+	json_t *f;
+
+	cr_assert_not_null(s);
+	cr_expect_null(strstr(s, "GARBAGE"), "%s", s);
+	f = parse_frame(s, &len);
+	expect_member_str(f, "channel", "chat:lobby");
+	cr_expect_eq(json_integer_value(json_object_get(f, "offset")), 3);
+	json_decref(f);
+	assert_no_leaks();
+}
+
+Test(encode, connect_with_token_decodes_back)
+{
+	json_t *id = id_int(7);
+	struct proto_cmd cmd;
+	size_t len;
+	char *s;
+
+	s = proto_encode_connect_token(id, NULL, "aaa.bbb.ccc", &len);
+	cr_assert_not_null(s);
+	cr_assert_eq(proto_decode(s, len, &cmd, NULL), 0, "%s", s);
+	cr_expect_eq(cmd.kind, PROTO_KIND_CONNECT);
+	cr_expect_str_eq(cmd.token, "aaa.bbb.ccc");
+	cr_expect_null(cmd.user);
+	cr_expect(json_equal(cmd.id, id));
+	proto_cmd_fini(&cmd);
+	free(s);
+	s = proto_encode_connect_token(NULL, "bob", NULL, &len);
+	cr_assert_eq(proto_decode(s, len, &cmd, NULL), 0, "%s", s);
+	cr_expect_str_eq(cmd.user, "bob");
+	cr_expect_null(cmd.token);
+	proto_cmd_fini(&cmd);
+	free(s);
+	json_decref(id);
+	assert_no_leaks();
+}
+
+/* ---- UTF-8 (RFC 3629), used on every inbound text frame ---- */
+
+Test(utf8, valid_sequences_at_every_boundary)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+		const char *what;
+	} ok[] = {
+		{ "", 0, "empty" },
+		{ "plain ascii {}", 14, "ascii" },
+		{ "a\0b", 3, "NUL is a valid character" },
+		{ "\x7f", 1, "U+007F" },
+		{ "\xc2\x80", 2, "U+0080" },
+		{ "\xdf\xbf", 2, "U+07FF" },
+		{ "\xe0\xa0\x80", 3, "U+0800" },
+		{ "\xed\x9f\xbf", 3, "U+D7FF" },
+		{ "\xee\x80\x80", 3, "U+E000" },
+		{ "\xef\xbf\xbf", 3, "U+FFFF" },
+		{ "\xf0\x90\x80\x80", 4, "U+10000" },
+		{ "\xf4\x8f\xbf\xbf", 4, "U+10FFFF" },
+		{ "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80!", 15, "mixed" },
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		cr_expect(proto_utf8_valid(ok[i].s, ok[i].len), "%s refused", ok[i].what);
+	assert_no_leaks();
+}
+
+Test(utf8, malformed_sequences_are_refused)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+		const char *what;
+	} bad[] = {
+		{ "\x80", 1, "lone continuation" },
+		{ "a\xbf", 2, "continuation after ascii" },
+		{ "\xc0\x80", 2, "overlong NUL" },
+		{ "\xc1\xbf", 2, "overlong U+007F" },
+		{ "\xe0\x80\x80", 3, "overlong 3-byte" },
+		{ "\xe0\x9f\xbf", 3, "overlong U+07FF" },
+		{ "\xf0\x80\x80\x80", 4, "overlong 4-byte" },
+		{ "\xf0\x8f\xbf\xbf", 4, "overlong U+FFFF" },
+		{ "\xed\xa0\x80", 3, "surrogate U+D800" },
+		{ "\xed\xbf\xbf", 3, "surrogate U+DFFF" },
+		{ "\xf4\x90\x80\x80", 4, "U+110000" },
+		{ "\xf5\x80\x80\x80", 4, "F5" },
+		{ "\xf8\x88\x80\x80\x80", 5, "5-byte form" },
+		{ "\xfe", 1, "FE" },
+		{ "\xff", 1, "FF" },
+		{ "\xc3", 1, "truncated 2-byte" },
+		{ "\xe2\x9c", 2, "truncated 3-byte" },
+		{ "\xf0\x9f\x98", 3, "truncated 4-byte" },
+		{ "\xc3\x28", 2, "bad continuation" },
+		{ "\xe2\x28\xa1", 3, "bad second byte" },
+		{ "\xe2\x82\x28", 3, "bad third byte" },
+		{ "\xf0\x9f\x98\x28", 4, "bad fourth byte" },
+		{ "ok\xc3\xa9\xc3", 5, "valid then truncated" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_not(proto_utf8_valid(bad[i].s, bad[i].len), "%s accepted", bad[i].what);
+	assert_no_leaks();
+}
+
+Test(utf8, only_len_bytes_are_read)
+{
+	/* A valid prefix followed by garbage outside len. */
+	cr_expect(proto_utf8_valid("ab\xff", 2));
+	cr_expect(proto_utf8_valid("\xc3\xa9\xc3", 2));
+	/* A sequence cut by len is truncated even if the bytes after it would complete it. */
+	cr_expect_not(proto_utf8_valid("\xc3\xa9", 1));
+	cr_expect_not(proto_utf8_valid("\xf0\x9f\x98\x80", 3));
+	assert_no_leaks();
+}
+
+Test(utf8, sanitize_replaces_only_broken_bytes)
+{
+	char s1[] = "ok \xc3\xa9 \xff x \xe2\x9c";
+	char s2[] = "caf\xc3\xa9";
+
+	proto_utf8_sanitize(s1);
+	cr_expect_str_eq(s1, "ok \xc3\xa9 ? x ??");
+	cr_expect(proto_utf8_valid(s1, strlen(s1)));
+	proto_utf8_sanitize(s2);
+	cr_expect_str_eq(s2, "caf\xc3\xa9", "valid text must not change");
+	assert_no_leaks();
+}
+
 /* ---- corpus: tests/corpus/proto/{valid,invalid}/<case>/ ---- */
 
 static char *
@@ -1471,6 +2203,11 @@ Test(chaos, allocation_failures_are_reported_not_fatal, .timeout = 60)
 		"{\"type\":\"nope\",\"id\":4}",
 		"{\"type\":\"ping\",\"type\":\"ping\"}",
 		"[1,2,3]",
+		"{\"type\":\"connect\",\"id\":1,\"token\":\"a.b.c\",\"info\":{\"n\":[1,{\"x\":2}]}}",
+		"{\"type\":\"refresh\",\"id\":2,\"token\":\"a.b.c\"}",
+		"{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":{\"offset\":4,\"epoch\":\"e\"},\"rewind\":3}",
+		"{\"type\":\"history\",\"channel\":\"a\",\"since\":{\"offset\":4,\"epoch\":\"e\"},\"limit\":3}",
+		"{\"type\":\"presence_stats\",\"channel\":\"a\"}",
 	};
 	bool clean = false;
 
@@ -1490,8 +2227,8 @@ Test(chaos, allocation_failures_are_reported_not_fatal, .timeout = 60)
 				cr_expect_neq(err.code, PROTO_ERR_NONE);
 			proto_cmd_fini(&cmd);
 		}
-		free(proto_encode_connected(id, "c", "u", "s", &len));
-		free(proto_encode_subscribed(id, "a", &len));
+		free(proto_encode_connected(id, "c", "u", "s", 0, &len));
+		free(proto_encode_subscribed(id, "a", 0, "e", -1, &len));
 		free(proto_encode_unsubscribed(id, "a", &len));
 		free(proto_encode_published(id, "a", 1, "e", &len));
 		free(proto_encode_pong(id, &len));
@@ -1501,6 +2238,15 @@ Test(chaos, allocation_failures_are_reported_not_fatal, .timeout = 60)
 		free(proto_encode_subscribe(id, "a", &len));
 		free(proto_encode_unsubscribe(id, "a", &len));
 		free(proto_encode_publish(id, "a", id, &len));
+		free(proto_encode_connected(id, "c", "u", "s", 1795000000, &len));
+		free(proto_encode_subscribed(id, "a", 4, "e", 1, &len));
+		free(proto_encode_refreshed(id, 1795000000, &len));
+		free(proto_encode_presence(id, "a", "[]", 2, true, &len));
+		free(proto_encode_presence_stats(id, "a", 1, 1, &len));
+		free(proto_encode_history(id, "a", 4, "e", "[]", 2, true, &len));
+		free(proto_encode_member("c", "u", "{}", 2, &len));
+		free(proto_encode_join_leave(true, "a", "{}", 2, &len));
+		free(proto_encode_connect_token(id, "u", "a.b.c", &len));
 		s = proto_encode_ping(id, &len);
 		clean = fail_after > 0;
 		free(s);
