@@ -546,6 +546,19 @@ with_truncated(json_t *o, bool t)
 }
 
 char *
+proto_encode_with_raw(json_t *o, const char *key, const char *raw, size_t raw_len, size_t *len)
+{
+	return dump_with_raw(o, key, raw, raw_len, len);
+}
+
+char *
+proto_encode_unsubscribed_by_server(const char *channel, size_t *len)
+{
+	return dump(with_str(with_str(reply("unsubscribed", NULL), "channel", channel), "reason",
+			     "server"), len);
+}
+
+char *
 proto_encode_presence(const json_t *id, const char *channel, const char *members_raw,
 		      size_t members_len, bool truncated, size_t *len)
 {

@@ -30,6 +30,7 @@
 #define PROTO_CLOSE_TOO_BIG 1009           /* frame over limits.max_message_size */
 #define PROTO_CLOSE_TOKEN_EXPIRED 4001     /* the connection's token expired */
 #define PROTO_CLOSE_CONNECT_TIMEOUT 4002   /* no connect command in time */
+#define PROTO_CLOSE_DISCONNECTED 4003      /* disconnected through the HTTP API */
 #define PROTO_CLOSE_SLOW_CONSUMER 4008     /* send queue over its bound (slow reader or flood) */
 
 enum proto_kind {
@@ -143,6 +144,12 @@ char *proto_encode_connected(const json_t *id, const char *client, const char *u
 char *proto_encode_subscribed(const json_t *id, const char *channel, uint64_t offset,
 			      const char *epoch, int recovered, size_t *len);
 char *proto_encode_refreshed(const json_t *id, int64_t expires, size_t *len);
+/* {"type":"unsubscribed","channel":...,"reason":"server"}: the server ended it. */
+char *proto_encode_unsubscribed_by_server(const char *channel, size_t *len);
+/* Encodes o (takes the reference) with one more member key whose value is the JSON
+ * text raw, copied verbatim: how caller-built arrays join an object. */
+char *proto_encode_with_raw(json_t *o, const char *key, const char *raw, size_t raw_len,
+			    size_t *len);
 /* members_raw: the JSON text of the members array, built by the caller; truncated adds
  * "truncated":true (not every member fitted in one frame). */
 char *proto_encode_presence(const json_t *id, const char *channel, const char *members_raw,

@@ -48,6 +48,7 @@ config_defaults(struct config *cfg)
 		.send_queue_messages = 4096,
 		.send_queue_bytes = 1048576,
 		.history_memory = 64 << 20,
+		.max_http_body = 65536,
 	};
 	cfg->jwt_leeway = 5;
 	cfg->ws = (struct config_websocket){
@@ -65,6 +66,12 @@ config_fini(struct config *cfg)
 	free(cfg->engine);
 	free(cfg->jwt_secret);
 	free(cfg->jwt_public_key);
+	for (size_t i = 0; i < cfg->napi_keys; i++) {
+		free(cfg->api_keys[i].name);
+		free(cfg->api_keys[i].key);
+		json_decref(cfg->api_keys[i].channels);
+	}
+	free(cfg->api_keys);
 	policy_free(cfg->policy);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -156,6 +163,7 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 		{ "send_queue_messages", &cfg->limits.send_queue_messages },
 		{ "send_queue_bytes", &cfg->limits.send_queue_bytes },
 		{ "history_memory", &cfg->limits.history_memory },
+		{ "max_http_body", &cfg->limits.max_http_body },
 	};
 	const char *key;
 	json_t *v;
@@ -346,6 +354,96 @@ load_default_ns(struct config *cfg, json_t *v, struct cfgerr *e)
 }
 
 static int
+load_quota(struct config_api_key *k, json_t *obj, const char *prefix, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+	char path[160];
+	long long n;
+
+	if (need_object(obj, prefix, e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		snprintf(path, sizeof(path), "%s.%s", prefix, key);
+		if (strcmp(key, "per_minute") != 0 && strcmp(key, "burst") != 0)
+			return fail(e, "%s: unknown key", path);
+		if (get_uint(v, path, 1, 1000000, &n, e) != 0)
+			return -1;
+		*(key[0] == 'p' ? &k->per_minute : &k->burst) = (unsigned)n;
+	}
+	return 0;
+}
+
+static int
+load_api_key(struct config_api_key *k, json_t *obj, const char *prefix, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+	char path[128];
+
+	if (need_object(obj, prefix, e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		size_t i;
+		json_t *p;
+
+		snprintf(path, sizeof(path), "%s.%s", prefix, key);
+		if (strcmp(key, "name") == 0) {
+			if (get_str(v, path, &k->name, e) != 0)
+				return -1;
+		} else if (strcmp(key, "key") == 0) {
+			if (get_str(v, path, &k->key, e) != 0)
+				return -1;
+			if (strlen(k->key) == 0)
+				return fail(e, "%s: must not be empty", path);
+		} else if (strcmp(key, "channels") == 0) {
+			if (!json_is_array(v))
+				return fail(e, "%s: must be a list of patterns", path);
+			json_array_foreach(v, i, p)
+				if (!json_is_string(p))
+					return fail(e, "%s: must be a list of patterns", path);
+			json_decref(k->channels);
+			k->channels = json_incref(v);
+		} else if (strcmp(key, "quota") == 0) {
+			if (load_quota(k, v, path, e) != 0)
+				return -1;
+		} else {
+			return fail(e, "%s: unknown key", path);
+		}
+	}
+	if (k->name == NULL || k->key == NULL)
+		return fail(e, "%s: needs \"name\" and \"key\"", prefix);
+	return 0;
+}
+
+static int
+load_api_keys(struct config *cfg, json_t *arr, struct cfgerr *e)
+{
+	size_t i;
+	json_t *v;
+	char path[64];
+
+	if (!json_is_array(arr))
+		return fail(e, "api_keys: must be a list");
+	json_array_foreach(arr, i, v) {
+		struct config_api_key *k;
+
+		snprintf(path, sizeof(path), "api_keys[%zu]", i);
+		cfg->api_keys = xrealloc(cfg->api_keys, (cfg->napi_keys + 1) * sizeof(*k));
+		k = &cfg->api_keys[cfg->napi_keys++];
+		*k = (struct config_api_key){ .channels = json_pack("[s]", "*"), .per_minute = 600,
+					      .burst = 60 };
+		if (load_api_key(k, v, path, e) != 0)
+			return -1;
+		for (size_t j = 0; j + 1 < cfg->napi_keys; j++)
+			if (strcmp(cfg->api_keys[j].key, k->key) == 0 ||
+			    strcmp(cfg->api_keys[j].name, k->name) == 0)
+				return fail(e, "%s: name and key must differ from api_keys[%zu]", path, j);
+	}
+	return 0;
+}
+
+static int
 load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 {
 	const char *key;
@@ -385,6 +483,8 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 			rc = load_namespaces(cfg, v, e);
 		} else if (strcmp(key, "default_namespace") == 0) {
 			rc = load_default_ns(cfg, v, e);
+		} else if (strcmp(key, "api_keys") == 0) {
+			rc = load_api_keys(cfg, v, e);
 		} else {
 			rc = fail(e, "%s: unknown key", key);
 		}

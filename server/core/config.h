@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "log.h"
 #include "policy.h"
 
@@ -18,6 +20,16 @@ struct config_limits {
 	size_t send_queue_messages;         /* frames queued to one connection */
 	size_t send_queue_bytes;            /* bytes queued to one connection */
 	size_t history_memory;              /* bytes of history kept for all channels */
+	size_t max_http_body;               /* bytes of an HTTP API request body */
+};
+
+/* One backend key of the HTTP API. */
+struct config_api_key {
+	char *name;
+	char *key;
+	json_t *channels;                   /* array of glob patterns (new reference) */
+	unsigned per_minute;                /* quota refill */
+	unsigned burst;                     /* quota bucket size */
 };
 
 struct config_websocket {
@@ -38,6 +50,8 @@ struct config {
 	struct config_limits limits;
 	struct config_websocket ws;
 	struct policy *policy;              /* owned: namespaces and default namespace */
+	struct config_api_key *api_keys;    /* owned */
+	size_t napi_keys;
 };
 
 /* Fills cfg with the embedded defaults (port 8080, memory engine, anonymous on). */

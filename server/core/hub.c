@@ -40,6 +40,9 @@ struct hub {
 	const json_t *publish_id;
 	struct hub_auth auth;      /* token verification and wall clock, or zeroed */
 	uint64_t now_ms;           /* monotonic time of the event being handled */
+	int server_rc;             /* result of the last server-side publish */
+	uint64_t server_offset;
+	char server_epoch[ENGINE_EPOCH_LEN + 1];
 	int64_t now_unix;          /* wall clock at the last tick */
 };
 
@@ -781,41 +784,64 @@ history_window(const struct engine_history *h, size_t skip, size_t budget, bool 
 	return n < h->nframes;
 }
 
-static void
-on_history(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+/* The JSON array text of the messages of h chosen by history_window() within budget
+ * bytes, each its message frame minus {"type":"message","channel":"...", ; sets
+ * *truncated. The caller frees the text. */
+static char *
+history_array(const struct engine_history *h, size_t channel_len, size_t budget,
+	      bool oldest_first, bool *truncated, size_t *len)
 {
-	const struct ns_policy *ns = readable(hub, s, cmd, "history");
-	struct engine_history_query q = { 0 };
-	struct engine_history h;
+	size_t skip = proto_message_prefix_len(channel_len), from, to;
 	struct jbuf b = { 0 };
-	size_t len, skip, from, to;
-	bool truncated;
 
-	if (ns == NULL)
-		return;
-	q.limit = cmd->limit > 0 && cmd->limit < ns->history_size ? cmd->limit : ns->history_size;
-	if (cmd->has_since) {
-		q.has_since = true;
-		q.since_offset = cmd->since_offset;
-		q.since_epoch = cmd->since_epoch;
-	}
-	engine_history(hub->engine, cmd->channel, cmd->channel_len, &q, &h, hub->now_ms);
-	/* Each element is its message frame minus {"type":"message","channel":"...", */
-	skip = proto_message_prefix_len(cmd->channel_len);
-	truncated = history_window(&h, skip, reply_budget(hub, cmd->channel_len),
-				   cmd->has_since && strcmp(h.epoch, cmd->since_epoch) == 0, &from, &to);
+	*truncated = history_window(h, skip, budget, oldest_first, &from, &to);
 	jbuf_put(&b, "[", 1);
 	for (size_t i = from; i < to; i++) {
 		size_t plen;
-		const char *p = frame_payload(h.frames[i], &plen);
+		const char *p = frame_payload(h->frames[i], &plen);
 
 		jbuf_put(&b, i > from ? ",{" : "{", i > from ? 2 : 1);
 		jbuf_put(&b, p + skip, plen - skip);
 	}
 	jbuf_put(&b, "]", 1);
-	send_owned(s, proto_encode_history(cmd->id, cmd->channel, h.offset, h.epoch, b.p, b.len,
+	*len = b.len;
+	return b.p;
+}
+
+static void
+query_history(struct hub *hub, const struct ns_policy *ns, const char *channel, size_t len,
+	      uint64_t limit, const char *since_epoch, uint64_t since_offset,
+	      struct engine_history *h)
+{
+	struct engine_history_query q = {
+		.limit = limit > 0 && limit < ns->history_size ? limit : ns->history_size,
+		.has_since = since_epoch != NULL,
+		.since_offset = since_offset,
+		.since_epoch = since_epoch,
+	};
+
+	engine_history(hub->engine, channel, len, &q, h, hub->now_ms);
+}
+
+static void
+on_history(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
+{
+	const struct ns_policy *ns = readable(hub, s, cmd, "history");
+	struct engine_history h;
+	size_t len, alen;
+	bool truncated;
+	char *arr;
+
+	if (ns == NULL)
+		return;
+	query_history(hub, ns, cmd->channel, cmd->channel_len, cmd->limit,
+		      cmd->has_since ? cmd->since_epoch : NULL, cmd->since_offset, &h);
+	arr = history_array(&h, cmd->channel_len, reply_budget(hub, cmd->channel_len),
+			    cmd->has_since && strcmp(h.epoch, cmd->since_epoch) == 0, &truncated,
+			    &alen);
+	send_owned(s, proto_encode_history(cmd->id, cmd->channel, h.offset, h.epoch, arr, alen,
 					   truncated, &len), &len);
-	free(b.p);
+	free(arr);
 	engine_history_fini(&h);
 }
 
@@ -829,6 +855,14 @@ on_published(void *arg, uint64_t cookie, int rc, const struct engine_msg *msg)
 	struct session *s;
 	size_t len;
 
+	if (cookie == 0) {
+		/* A server-side publish (hub_server_publish) waits for this synchronously. */
+		hub->server_rc = rc;
+		hub->server_offset = msg->offset;
+		snprintf(hub->server_epoch, sizeof(hub->server_epoch), "%s",
+			 msg->epoch != NULL ? msg->epoch : "");
+		return;
+	}
 	snprintf(client, sizeof(client), "%s-%" PRIu64, hub->node, cookie);
 	s = map_find(hub->sessions, client, strlen(client));
 	if (s == NULL)
@@ -1108,6 +1142,290 @@ hub_shutdown(struct hub *hub)
 		pend_remove(hub, s);
 		session_kick(s, PROTO_CLOSE_GOING_AWAY, "server shutdown");
 	}
+}
+
+/* ---- the server side (HTTP API) ---- */
+
+/* The rules of a channel named by the server side, or NULL (*rc = -ENOENT). */
+static const struct ns_policy *
+server_policy(struct hub *hub, const char *channel, size_t len, int *rc)
+{
+	const struct ns_policy *ns = policy_for_channel(hub->cfg->policy, channel, len);
+
+	*rc = ns != NULL ? 0 : -ENOENT;
+	return ns;
+}
+
+int
+hub_server_publish(struct hub *hub, const char *channel, size_t len, const char *data,
+		   size_t data_len, uint64_t now_ms, uint64_t *offset, char epoch[17])
+{
+	int rc;
+	const struct ns_policy *ns = server_policy(hub, channel, len, &rc);
+	struct engine_msg msg = {
+		.channel = channel,
+		.channel_len = len,
+		.data = data,
+		.data_len = data_len,
+	};
+
+	if (ns == NULL)
+		return rc;
+	if (data_len > hub->cfg->limits.max_data_size)
+		return -EMSGSIZE;
+	msg.history_size = ns->history_size;
+	msg.history_ttl_ms = (uint64_t)ns->history_ttl * 1000;
+	hub->now_ms = now_ms;
+	hub->server_rc = -EIO;
+	rc = engine_publish(hub->engine, &msg, 0, now_ms);
+	if (rc == 0)
+		rc = hub->server_rc;
+	*offset = hub->server_offset;
+	memcpy(epoch, hub->server_epoch, sizeof(hub->server_epoch));
+	return rc;
+}
+
+struct chan_list {
+	const char *prefix;
+	size_t plen;
+	json_t *arr;
+};
+
+static void
+list_channel(void *arg, const char *key, size_t len, void *value)
+{
+	struct chan_list *l = arg;
+	struct channel *ch = value;
+
+	if (len < l->plen || memcmp(key, l->prefix, l->plen) != 0)
+		return;
+	json_array_append_new(l->arr, json_pack("{s:s%,s:I}", "channel", key, len, "subscribers",
+						(json_int_t)ch->nmembers));
+}
+
+static int
+by_channel_name(const void *a, const void *b)
+{
+	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "channel")),
+		      json_string_value(json_object_get(*(json_t *const *)b, "channel")));
+}
+
+char *
+hub_channels_json(struct hub *hub, const char *prefix, size_t plen)
+{
+	struct chan_list l = { prefix, plen, xcheck(json_array()) };
+	size_t n, i;
+	json_t **items, *sorted = xcheck(json_array());
+	char *out;
+
+	map_foreach(hub->channels, list_channel, &l);
+	n = json_array_size(l.arr);
+	items = xmalloc((n ? n : 1) * sizeof(*items));
+	for (i = 0; i < n; i++)
+		items[i] = json_array_get(l.arr, i);
+	qsort(items, n, sizeof(*items), by_channel_name);
+	for (i = 0; i < n; i++)
+		json_array_append(sorted, items[i]);
+	free(items);
+	json_decref(l.arr);
+	out = xcheck(json_dumps(json_pack("{s:o}", "channels", sorted), JSON_COMPACT));
+	return out;
+}
+
+char *
+hub_channel_json(struct hub *hub, const char *channel, size_t len, uint64_t now_ms, int *rc)
+{
+	const struct ns_policy *ns = server_policy(hub, channel, len, rc);
+	struct channel *ch;
+	struct engine_history h;
+	struct engine_history_query q = { 0 };
+	uint64_t clients, users;
+	json_t *o;
+	char *out;
+
+	if (ns == NULL)
+		return NULL;
+	ch = channel_find(hub, channel, len);
+	hub->now_ms = now_ms;
+	engine_history(hub->engine, channel, len, &q, &h, now_ms);
+	o = xcheck(json_pack("{s:s%,s:I,s:I,s:s}", "channel", channel, len, "subscribers",
+			     (json_int_t)(ch != NULL ? ch->nmembers : 0), "offset",
+			     (json_int_t)h.offset, "epoch", h.epoch));
+	engine_history_fini(&h);
+	if (ns->presence) {
+		engine_presence_stats(hub->engine, channel, len, &clients, &users);
+		json_object_set_new(o, "presence", json_pack("{s:I,s:I}", "clients",
+							     (json_int_t)clients, "users",
+							     (json_int_t)users));
+	}
+	out = xcheck(json_dumps(o, JSON_COMPACT));
+	json_decref(o);
+	return out;
+}
+
+/* A response object {"channel":...} with raw JSON text joined as key. */
+static char *
+with_list(const char *channel, size_t len, json_t *extra, const char *key, const char *raw,
+	  size_t raw_len)
+{
+	json_t *o = xcheck(json_pack("{s:s%}", "channel", channel, len));
+	size_t out_len;
+
+	if (extra != NULL)
+		json_object_update(o, extra);
+	json_decref(extra);
+	return xcheck(proto_encode_with_raw(o, key, raw, raw_len, &out_len));
+}
+
+char *
+hub_presence_json(struct hub *hub, const char *channel, size_t len, int *rc)
+{
+	const struct ns_policy *ns = server_policy(hub, channel, len, rc);
+	struct member_list l = { .budget = SIZE_MAX };
+	char *out;
+
+	if (ns == NULL)
+		return NULL;
+	if (!ns->presence) {
+		*rc = -EPERM;
+		return NULL;
+	}
+	jbuf_put(&l.b, "[", 1);
+	engine_presence(hub->engine, channel, len, add_member, &l);
+	jbuf_put(&l.b, "]", 1);
+	out = with_list(channel, len, NULL, "members", l.b.p, l.b.len);
+	free(l.b.p);
+	return out;
+}
+
+char *
+hub_history_json(struct hub *hub, const char *channel, size_t len, uint64_t limit,
+		 const char *since_epoch, uint64_t since_offset, size_t budget, uint64_t now_ms,
+		 int *rc)
+{
+	const struct ns_policy *ns = server_policy(hub, channel, len, rc);
+	struct engine_history h;
+	size_t alen;
+	bool truncated;
+	char *arr, *out;
+	json_t *extra;
+
+	if (ns == NULL)
+		return NULL;
+	if (ns->history_size == 0) {
+		*rc = -EPERM;
+		return NULL;
+	}
+	hub->now_ms = now_ms;
+	query_history(hub, ns, channel, len, limit, since_epoch, since_offset, &h);
+	arr = history_array(&h, len, budget, since_epoch != NULL && strcmp(h.epoch, since_epoch) == 0,
+			    &truncated, &alen);
+	extra = xcheck(json_pack("{s:I,s:s}", "offset", (json_int_t)h.offset, "epoch", h.epoch));
+	if (truncated)
+		json_object_set_new(extra, "truncated", json_true());
+	out = with_list(channel, len, extra, "messages", arr, alen);
+	free(arr);
+	engine_history_fini(&h);
+	return out;
+}
+
+char *
+hub_reset_json(struct hub *hub, const char *channel, size_t len, int *rc)
+{
+	char epoch[ENGINE_EPOCH_LEN + 1];
+	uint64_t offset;
+	json_t *o;
+	char *out;
+
+	if (server_policy(hub, channel, len, rc) == NULL)
+		return NULL;
+	engine_reset(hub->engine, channel, len, &offset, epoch);
+	o = xcheck(json_pack("{s:s%,s:I,s:s}", "channel", channel, len, "offset",
+			     (json_int_t)offset, "epoch", epoch));
+	out = xcheck(json_dumps(o, JSON_COMPACT));
+	json_decref(o);
+	return out;
+}
+
+size_t
+hub_disconnect_client(struct hub *hub, const char *client, size_t len)
+{
+	struct session *s = map_find(hub->sessions, client, len);
+
+	if (s == NULL || s->kicked)
+		return 0;
+	log_info("hub: client=%s disconnected through the HTTP API", s->client);
+	session_kick(s, PROTO_CLOSE_DISCONNECTED, "disconnected by the server");
+	return 1;
+}
+
+struct user_op {
+	struct hub *hub;
+	const char *user, *channel;
+	size_t ulen, clen, count;
+};
+
+static bool
+is_user(const struct session *s, const struct user_op *op)
+{
+	return !s->kicked && strlen(s->user) == op->ulen && memcmp(s->user, op->user, op->ulen) == 0;
+}
+
+static void
+disconnect_one(void *arg, const char *key, size_t len, void *value)
+{
+	struct user_op *op = arg;
+
+	(void)key, (void)len;
+	if (!is_user(value, op))
+		return;
+	session_kick(value, PROTO_CLOSE_DISCONNECTED, "disconnected by the server");
+	op->count++;
+}
+
+size_t
+hub_disconnect_user(struct hub *hub, const char *user, size_t len)
+{
+	struct user_op op = { .hub = hub, .user = user, .ulen = len };
+
+	map_foreach(hub->sessions, disconnect_one, &op);
+	if (op.count > 0)
+		log_info("hub: user=%.*s disconnected through the HTTP API (%zu connections)",
+			 (int)len, user, op.count);
+	return op.count;
+}
+
+static void
+unsubscribe_one(void *arg, const char *key, size_t len, void *value)
+{
+	struct user_op *op = arg;
+	struct session *s = value;
+	struct channel *ch;
+	size_t n = 0;
+	int j;
+
+	(void)key, (void)len;
+	if (!is_user(s, op))
+		return;
+	ch = channel_find(op->hub, op->channel, op->clen);
+	j = ch != NULL ? sub_index(s, ch) : -1;
+	if (j < 0)
+		return;
+	leave(op->hub, s, (uint32_t)j);
+	send_owned(s, proto_encode_unsubscribed_by_server(op->channel, &n), &n);
+	op->count++;
+}
+
+size_t
+hub_unsubscribe_user(struct hub *hub, const char *user, size_t len, const char *channel,
+		     size_t clen)
+{
+	char *name = xstrndup(channel, clen); /* the encoder wants a C string */
+	struct user_op op = { .hub = hub, .user = user, .ulen = len, .channel = name, .clen = clen };
+
+	map_foreach(hub->sessions, unsubscribe_one, &op);
+	free(name);
+	return op.count;
 }
 
 size_t

@@ -59,6 +59,35 @@ void hub_tick(struct hub *hub, uint64_t now_ms);
 /* Kicks every session with 1001 "server shutdown". */
 void hub_shutdown(struct hub *hub);
 
+/* ---- The server side (HTTP API): no session; the caller has checked the API key. ----
+ * The *_json functions return a new malloc'd JSON object text (the response body), or
+ * NULL with *rc = -ENOENT (the channel's namespace is refused), -EPERM (presence or
+ * history is off in its namespace). */
+
+/* Publishes data (the exact JSON text of a value) to channel as the server: the
+ * namespace's publish rule does not apply. Returns 0 with *offset and epoch set,
+ * -ENOENT (namespace refused) or -EMSGSIZE (over limits.max_data_size). */
+int hub_server_publish(struct hub *hub, const char *channel, size_t len, const char *data,
+		       size_t data_len, uint64_t now_ms, uint64_t *offset, char epoch[17]);
+/* {"channels":[{"channel","subscribers"}...]} of this node, sorted, name starting with
+ * prefix (plen bytes; 0: all). */
+char *hub_channels_json(struct hub *hub, const char *prefix, size_t plen);
+char *hub_channel_json(struct hub *hub, const char *channel, size_t len, uint64_t now_ms, int *rc);
+char *hub_presence_json(struct hub *hub, const char *channel, size_t len, int *rc);
+/* limit 0: all retained; since_epoch NULL: no since. At most budget bytes of messages. */
+char *hub_history_json(struct hub *hub, const char *channel, size_t len, uint64_t limit,
+		       const char *since_epoch, uint64_t since_offset, size_t budget,
+		       uint64_t now_ms, int *rc);
+/* Drops the channel's history: {"channel","offset":0,"epoch":<new>}. */
+char *hub_reset_json(struct hub *hub, const char *channel, size_t len, int *rc);
+/* Closes (4003) the connection with this client id, or every connection of user;
+ * returns how many. */
+size_t hub_disconnect_client(struct hub *hub, const char *client, size_t len);
+size_t hub_disconnect_user(struct hub *hub, const char *user, size_t len);
+/* Every connection of user leaves channel and is told so; returns how many. */
+size_t hub_unsubscribe_user(struct hub *hub, const char *user, size_t len, const char *channel,
+			    size_t clen);
+
 size_t hub_session_count(const struct hub *hub);
 size_t hub_channel_count(const struct hub *hub);
 

@@ -78,6 +78,15 @@ engine_presence_stats(struct engine *e, const char *channel, size_t len, uint64_
 	return e->ops->presence_stats(e, channel, len, clients, users);
 }
 
+int
+engine_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
+	     char epoch[ENGINE_EPOCH_LEN + 1])
+{
+	*offset = 0;
+	epoch[0] = '\0';
+	return e->ops->reset(e, channel, len, offset, epoch);
+}
+
 void
 engine_tick(struct engine *e, uint64_t now_ms)
 {

@@ -98,6 +98,9 @@ struct engine_ops {
 			void (*fn)(void *arg, const struct engine_member *m), void *arg);
 	int (*presence_stats)(struct engine *e, const char *channel, size_t len,
 			      uint64_t *clients, uint64_t *users);
+	/* Drops the channel's retained messages and starts a new epoch at offset 0. */
+	int (*reset)(struct engine *e, const char *channel, size_t len, uint64_t *offset,
+		     char epoch[ENGINE_EPOCH_LEN + 1]);
 	void (*tick)(struct engine *e, uint64_t now_ms);
 	void (*free)(struct engine *e);
 };
@@ -133,6 +136,10 @@ int engine_presence(struct engine *e, const char *channel, size_t len,
 		    void (*fn)(void *arg, const struct engine_member *m), void *arg);
 int engine_presence_stats(struct engine *e, const char *channel, size_t len,
 			  uint64_t *clients, uint64_t *users);
+/* Drops history and starts a new epoch (offset 0). A channel without state stays
+ * without: offset 0, empty epoch. */
+int engine_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
+		 char epoch[ENGINE_EPOCH_LEN + 1]);
 /* Expiry of retained messages (history_ttl). */
 void engine_tick(struct engine *e, uint64_t now_ms);
 void engine_free(struct engine *e);                 /* NULL-safe */

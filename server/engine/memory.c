@@ -424,6 +424,25 @@ mem_presence_stats(struct engine *e, const char *channel, size_t len, uint64_t *
 	return 0;
 }
 
+static int
+mem_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
+	  char epoch[ENGINE_EPOCH_LEN + 1])
+{
+	struct memory_engine *m = (struct memory_engine *)e;
+	struct mchan *c = map_find(m->channels, channel, len);
+
+	if (c == NULL)
+		return 0;
+	while (c->count > 0)
+		hist_pop_oldest(m, c);
+	c->offset = 0;
+	new_epoch(m, c);
+	*offset = 0;
+	memcpy(epoch, c->epoch, ENGINE_EPOCH_LEN + 1);
+	chan_put(m, c);
+	return 0;
+}
+
 static void
 mem_tick(struct engine *e, uint64_t now_ms)
 {
@@ -472,6 +491,7 @@ static const struct engine_ops memory_ops = {
 	.presence_remove = mem_presence_remove,
 	.presence = mem_presence,
 	.presence_stats = mem_presence_stats,
+	.reset = mem_reset,
 	.tick = mem_tick,
 	.free = mem_free,
 };

@@ -11,7 +11,8 @@
 #include <strings.h>
 
 int
-http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
+http_respond_with(struct lws *wsi, unsigned status, const char *body, size_t len,
+		  const char *hname, const char *hvalue)
 {
 	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
 					   *end = buf + sizeof(buf);
@@ -19,9 +20,9 @@ http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
 	int rc;
 
 	if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end) ||
-	    (status == HTTP_STATUS_METHOD_NOT_ALLOWED &&
-	     lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-					 (const unsigned char *)"GET", 3, &p, end)) ||
+	    (hname != NULL &&
+	     lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
+					 (const unsigned char *)hvalue, (int)strlen(hvalue), &p, end)) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	out = malloc(LWS_PRE + len);
@@ -36,7 +37,14 @@ http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
 }
 
 int
-http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message)
+http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
+{
+	return http_respond_with(wsi, status, body, len, NULL, NULL);
+}
+
+int
+http_respond_error_with(struct lws *wsi, unsigned status, const char *code, const char *message,
+			const char *hname, const char *hvalue)
 {
 	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
 	char *body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -45,9 +53,15 @@ http_respond_error(struct lws *wsi, unsigned status, const char *code, const cha
 	json_decref(o);
 	if (body == NULL)
 		return -1;
-	rc = http_respond(wsi, status, body, strlen(body));
+	rc = http_respond_with(wsi, status, body, strlen(body), hname, hvalue);
 	free(body);
 	return rc;
+}
+
+int
+http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message)
+{
+	return http_respond_error_with(wsi, status, code, message, NULL, NULL);
 }
 
 static int
@@ -76,12 +90,23 @@ route(struct lws *wsi, int method, const char *uri, int ulen)
 
 	if (uri != NULL && ulen == 8 && memcmp(uri, "/healthz", 8) == 0) {
 		if (method != LWSHUMETH_GET)
-			return http_respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED,
-						  "method_not_allowed", "/healthz answers GET only");
+			return http_respond_error_with(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED,
+						       "method_not_allowed", "/healthz answers GET only",
+						       "allow:", "GET");
 		return on_healthz(wsi, srv);
 	}
 	return http_respond_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
-				  "no such resource; the WebSocket endpoint is /ws");
+				  "no such resource; the WebSocket endpoint is /ws, the HTTP API /api/v1/");
+}
+
+static bool
+is_api(struct lws *wsi)
+{
+	char *uri = NULL;
+	int ulen = 0;
+
+	return lws_http_get_uri_and_method(wsi, &uri, &ulen) >= 0 && uri != NULL && ulen >= 5 &&
+	       memcmp(uri, "/api/", 5) == 0;
 }
 
 static int
@@ -107,7 +132,16 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "unknown subprotocol");
 		return 1;
 	case LWS_CALLBACK_HTTP:
+		/* The HTTP API shares this protocol (its per-request state is this
+		 * protocol's per-session data) and takes every callback of its requests. */
+		if (is_api(wsi))
+			return api_callback(wsi, reason, user, in, len);
 		return on_http(wsi);
+	case LWS_CALLBACK_HTTP_BODY:
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		return api_callback(wsi, reason, user, in, len);
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}

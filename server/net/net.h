@@ -11,6 +11,7 @@
 struct config;
 struct hub;
 struct jwt_verifier;
+struct api_state;
 
 /* Most bytes one raw write carries: frames queued for a socket are copied together up
  * to this size and leave in one send(). */
@@ -27,6 +28,7 @@ struct server {
 	lws_sorted_usec_list_t tick;   /* 1 s housekeeping timer */
 	lws_retry_bo_t idle_policy;    /* ping / hang-up timing */
 	struct jwt_verifier *jwt;      /* owned, or NULL without auth.jwt */
+	struct api_state *api;         /* owned: HTTP API state (api.c) */
 };
 
 /* Monotonic milliseconds, the core's notion of time. */
@@ -47,7 +49,20 @@ int net_confirm_upgrade(const char *upgrade);
 
 /* Sends a complete JSON HTTP response; returns what the callback should return. */
 int http_respond(struct lws *wsi, unsigned status, const char *body, size_t len);
-/* Sends {"error":{"code":code,"message":message}} with status. */
+/* The same with one more header (hname ends with ':', e.g. "allow:"), or none if NULL. */
+int http_respond_with(struct lws *wsi, unsigned status, const char *body, size_t len,
+		      const char *hname, const char *hvalue);
+/* Sends {"error":{"code":code,"message":message}} with status (and one more header). */
 int http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message);
+int http_respond_error_with(struct lws *wsi, unsigned status, const char *code,
+			    const char *message, const char *hname, const char *hvalue);
+
+/* The HTTP API (api.c): its protocol callback, per-request state size, and the state
+ * it keeps in struct server (key quotas). */
+int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		 size_t len);
+size_t api_req_size(void);
+int api_init(struct server *srv);
+void api_fini(struct server *srv);
 
 #endif

@@ -193,6 +193,7 @@ server_run(const struct config *cfg, int ready_fd)
 	static const struct lws_http_mount mount = {
 		.mountpoint = "/", .mountpoint_len = 1, .origin = "http",
 		.origin_protocol = LWSMPRO_CALLBACK };
+
 	struct lws_protocols protocols[] = {
 		{ .name = "http", .callback = http_callback },
 		{ .name = "switchboard.v1", .callback = ws_callback,
@@ -220,12 +221,14 @@ server_run(const struct config *cfg, int ready_fd)
 		hub_free(srv.hub);
 		return 1;
 	}
+	api_init(&srv);
 	srv.batch = xmalloc(NET_BATCH_MAX);
 	srv.idle_policy = (lws_retry_bo_t){
 		.secs_since_valid_ping = (uint16_t)cfg->ws.ping_interval,
 		.secs_since_valid_hangup = (uint16_t)cfg->ws.idle_timeout,
 	};
 
+	protocols[0].per_session_data_size = api_req_size();
 	protocols[1].per_session_data_size = ws_conn_size();
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->port;
@@ -270,6 +273,7 @@ out:
 		close(ready_fd);
 	hub_free(srv.hub);
 	jwt_verifier_free(srv.jwt);
+	api_fini(&srv);
 	free(srv.batch);
 	return rc;
 }

@@ -1,0 +1,630 @@
+/* api.c: the HTTP API for backends (docs/http-api.md), on the "/api/" mount.
+ *
+ * A request is authenticated (Bearer key, constant-time compare), charged to its key's
+ * token bucket, routed, and, when it has a body, answered only once the whole body has
+ * arrived (bodies come in any number of LWS_CALLBACK_HTTP_BODY pieces). The channel
+ * logic lives in the hub; this file only translates HTTP into hub_server_* calls.
+ */
+#include "bucket.h"
+#include "config.h"
+#include "glob.h"
+#include "hub.h"
+#include "log.h"
+#include "net.h"
+#include "proto.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PUBLISH_MAX_CHANNELS 100
+#define HTTP_RESPONSE_BUDGET (1u << 20) /* bytes of history in one response */
+
+enum route {
+	R_NONE = 0,
+	R_CHANNELS,          /* GET  /api/v1/channels */
+	R_CHANNEL,           /* GET  /api/v1/channels/{c} */
+	R_PRESENCE,          /* GET  /api/v1/channels/{c}/presence */
+	R_MESSAGES,          /* GET, POST, DELETE /api/v1/channels/{c}/messages */
+	R_PUBLISH,           /* POST /api/v1/publish */
+	R_CLIENT,            /* DELETE /api/v1/clients/{id} */
+	R_USER,              /* DELETE /api/v1/users/{u} */
+	R_USER_UNSUBSCRIBE,  /* POST /api/v1/users/{u}/unsubscribe */
+};
+
+/* Per-request state, zeroed by lws (the "http" protocol's per-session data). */
+struct api_req {
+	enum route route;
+	int method;
+	const struct config_api_key *key;
+	char arg[256];               /* the channel, client or user of the path */
+	size_t arg_len;
+	char *body;                  /* being received, or NULL */
+	size_t body_len, body_max;
+	bool body_too_large;
+};
+
+/* One token bucket per configured key, in configuration order. */
+struct api_state {
+	struct bucket *quota;
+};
+
+size_t
+api_req_size(void)
+{
+	return sizeof(struct api_req);
+}
+
+/* ---- responses ---- */
+
+static int
+respond_json_owned(struct lws *wsi, unsigned status, char *body)
+{
+	int rc = http_respond(wsi, status, body, strlen(body));
+
+	free(body);
+	return rc;
+}
+
+static int
+fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	proto_utf8_sanitize(msg);
+	return http_respond_error(wsi, status, code, msg);
+}
+
+/* ---- routing ---- */
+
+static const char *
+method_allow(enum route r)
+{
+	switch (r) {
+	case R_CHANNELS:
+	case R_CHANNEL:
+	case R_PRESENCE:
+		return "GET";
+	case R_MESSAGES:
+		return "GET, POST, DELETE";
+	case R_PUBLISH:
+	case R_USER_UNSUBSCRIBE:
+		return "POST";
+	case R_CLIENT:
+	case R_USER:
+		return "DELETE";
+	case R_NONE:
+		break;
+	}
+	return "";
+}
+
+static bool
+method_ok(enum route r, int m)
+{
+	switch (r) {
+	case R_CHANNELS:
+	case R_CHANNEL:
+	case R_PRESENCE:
+		return m == LWSHUMETH_GET;
+	case R_MESSAGES:
+		return m == LWSHUMETH_GET || m == LWSHUMETH_POST || m == LWSHUMETH_DELETE;
+	case R_PUBLISH:
+	case R_USER_UNSUBSCRIBE:
+		return m == LWSHUMETH_POST;
+	case R_CLIENT:
+	case R_USER:
+		return m == LWSHUMETH_DELETE;
+	case R_NONE:
+		break;
+	}
+	return false;
+}
+
+/* Splits path (already URL-decoded by lws) into a route and its one argument. */
+static enum route
+route_of(const char *path, size_t len, struct api_req *r)
+{
+	static const char base[] = "/api/v1/";
+	const char *p, *slash, *end = path + len;
+	size_t n;
+
+	if (len < sizeof(base) - 1 || memcmp(path, base, sizeof(base) - 1) != 0)
+		return R_NONE;
+	p = path + sizeof(base) - 1;
+	n = (size_t)(end - p);
+	if (n == 8 && memcmp(p, "channels", 8) == 0)
+		return R_CHANNELS;
+	if (n == 7 && memcmp(p, "publish", 7) == 0)
+		return R_PUBLISH;
+	if (n > 9 && memcmp(p, "channels/", 9) == 0) {
+		p += 9;
+		slash = memchr(p, '/', (size_t)(end - p));
+		r->arg_len = (size_t)((slash != NULL ? slash : end) - p);
+		if (r->arg_len == 0 || r->arg_len >= sizeof(r->arg))
+			return R_NONE;
+		memcpy(r->arg, p, r->arg_len);
+		r->arg[r->arg_len] = '\0';
+		if (slash == NULL)
+			return R_CHANNEL;
+		if ((size_t)(end - slash) == 9 && memcmp(slash, "/presence", 9) == 0)
+			return R_PRESENCE;
+		if ((size_t)(end - slash) == 9 && memcmp(slash, "/messages", 9) == 0)
+			return R_MESSAGES;
+		return R_NONE;
+	}
+	if ((n > 8 && memcmp(p, "clients/", 8) == 0) || (n > 6 && memcmp(p, "users/", 6) == 0)) {
+		bool client = p[0] == 'c';
+
+		p += client ? 8 : 6;
+		slash = memchr(p, '/', (size_t)(end - p));
+		r->arg_len = (size_t)((slash != NULL ? slash : end) - p);
+		if (r->arg_len == 0 || r->arg_len >= sizeof(r->arg))
+			return R_NONE;
+		memcpy(r->arg, p, r->arg_len);
+		r->arg[r->arg_len] = '\0';
+		if (slash == NULL)
+			return client ? R_CLIENT : R_USER;
+		if (!client && (size_t)(end - slash) == 12 && memcmp(slash, "/unsubscribe", 12) == 0)
+			return R_USER_UNSUBSCRIBE;
+	}
+	return R_NONE;
+}
+
+static bool
+route_names_channel(enum route r)
+{
+	return r == R_CHANNEL || r == R_PRESENCE || r == R_MESSAGES;
+}
+
+/* ---- authentication and quota ---- */
+
+/* The key named by "Authorization: Bearer <key>", compared in constant time against
+ * every configured key, or NULL. */
+static const struct config_api_key *
+find_key(struct lws *wsi, const struct config *cfg)
+{
+	char hdr[512];
+	const struct config_api_key *found = NULL;
+	int n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
+	const char *tok;
+	size_t tlen;
+
+	if (n <= 7 || strncasecmp(hdr, "Bearer ", 7) != 0)
+		return NULL;
+	tok = hdr + 7;
+	tlen = strlen(tok);
+	for (size_t i = 0; i < cfg->napi_keys; i++) {
+		const struct config_api_key *k = &cfg->api_keys[i];
+
+		if (strlen(k->key) == tlen && CRYPTO_memcmp(k->key, tok, tlen) == 0)
+			found = k;
+	}
+	return found;
+}
+
+static bool
+key_allows(const struct config_api_key *k, const char *channel, size_t len)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(k->channels, i, p)
+		if (glob_match(json_string_value(p), channel, len))
+			return true;
+	return false;
+}
+
+/* Keys that may act beyond one channel (list, disconnect) need "*". */
+static bool
+key_is_global(const struct config_api_key *k)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(k->channels, i, p)
+		if (strcmp(json_string_value(p), "*") == 0)
+			return true;
+	return false;
+}
+
+static int
+charge(struct lws *wsi, struct server *srv, const struct config_api_key *k)
+{
+	struct bucket *b = &srv->api->quota[k - srv->cfg->api_keys];
+	uint64_t retry_ms = 0;
+	char retry[24];
+
+	if (bucket_take(b, k->per_minute / 60.0, k->burst, net_now_ms(), &retry_ms))
+		return 0;
+	snprintf(retry, sizeof(retry), "%" PRIu64, (retry_ms + 999) / 1000);
+	return http_respond_error_with(wsi, 429, "rate_limited",
+				       "the API key's quota is used up", "retry-after:", retry) == 0
+		       ? 1
+		       : -1;
+}
+
+/* ---- handlers ---- */
+
+static const char *
+rc_code(int rc, unsigned *status)
+{
+	*status = rc == -EMSGSIZE ? 413 : 403;
+	return rc == -EMSGSIZE ? "too_large" : "forbidden";
+}
+
+static int
+fail_rc(struct lws *wsi, int rc, const char *channel)
+{
+	unsigned status;
+	const char *code = rc_code(rc, &status);
+
+	if (rc == -ENOENT)
+		return fail(wsi, status, code, "the namespace of %s is not configured", channel);
+	if (rc == -EPERM)
+		return fail(wsi, status, code, "that feature is off in the namespace of %s", channel);
+	return fail(wsi, status, code, "data is over limits.max_data_size");
+}
+
+/* Query argument name (with its '='), or NULL; buf holds it. */
+static const char *
+query(struct lws *wsi, const char *name, char *buf, int len)
+{
+	return lws_get_urlarg_by_name(wsi, name, buf, len);
+}
+
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+get_history(struct lws *wsi, struct server *srv, struct api_req *r)
+{
+	char b1[64], b2[64], b3[128];
+	const char *limit = query(wsi, "limit=", b1, sizeof(b1));
+	const char *since = query(wsi, "since_offset=", b2, sizeof(b2));
+	const char *epoch = query(wsi, "epoch=", b3, sizeof(b3));
+	uint64_t lim = 0, off = 0;
+	int rc;
+	char *body;
+
+	if ((limit != NULL && parse_u64(limit, &lim) != 0) ||
+	    (since != NULL && parse_u64(since, &off) != 0) || ((since == NULL) != (epoch == NULL)))
+		return fail(wsi, 400, "bad_request",
+			    "limit and since_offset are whole numbers; since_offset and epoch go together");
+	body = hub_history_json(srv->hub, r->arg, r->arg_len, lim, epoch, off, HTTP_RESPONSE_BUDGET,
+				net_now_ms(), &rc);
+	return body != NULL ? respond_json_owned(wsi, 200, body) : fail_rc(wsi, rc, r->arg);
+}
+
+static int
+on_get_or_delete(struct lws *wsi, struct server *srv, struct api_req *r)
+{
+	char buf[300];
+	const char *prefix;
+	char *body = NULL;
+	int rc = 0;
+	size_t n;
+
+	switch (r->route) {
+	case R_CHANNELS:
+		prefix = query(wsi, "prefix=", buf, sizeof(buf));
+		body = hub_channels_json(srv->hub, prefix != NULL ? prefix : "",
+					 prefix != NULL ? strlen(prefix) : 0);
+		break;
+	case R_CHANNEL:
+		body = hub_channel_json(srv->hub, r->arg, r->arg_len, net_now_ms(), &rc);
+		break;
+	case R_PRESENCE:
+		body = hub_presence_json(srv->hub, r->arg, r->arg_len, &rc);
+		break;
+	case R_MESSAGES:
+		if (r->method == LWSHUMETH_GET)
+			return get_history(wsi, srv, r);
+		body = hub_reset_json(srv->hub, r->arg, r->arg_len, &rc);
+		break;
+	case R_CLIENT:
+		n = hub_disconnect_client(srv->hub, r->arg, r->arg_len);
+		snprintf(buf, sizeof(buf), "{\"disconnected\":%zu}", n);
+		body = xstrdup(buf);
+		break;
+	case R_USER:
+		n = hub_disconnect_user(srv->hub, r->arg, r->arg_len);
+		snprintf(buf, sizeof(buf), "{\"disconnected\":%zu}", n);
+		body = xstrdup(buf);
+		break;
+	default:
+		return fail(wsi, 404, "not_found", "no such route");
+	}
+	return body != NULL ? respond_json_owned(wsi, 200, body) : fail_rc(wsi, rc, r->arg);
+}
+
+/* The exact bytes of body member "data", or NULL after answering 400. */
+static const char *
+body_data(struct lws *wsi, struct api_req *r, json_t *root, size_t *len, int *rc)
+{
+	const char *raw;
+
+	if (json_object_get(root, "data") == NULL) {
+		*rc = fail(wsi, 400, "bad_request", "missing member \"data\"");
+		return NULL;
+	}
+	if (proto_find_member(r->body, r->body_len, "data", &raw, len) != 0) {
+		*rc = fail(wsi, 400, "bad_request", "cannot locate \"data\"");
+		return NULL;
+	}
+	return raw;
+}
+
+static int
+post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
+{
+	char epoch[17], body[400];
+	uint64_t offset;
+	size_t dlen;
+	int rc = 0;
+	const char *data = body_data(wsi, r, root, &dlen, &rc);
+
+	if (data == NULL)
+		return rc;
+	rc = hub_server_publish(srv->hub, r->arg, r->arg_len, data, dlen, net_now_ms(), &offset, epoch);
+	if (rc != 0)
+		return fail_rc(wsi, rc, r->arg);
+	snprintf(body, sizeof(body), "{\"channel\":\"%s\",\"offset\":%" PRIu64 ",\"epoch\":\"%s\"}",
+		 r->arg, offset, epoch);
+	return http_respond(wsi, 201, body, strlen(body));
+}
+
+static int
+post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
+{
+	json_t *chans = json_object_get(root, "channels"), *results, *c;
+	size_t dlen, i;
+	int rc = 0;
+	const char *data;
+
+	if (!json_is_array(chans) || json_array_size(chans) == 0 ||
+	    json_array_size(chans) > PUBLISH_MAX_CHANNELS)
+		return fail(wsi, 400, "bad_request", "\"channels\" must be a list of 1-%d channel names",
+			    PUBLISH_MAX_CHANNELS);
+	json_array_foreach(chans, i, c)
+		if (!json_is_string(c) || !proto_channel_valid(json_string_value(c), json_string_length(c)))
+			return fail(wsi, 400, "bad_request", "channels[%zu] is not a valid channel name", i);
+	data = body_data(wsi, r, root, &dlen, &rc);
+	if (data == NULL)
+		return rc;
+	results = xcheck(json_array());
+	json_array_foreach(chans, i, c) {
+		const char *name = json_string_value(c);
+		size_t nlen = json_string_length(c);
+		char epoch[17];
+		uint64_t offset;
+		unsigned status;
+
+		if (!key_allows(r->key, name, nlen)) {
+			json_array_append_new(results, json_pack("{s:s,s:{s:s,s:s}}", "channel", name, "error",
+								 "code", "forbidden", "message",
+								 "the API key's channels do not cover this channel"));
+			continue;
+		}
+		rc = hub_server_publish(srv->hub, name, nlen, data, dlen, net_now_ms(), &offset, epoch);
+		if (rc != 0)
+			json_array_append_new(results, json_pack("{s:s,s:{s:s,s:s}}", "channel", name, "error",
+								 "code", rc_code(rc, &status), "message",
+								 rc == -ENOENT ? "namespace not configured"
+									       : "data too large"));
+		else
+			json_array_append_new(results, json_pack("{s:s,s:I,s:s}", "channel", name, "offset",
+								 (json_int_t)offset, "epoch", epoch));
+	}
+	return respond_json_owned(wsi, 200, xcheck(json_dumps(json_pack("{s:o}", "results", results),
+							       JSON_COMPACT)));
+}
+
+static int
+post_unsubscribe(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
+{
+	json_t *c = json_object_get(root, "channel");
+	char body[64];
+	size_t n;
+
+	if (!json_is_string(c) || !proto_channel_valid(json_string_value(c), json_string_length(c)))
+		return fail(wsi, 400, "bad_request", "\"channel\" must be a valid channel name");
+	if (!key_allows(r->key, json_string_value(c), json_string_length(c)))
+		return fail(wsi, 403, "forbidden", "the API key's channels do not cover %s",
+			    json_string_value(c));
+	n = hub_unsubscribe_user(srv->hub, r->arg, r->arg_len, json_string_value(c),
+				 json_string_length(c));
+	snprintf(body, sizeof(body), "{\"unsubscribed\":%zu}", n);
+	return http_respond(wsi, 200, body, strlen(body));
+}
+
+static int
+on_body_complete(struct lws *wsi, struct server *srv, struct api_req *r)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc;
+
+	if (r->body_too_large)
+		return fail(wsi, 413, "too_large", "the body is over limits.max_http_body (%zu bytes)",
+			    srv->cfg->limits.max_http_body);
+	root = json_loadb(r->body != NULL ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return fail(wsi, 400, "bad_request", "the body must be a JSON object (%s)", jerr.text);
+	}
+	switch (r->route) {
+	case R_MESSAGES:
+		rc = post_message(wsi, srv, r, root);
+		break;
+	case R_PUBLISH:
+		rc = post_publish(wsi, srv, r, root);
+		break;
+	case R_USER_UNSUBSCRIBE:
+		rc = post_unsubscribe(wsi, srv, r, root);
+		break;
+	default:
+		rc = fail(wsi, 404, "not_found", "no such route");
+		break;
+	}
+	json_decref(root);
+	return rc;
+}
+
+/* Checks a body's headers before it arrives; returns 0 to read it, or what the
+ * callback returns after answering. */
+static int
+expect_body(struct lws *wsi, struct server *srv, struct api_req *r)
+{
+	char buf[128];
+	unsigned long long n;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
+	    lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+		return fail(wsi, 411, "length_required",
+			    "send the body with a Content-Length (chunked bodies are not accepted)");
+	n = strtoull(buf, NULL, 10);
+	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 ||
+	    strncasecmp(buf, "application/json", 16) != 0 ||
+	    (buf[16] != '\0' && buf[16] != ';' && buf[16] != ' '))
+		return fail(wsi, 415, "unsupported_media_type", "the body must be application/json");
+	if (n > srv->cfg->limits.max_http_body)
+		return fail(wsi, 413, "too_large", "the body is over limits.max_http_body (%zu bytes)",
+			    srv->cfg->limits.max_http_body);
+	r->body_max = (size_t)n;
+	return 0;
+}
+
+/* An answer given before a POST body was read: the connection then closes, so the unread
+ * body is never parsed as the next request. */
+static int
+early(const struct api_req *r, int rc)
+{
+	return r->method == LWSHUMETH_POST ? -1 : rc;
+}
+
+static int
+on_http(struct lws *wsi, struct api_req *r)
+{
+	struct server *srv = lws_context_user(lws_get_context(wsi));
+	char *uri = NULL;
+	int ulen = 0, rc;
+
+	memset(r, 0, sizeof(*r));
+	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	r->route = uri != NULL ? route_of(uri, (size_t)ulen, r) : R_NONE;
+	if (r->route == R_NONE)
+		return early(r, fail(wsi, 404, "not_found", "no such route (see docs/http-api.md)"));
+	r->key = find_key(wsi, srv->cfg);
+	if (r->key == NULL)
+		return early(r, fail(wsi, 401, "unauthorized", "send Authorization: Bearer <api key>"));
+	if (!method_ok(r->route, r->method))
+		return early(r, http_respond_error_with(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED,
+							"method_not_allowed",
+							"this route does not take that method", "allow:",
+							method_allow(r->route)));
+	if (route_names_channel(r->route) && !proto_channel_valid(r->arg, r->arg_len))
+		return early(r, fail(wsi, 400, "bad_request", "invalid channel name in the path"));
+	if (route_names_channel(r->route) ? !key_allows(r->key, r->arg, r->arg_len)
+					  : (r->route != R_PUBLISH && r->route != R_USER_UNSUBSCRIBE &&
+					     !key_is_global(r->key)))
+		return early(r, fail(wsi, 403, "forbidden", "the API key \"%s\" does not cover this",
+				     r->key->name));
+	rc = charge(wsi, srv, r->key);
+	if (rc != 0)
+		return early(r, rc > 0 ? 0 : -1);
+	if (r->method == LWSHUMETH_POST) {
+		rc = expect_body(wsi, srv, r);
+		return rc == 0 ? 0 : -1;
+	}
+	return on_get_or_delete(wsi, srv, r);
+}
+
+static int
+on_body(struct api_req *r, const char *in, size_t len)
+{
+	if (r->body_too_large || r->body_len + len > r->body_max) {
+		r->body_too_large = true; /* answered at completion, not by dropping */
+		return 0;
+	}
+	if (r->body == NULL)
+		r->body = xmalloc(r->body_max + 1);
+	memcpy(r->body + r->body_len, in, len);
+	r->body_len += len;
+	return 0;
+}
+
+int
+api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct api_req *r = user;
+	struct server *srv;
+	int rc;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return on_http(wsi, r);
+	case LWS_CALLBACK_HTTP_BODY:
+		return on_body(r, in, len);
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		srv = lws_context_user(lws_get_context(wsi));
+		rc = on_body_complete(wsi, srv, r);
+		free(r->body);
+		r->body = NULL;
+		return rc;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (r != NULL) {
+			free(r->body);
+			r->body = NULL;
+		}
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+int
+api_init(struct server *srv)
+{
+	srv->api = xcalloc(1, sizeof(*srv->api));
+	srv->api->quota = xcalloc(srv->cfg->napi_keys ? srv->cfg->napi_keys : 1,
+				  sizeof(*srv->api->quota));
+	return 0;
+}
+
+void
+api_fini(struct server *srv)
+{
+	if (srv->api == NULL)
+		return;
+	free(srv->api->quota);
+	free(srv->api);
+	srv->api = NULL;
+}
