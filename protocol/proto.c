@@ -24,6 +24,7 @@ static const char *const errcode_names[] = {
 	[PROTO_ERR_INTERNAL] = "internal",
 	[PROTO_ERR_UNAUTHORIZED] = "unauthorized",
 	[PROTO_ERR_TOKEN_EXPIRED] = "token_expired",
+	[PROTO_ERR_RATE_LIMITED] = "rate_limited",
 };
 
 static const char *const kind_names[] = {

@@ -32,6 +32,7 @@
 #define PROTO_CLOSE_CONNECT_TIMEOUT 4002   /* no connect command in time */
 #define PROTO_CLOSE_DISCONNECTED 4003      /* disconnected through the HTTP API */
 #define PROTO_CLOSE_SLOW_CONSUMER 4008     /* send queue over its bound (slow reader or flood) */
+#define PROTO_CLOSE_RATE_LIMIT 4029        /* kept sending past its rate limits */
 
 enum proto_kind {
 	PROTO_KIND_NONE = 0,
@@ -62,6 +63,7 @@ enum proto_errcode {
 	PROTO_ERR_INTERNAL,
 	PROTO_ERR_UNAUTHORIZED,
 	PROTO_ERR_TOKEN_EXPIRED,
+	PROTO_ERR_RATE_LIMITED,
 };
 
 /* Why a frame was refused: a code and a human sentence (NUL-terminated). */

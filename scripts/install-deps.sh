@@ -8,7 +8,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-dev
-      libcriterion-dev python3-websockets)
+      libcriterion-dev libcurl4-openssl-dev python3-websockets curl openssl)
 
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 

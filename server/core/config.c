@@ -49,7 +49,13 @@ config_defaults(struct config *cfg)
 		.send_queue_bytes = 1048576,
 		.history_memory = 64 << 20,
 		.max_http_body = 65536,
+		.publish_per_second = 500,
+		.publish_burst = 1000,
+		.commands_per_second = 1000,
+		.commands_burst = 2000,
+		.max_connections_per_ip = 1000,
 	};
+	cfg->allowed_origins = json_pack("[s]", "*");
 	cfg->jwt_leeway = 5;
 	cfg->ws = (struct config_websocket){
 		.ping_interval = 25,
@@ -72,6 +78,10 @@ config_fini(struct config *cfg)
 		json_decref(cfg->api_keys[i].channels);
 	}
 	free(cfg->api_keys);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	json_decref(cfg->allowed_origins);
+	json_decref(cfg->webhooks);
 	policy_free(cfg->policy);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -141,6 +151,28 @@ need_object(json_t *v, const char *path, struct cfgerr *e)
 
 #define MAX_MESSAGE_SIZE_CAP (16 << 20)
 
+/* {"per_second": n, "burst": n} */
+static int
+load_rate(json_t *obj, const char *prefix, unsigned *per_second, unsigned *burst, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+	char path[160];
+	long long n;
+
+	if (need_object(obj, prefix, e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		snprintf(path, sizeof(path), "%s.%s", prefix, key);
+		if (strcmp(key, "per_second") != 0 && strcmp(key, "burst") != 0)
+			return fail(e, "%s: unknown key", path);
+		if (get_uint(v, path, 1, 1000000, &n, e) != 0)
+			return -1;
+		*(key[0] == 'p' ? per_second : burst) = (unsigned)n;
+	}
+	return 0;
+}
+
 /* The default max_data_size for a message limit: 4 KiB less (the envelope of a message
  * frame: channel, offset, from), or 15/16 of a small limit. */
 static size_t
@@ -164,6 +196,7 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 		{ "send_queue_bytes", &cfg->limits.send_queue_bytes },
 		{ "history_memory", &cfg->limits.history_memory },
 		{ "max_http_body", &cfg->limits.max_http_body },
+		{ "max_connections_per_ip", &cfg->limits.max_connections_per_ip },
 	};
 	const char *key;
 	json_t *v;
@@ -175,6 +208,16 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 		size_t i;
 
 		snprintf(path, sizeof(path), "limits.%s", key);
+		if (strcmp(key, "client_publish") == 0 || strcmp(key, "client_commands") == 0) {
+			bool pub = key[7] == 'p';
+
+			if (load_rate(v, path, pub ? &cfg->limits.publish_per_second
+						   : &cfg->limits.commands_per_second,
+				      pub ? &cfg->limits.publish_burst : &cfg->limits.commands_burst,
+				      e) != 0)
+				return -1;
+			continue;
+		}
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (strcmp(key, keys[i].key) == 0)
 				break;
@@ -290,6 +333,7 @@ load_ns(struct ns_policy *ns, json_t *obj, const char *prefix, struct cfgerr *e)
 			{ "presence", &ns->presence },
 			{ "join_leave", &ns->join_leave },
 			{ "allow_anonymous", &ns->allow_anonymous },
+			{ "message_events", &ns->message_events },
 		};
 		long long n;
 		size_t i;
@@ -444,6 +488,49 @@ load_api_keys(struct config *cfg, json_t *arr, struct cfgerr *e)
 }
 
 static int
+load_tls(struct config *cfg, json_t *obj, struct cfgerr *e)
+{
+	const char *key;
+	json_t *v;
+
+	if (json_is_null(obj))
+		return 0;
+	if (need_object(obj, "tls", e) != 0)
+		return -1;
+	json_object_foreach(obj, key, v) {
+		if (strcmp(key, "cert") == 0) {
+			if (get_str(v, "tls.cert", &cfg->tls_cert, e) != 0)
+				return -1;
+		} else if (strcmp(key, "key") == 0) {
+			if (get_str(v, "tls.key", &cfg->tls_key, e) != 0)
+				return -1;
+		} else {
+			return fail(e, "tls.%s: unknown key", key);
+		}
+	}
+	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+		return fail(e, "tls: needs both \"cert\" and \"key\"");
+	return 0;
+}
+
+static int
+load_origins(struct config *cfg, json_t *v, struct cfgerr *e)
+{
+	size_t i;
+	json_t *o;
+
+	if (!json_is_array(v))
+		return fail(e, "allowed_origins: must be a list of origins (or \"*\")");
+	json_array_foreach(v, i, o)
+		if (!json_is_string(o))
+			return fail(e, "allowed_origins[%zu]: must be a string", i);
+	json_decref(cfg->allowed_origins);
+	json_decref(cfg->webhooks);
+	cfg->allowed_origins = json_incref(v);
+	return 0;
+}
+
+static int
 load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 {
 	const char *key;
@@ -485,6 +572,17 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 			rc = load_default_ns(cfg, v, e);
 		} else if (strcmp(key, "api_keys") == 0) {
 			rc = load_api_keys(cfg, v, e);
+		} else if (strcmp(key, "webhooks") == 0) {
+			/* Its entries are checked, key by key, where webhooks are set up. */
+			rc = json_is_array(v) ? 0 : fail(e, "webhooks: must be a list");
+			if (rc == 0) {
+				json_decref(cfg->webhooks);
+				cfg->webhooks = json_incref(v);
+			}
+		} else if (strcmp(key, "tls") == 0) {
+			rc = load_tls(cfg, v, e);
+		} else if (strcmp(key, "allowed_origins") == 0) {
+			rc = load_origins(cfg, v, e);
 		} else {
 			rc = fail(e, "%s: unknown key", key);
 		}

@@ -21,6 +21,11 @@ struct config_limits {
 	size_t send_queue_bytes;            /* bytes queued to one connection */
 	size_t history_memory;              /* bytes of history kept for all channels */
 	size_t max_http_body;               /* bytes of an HTTP API request body */
+	unsigned publish_per_second;        /* client_publish.per_second */
+	unsigned publish_burst;             /* client_publish.burst */
+	unsigned commands_per_second;       /* client_commands.per_second */
+	unsigned commands_burst;            /* client_commands.burst */
+	size_t max_connections_per_ip;
 };
 
 /* One backend key of the HTTP API. */
@@ -52,6 +57,11 @@ struct config {
 	struct policy *policy;              /* owned: namespaces and default namespace */
 	struct config_api_key *api_keys;    /* owned */
 	size_t napi_keys;
+	char *tls_cert;                     /* tls.cert (PEM path), or NULL: plain HTTP */
+	char *tls_key;                      /* tls.key */
+	json_t *allowed_origins;            /* array of origins or "*" (new reference) */
+	json_t *webhooks;                   /* the "webhooks" list as given, validated by
+					     * net/webhook.c at startup, or NULL */
 };
 
 /* Fills cfg with the embedded defaults (port 8080, memory engine, anonymous on). */

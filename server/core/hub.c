@@ -39,6 +39,7 @@ struct hub {
 	 * keep the ids of its outstanding publishes itself, keyed by the cookie. */
 	const json_t *publish_id;
 	struct hub_auth auth;      /* token verification and wall clock, or zeroed */
+	struct hub_events events;  /* webhook events, or zeroed */
 	uint64_t now_ms;           /* monotonic time of the event being handled */
 	int server_rc;             /* result of the last server-side publish */
 	uint64_t server_offset;
@@ -78,6 +79,46 @@ send_error(struct session *s, const json_t *id, enum proto_errcode code, const c
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	send_owned(s, proto_encode_error(id, code, msg, &len), &len);
+}
+
+/* ---- webhook events ---- */
+
+/* Emits {"name":name, ...fields}; fields is a new object (taken) or NULL. */
+static void
+emit(struct hub *hub, const char *name, json_t *fields)
+{
+	json_t *ev;
+
+	if (hub->events.emit == NULL) {
+		json_decref(fields);
+		return;
+	}
+	ev = xcheck(json_pack("{s:s}", "name", name));
+	if (fields != NULL)
+		json_object_update(ev, fields);
+	json_decref(fields);
+	hub->events.emit(hub->events.arg, ev);
+}
+
+static void
+emit_channel(struct hub *hub, const char *name, const char *channel, size_t len)
+{
+	if (hub->events.emit != NULL)
+		emit(hub, name, xcheck(json_pack("{s:s%}", "channel", channel, len)));
+}
+
+static void
+emit_client(struct hub *hub, const char *name, const struct session *s, const char *channel,
+	    size_t len)
+{
+	json_t *o;
+
+	if (hub->events.emit == NULL)
+		return;
+	o = xcheck(json_pack("{s:s,s:s}", "client", s->client, "user", s->user));
+	if (channel != NULL)
+		json_object_set_new(o, "channel", json_stringn(channel, len));
+	emit(hub, name, o);
 }
 
 /* ---- pending (not yet connected) sessions ---- */
@@ -131,6 +172,7 @@ channel_open(struct hub *hub, const char *name, size_t len, const struct ns_poli
 	ch->ns = ns;
 	map_add(hub->channels, ch->name, len, ch);
 	engine_subscribe(hub->engine, ch->name, len);
+	emit_channel(hub, "channel_occupied", ch->name, len);
 	return ch;
 }
 
@@ -141,6 +183,7 @@ channel_close_if_empty(struct hub *hub, struct channel *ch)
 		return;
 	map_remove(hub->channels, ch->name, ch->name_len);
 	engine_unsubscribe(hub->engine, ch->name, ch->name_len);
+	emit_channel(hub, "channel_vacated", ch->name, ch->name_len);
 	free(ch->members);
 	free(ch->name);
 	free(ch);
@@ -472,6 +515,7 @@ on_connect(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	map_add(hub->sessions, s->client, strlen(s->client), s);
 	send_owned(s, proto_encode_connected(cmd->id, s->client, s->user, hub->server, s->exp, &len),
 		   &len);
+	emit_client(hub, "client_connected", s, NULL, 0);
 }
 
 static void
@@ -570,6 +614,7 @@ on_subscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	if (ns->presence) {
 		member_of(s, &m);
 		engine_presence_add(hub->engine, ch->name, ch->name_len, &m, ns->join_leave);
+		emit_client(hub, "member_joined", s, ch->name, ch->name_len);
 	}
 	sub_add(s, ch);
 }
@@ -586,6 +631,7 @@ leave(struct hub *hub, struct session *s, uint32_t j)
 	if (ch->ns->presence) {
 		member_of(s, &m);
 		engine_presence_remove(hub->engine, ch->name, ch->name_len, &m, ch->ns->join_leave);
+		emit_client(hub, "member_left", s, ch->name, ch->name_len);
 	}
 	channel_close_if_empty(hub, ch);
 }
@@ -894,6 +940,26 @@ on_encode(void *arg, const struct engine_msg *msg)
 	return f;
 }
 
+/* message_published, for namespaces that opted in (message_events). data and from are
+ * the message's own JSON text. */
+static void
+emit_message(struct hub *hub, const struct engine_msg *msg)
+{
+	const struct ns_policy *ns = policy_for_channel(hub->cfg->policy, msg->channel,
+							msg->channel_len);
+	json_t *o, *data, *from = NULL;
+
+	if (ns == NULL || !ns->message_events)
+		return;
+	data = json_loadb(msg->data, msg->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	if (msg->from != NULL)
+		from = json_loadb(msg->from, msg->from_len, 0, NULL);
+	o = xcheck(json_pack("{s:s%,s:I,s:s,s:o*,s:o*}", "channel", msg->channel, msg->channel_len,
+			     "offset", (json_int_t)msg->offset, "epoch", msg->epoch, "data", data,
+			     "from", from));
+	emit(hub, "message_published", o);
+}
+
 /* Fan-out: one reference of the same frame per local subscriber. */
 static void
 on_deliver(void *arg, const struct engine_msg *msg, struct frame *f)
@@ -901,6 +967,8 @@ on_deliver(void *arg, const struct engine_msg *msg, struct frame *f)
 	struct hub *hub = arg;
 	struct channel *ch = channel_find(hub, msg->channel, msg->channel_len);
 
+	if (hub->events.emit != NULL)
+		emit_message(hub, msg);
 	if (ch == NULL)
 		return;
 	for (uint32_t i = 0; i < ch->nmembers; i++)
@@ -941,6 +1009,35 @@ on_ping(struct session *s, const struct proto_cmd *cmd)
 	send_owned(s, proto_encode_pong(cmd->id, &len), &len);
 }
 
+/* Refusals in a row after which a client that keeps sending past its limits is closed. */
+#define MAX_REFUSALS 100
+
+/* Token buckets per connection: every frame (even one that does not decode) takes from
+ * the command bucket, a publish also from the publish bucket. Returns true after
+ * refusing (rate_limited, with id when known), or kicking a client that ignores the
+ * refusals (4029). */
+static bool
+rate_limited(struct hub *hub, struct session *s, const json_t *id, bool publish)
+{
+	const struct config_limits *l = &hub->cfg->limits;
+	uint64_t retry = 0;
+	bool ok = publish ? bucket_take(&s->pub_bucket, l->publish_per_second, l->publish_burst,
+					hub->now_ms, &retry)
+			  : bucket_take(&s->cmd_bucket, l->commands_per_second, l->commands_burst,
+					hub->now_ms, &retry);
+
+	if (ok)
+		return false;
+	if (++s->refusals > MAX_REFUSALS) {
+		log_warn("hub: client=%s keeps sending past its rate limits, closing", s->client);
+		session_kick(s, PROTO_CLOSE_RATE_LIMIT, "rate limit");
+		return true;
+	}
+	send_error(s, id, PROTO_ERR_RATE_LIMITED, "%s rate limit: retry in %" PRIu64 " ms",
+		   publish ? "publish" : "command", retry);
+	return true;
+}
+
 void
 hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t len,
 		    uint64_t now_ms)
@@ -951,6 +1048,8 @@ hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t 
 	if (s->kicked)
 		return;
 	hub->now_ms = now_ms;
+	if (rate_limited(hub, s, NULL, false))
+		return;
 	if (proto_decode(buf, len, &cmd, &err) != 0) {
 		send_error(s, cmd.id, err.code, "%s", err.text);
 		goto out;
@@ -959,6 +1058,9 @@ hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t 
 		send_error(s, cmd.id, PROTO_ERR_NOT_CONNECTED, "send connect first");
 		goto out;
 	}
+	if (cmd.kind == PROTO_KIND_PUBLISH && rate_limited(hub, s, cmd.id, true))
+		goto out;
+	s->refusals = 0; /* an accepted command ends a run of refusals */
 	switch (cmd.kind) {
 	case PROTO_KIND_CONNECT:
 		on_connect(hub, s, &cmd);
@@ -1025,6 +1127,12 @@ hub_new(const struct config *cfg, const uint8_t seed[16])
 }
 
 void
+hub_set_events(struct hub *hub, const struct hub_events *ev)
+{
+	hub->events = *ev;
+}
+
+void
 hub_set_auth(struct hub *hub, const struct hub_auth *auth)
 {
 	hub->auth = *auth;
@@ -1074,8 +1182,10 @@ hub_session_close(struct hub *hub, struct session *s)
 	while (s->nsubs > 0)
 		leave(hub, s, s->nsubs - 1);
 	pend_remove(hub, s);
-	if (s->connected)
+	if (s->connected) {
 		map_remove(hub->sessions, s->client, strlen(s->client));
+		emit_client(hub, "client_disconnected", s, NULL, 0);
+	}
 	session_queue_clear(s);
 	json_decref(s->grant_channels);
 	json_decref(s->grant_publish);
@@ -1228,7 +1338,9 @@ hub_channels_json(struct hub *hub, const char *prefix, size_t plen)
 		json_array_append(sorted, items[i]);
 	free(items);
 	json_decref(l.arr);
-	out = xcheck(json_dumps(json_pack("{s:o}", "channels", sorted), JSON_COMPACT));
+	sorted = xcheck(json_pack("{s:o}", "channels", sorted)); /* takes the array */
+	out = xcheck(json_dumps(sorted, JSON_COMPACT));
+	json_decref(sorted);
 	return out;
 }
 

@@ -35,6 +35,14 @@ struct hub_auth {
 struct hub *hub_new(const struct config *cfg, const uint8_t seed[16]);
 void hub_free(struct hub *hub);              /* every session must be closed first */
 
+/* Webhook events (docs/http-api.md, Webhooks): the hub calls emit with a new JSON object
+ * {"name":..., "time_ms":..., and the event's members}; emit takes the reference. */
+struct hub_events {
+	void (*emit)(void *arg, json_t *event);
+	void *arg;
+};
+void hub_set_events(struct hub *hub, const struct hub_events *ev);
+
 /* Enables tokens (auth is copied). Without it every token is refused. */
 void hub_set_auth(struct hub *hub, const struct hub_auth *auth);
 

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "bucket.h"
 #include "policy.h"
 #include "session.h"
 
@@ -61,6 +62,11 @@ struct session {
 	size_t qhead, qlen, qcap;
 	size_t qbytes;             /* wire bytes queued */
 	size_t qmax_len, qmax_bytes;
+
+	/* Rate limits (limits.client_commands, limits.client_publish) and the refusals
+	 * counted since the last accepted command: past a bound the client is closed. */
+	struct bucket cmd_bucket, pub_bucket;
+	unsigned refusals;
 
 	/* Sessions that have not connected yet, oldest first (connect timeout). */
 	struct session *pend_prev, *pend_next;

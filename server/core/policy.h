@@ -23,6 +23,7 @@ struct ns_policy {
 	bool allow_anonymous;            /* clients without a token may subscribe/publish */
 	unsigned history_size;           /* messages kept per channel; 0: no history */
 	unsigned history_ttl;            /* seconds a message is kept; 0: until evicted */
+	bool message_events;             /* webhooks receive message_published */
 };
 
 struct policy;

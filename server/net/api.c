@@ -43,7 +43,7 @@ struct api_req {
 	enum route route;
 	int method;
 	const struct config_api_key *key;
-	char arg[256];               /* the channel, client or user of the path */
+	char arg[PROTO_CHANNEL_MAX + 64]; /* the channel, client or user of the path */
 	size_t arg_len;
 	char *body;                  /* being received, or NULL */
 	size_t body_len, body_max;
@@ -63,10 +63,41 @@ api_req_size(void)
 
 /* ---- responses ---- */
 
+/* POST requests end their connection with the response: a body we did not read (an
+ * early refusal), or pipelined bytes after it, must never be parsed as a request. */
+static bool
+keep_alive(struct lws *wsi)
+{
+	const struct api_req *r = lws_wsi_user(wsi);
+
+	return r == NULL || r->method != LWSHUMETH_POST;
+}
+
+static int
+respond(struct lws *wsi, unsigned status, const char *body, size_t len, const char *hname,
+	const char *hvalue)
+{
+	return http_respond_full(wsi, status, body, len, hname, hvalue, keep_alive(wsi));
+}
+
+static int
+respond_error(struct lws *wsi, unsigned status, const char *code, const char *message,
+	      const char *hname, const char *hvalue)
+{
+	char *body = http_error_body(code, message);
+	int rc;
+
+	if (body == NULL)
+		return -1;
+	rc = respond(wsi, status, body, strlen(body), hname, hvalue);
+	free(body);
+	return rc;
+}
+
 static int
 respond_json_owned(struct lws *wsi, unsigned status, char *body)
 {
-	int rc = http_respond(wsi, status, body, strlen(body));
+	int rc = respond(wsi, status, body, strlen(body), NULL, NULL);
 
 	free(body);
 	return rc;
@@ -86,7 +117,7 @@ fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	proto_utf8_sanitize(msg);
-	return http_respond_error(wsi, status, code, msg);
+	return respond_error(wsi, status, code, msg, NULL, NULL);
 }
 
 /* ---- routing ---- */
@@ -135,52 +166,63 @@ method_ok(enum route r, int m)
 	return false;
 }
 
-/* Splits path (already URL-decoded by lws) into a route and its one argument. */
+static bool
+set_arg(struct api_req *r, const char *p, size_t n)
+{
+	if (n == 0 || n >= sizeof(r->arg))
+		n = n == 0 ? 0 : sizeof(r->arg) - 1; /* too long: kept cut, refused as invalid */
+	memcpy(r->arg, p, n);
+	r->arg[n] = '\0';
+	r->arg_len = n;
+	return n > 0;
+}
+
+static bool
+ends_with(const char *p, size_t n, const char *suffix, size_t *head)
+{
+	size_t sl = strlen(suffix);
+
+	if (n <= sl || memcmp(p + n - sl, suffix, sl) != 0)
+		return false;
+	*head = n - sl;
+	return true;
+}
+
+/* Splits path (already URL-decoded by lws, so "%2F" arrives as '/') into a route and its
+ * one argument: what lies between the collection and a known suffix, slashes included.
+ * A channel name with a '/' is then refused as invalid (400); a user id may hold one. */
 static enum route
 route_of(const char *path, size_t len, struct api_req *r)
 {
 	static const char base[] = "/api/v1/";
-	const char *p, *slash, *end = path + len;
-	size_t n;
+	const char *p;
+	size_t n, head;
 
 	if (len < sizeof(base) - 1 || memcmp(path, base, sizeof(base) - 1) != 0)
 		return R_NONE;
 	p = path + sizeof(base) - 1;
-	n = (size_t)(end - p);
+	n = len - (sizeof(base) - 1);
 	if (n == 8 && memcmp(p, "channels", 8) == 0)
 		return R_CHANNELS;
 	if (n == 7 && memcmp(p, "publish", 7) == 0)
 		return R_PUBLISH;
 	if (n > 9 && memcmp(p, "channels/", 9) == 0) {
-		p += 9;
-		slash = memchr(p, '/', (size_t)(end - p));
-		r->arg_len = (size_t)((slash != NULL ? slash : end) - p);
-		if (r->arg_len == 0 || r->arg_len >= sizeof(r->arg))
-			return R_NONE;
-		memcpy(r->arg, p, r->arg_len);
-		r->arg[r->arg_len] = '\0';
-		if (slash == NULL)
-			return R_CHANNEL;
-		if ((size_t)(end - slash) == 9 && memcmp(slash, "/presence", 9) == 0)
-			return R_PRESENCE;
-		if ((size_t)(end - slash) == 9 && memcmp(slash, "/messages", 9) == 0)
-			return R_MESSAGES;
-		return R_NONE;
+		p += 9, n -= 9;
+		if (ends_with(p, n, "/messages", &head))
+			return set_arg(r, p, head) ? R_MESSAGES : R_NONE;
+		if (ends_with(p, n, "/presence", &head))
+			return set_arg(r, p, head) ? R_PRESENCE : R_NONE;
+		/* The rest is the channel name; with a '/' in it, it is refused as invalid. */
+		return set_arg(r, p, n) ? R_CHANNEL : R_NONE;
 	}
-	if ((n > 8 && memcmp(p, "clients/", 8) == 0) || (n > 6 && memcmp(p, "users/", 6) == 0)) {
-		bool client = p[0] == 'c';
-
-		p += client ? 8 : 6;
-		slash = memchr(p, '/', (size_t)(end - p));
-		r->arg_len = (size_t)((slash != NULL ? slash : end) - p);
-		if (r->arg_len == 0 || r->arg_len >= sizeof(r->arg))
-			return R_NONE;
-		memcpy(r->arg, p, r->arg_len);
-		r->arg[r->arg_len] = '\0';
-		if (slash == NULL)
-			return client ? R_CLIENT : R_USER;
-		if (!client && (size_t)(end - slash) == 12 && memcmp(slash, "/unsubscribe", 12) == 0)
-			return R_USER_UNSUBSCRIBE;
+	if (n > 8 && memcmp(p, "clients/", 8) == 0)
+		return set_arg(r, p + 8, n - 8) ? R_CLIENT : R_NONE;
+	if (n > 6 && memcmp(p, "users/", 6) == 0) {
+		p += 6, n -= 6;
+		if (ends_with(p, n, "/unsubscribe", &head))
+			return set_arg(r, p, head) ? R_USER_UNSUBSCRIBE : R_NONE;
+		/* A user id may hold a '/' (sent as %2F): the rest of the path is the id. */
+		return set_arg(r, p, n) ? R_USER : R_NONE;
 	}
 	return R_NONE;
 }
@@ -252,8 +294,8 @@ charge(struct lws *wsi, struct server *srv, const struct config_api_key *k)
 	if (bucket_take(b, k->per_minute / 60.0, k->burst, net_now_ms(), &retry_ms))
 		return 0;
 	snprintf(retry, sizeof(retry), "%" PRIu64, (retry_ms + 999) / 1000);
-	return http_respond_error_with(wsi, 429, "rate_limited",
-				       "the API key's quota is used up", "retry-after:", retry) == 0
+	return respond_error(wsi, 429, "rate_limited", "the API key's quota is used up",
+			     "retry-after:", retry) == 0
 		       ? 1
 		       : -1;
 }
@@ -397,13 +439,13 @@ post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 		return fail_rc(wsi, rc, r->arg);
 	snprintf(body, sizeof(body), "{\"channel\":\"%s\",\"offset\":%" PRIu64 ",\"epoch\":\"%s\"}",
 		 r->arg, offset, epoch);
-	return http_respond(wsi, 201, body, strlen(body));
+	return respond(wsi, 201, body, strlen(body), NULL, NULL);
 }
 
 static int
 post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
 {
-	json_t *chans = json_object_get(root, "channels"), *results, *c;
+	json_t *chans = json_object_get(root, "channels"), *results, *c, *wrap;
 	size_t dlen, i;
 	int rc = 0;
 	const char *data;
@@ -418,6 +460,9 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 	data = body_data(wsi, r, root, &dlen, &rc);
 	if (data == NULL)
 		return rc;
+	if (dlen > srv->cfg->limits.max_data_size)
+		return fail(wsi, 413, "too_large", "data is %zu bytes, over limits.max_data_size (%zu)",
+			    dlen, srv->cfg->limits.max_data_size);
 	results = xcheck(json_array());
 	json_array_foreach(chans, i, c) {
 		const char *name = json_string_value(c);
@@ -442,8 +487,10 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 			json_array_append_new(results, json_pack("{s:s,s:I,s:s}", "channel", name, "offset",
 								 (json_int_t)offset, "epoch", epoch));
 	}
-	return respond_json_owned(wsi, 200, xcheck(json_dumps(json_pack("{s:o}", "results", results),
-							       JSON_COMPACT)));
+	wrap = xcheck(json_pack("{s:o}", "results", results));
+	rc = respond_json_owned(wsi, 200, xcheck(json_dumps(wrap, JSON_COMPACT)));
+	json_decref(wrap);
+	return rc;
 }
 
 static int
@@ -461,7 +508,7 @@ post_unsubscribe(struct lws *wsi, struct server *srv, struct api_req *r, json_t 
 	n = hub_unsubscribe_user(srv->hub, r->arg, r->arg_len, json_string_value(c),
 				 json_string_length(c));
 	snprintf(body, sizeof(body), "{\"unsubscribed\":%zu}", n);
-	return http_respond(wsi, 200, body, strlen(body));
+	return respond(wsi, 200, body, strlen(body), NULL, NULL);
 }
 
 static int
@@ -524,9 +571,9 @@ expect_body(struct lws *wsi, struct server *srv, struct api_req *r)
 /* An answer given before a POST body was read: the connection then closes, so the unread
  * body is never parsed as the next request. */
 static int
-early(const struct api_req *r, int rc)
+early(int method, int rc)
 {
-	return r->method == LWSHUMETH_POST ? -1 : rc;
+	return method == LWSHUMETH_POST ? -1 : rc;
 }
 
 static int
@@ -534,31 +581,31 @@ on_http(struct lws *wsi, struct api_req *r)
 {
 	struct server *srv = lws_context_user(lws_get_context(wsi));
 	char *uri = NULL;
-	int ulen = 0, rc;
+	int ulen = 0, rc, method;
 
 	memset(r, 0, sizeof(*r));
-	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	/* Kept in a local too: answering may let lws reset r before early() looks. */
+	method = r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 	r->route = uri != NULL ? route_of(uri, (size_t)ulen, r) : R_NONE;
 	if (r->route == R_NONE)
-		return early(r, fail(wsi, 404, "not_found", "no such route (see docs/http-api.md)"));
+		return early(method, fail(wsi, 404, "not_found", "no such route (see docs/http-api.md)"));
 	r->key = find_key(wsi, srv->cfg);
 	if (r->key == NULL)
-		return early(r, fail(wsi, 401, "unauthorized", "send Authorization: Bearer <api key>"));
-	if (!method_ok(r->route, r->method))
-		return early(r, http_respond_error_with(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED,
-							"method_not_allowed",
-							"this route does not take that method", "allow:",
-							method_allow(r->route)));
+		return early(method, fail(wsi, 401, "unauthorized", "send Authorization: Bearer <api key>"));
 	if (route_names_channel(r->route) && !proto_channel_valid(r->arg, r->arg_len))
-		return early(r, fail(wsi, 400, "bad_request", "invalid channel name in the path"));
+		return early(method, fail(wsi, 400, "bad_request", "invalid channel name in the path"));
+	if (!method_ok(r->route, r->method))
+		return early(method, respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
+					      "this route does not take that method", "allow:",
+					      method_allow(r->route)));
 	if (route_names_channel(r->route) ? !key_allows(r->key, r->arg, r->arg_len)
 					  : (r->route != R_PUBLISH && r->route != R_USER_UNSUBSCRIBE &&
 					     !key_is_global(r->key)))
-		return early(r, fail(wsi, 403, "forbidden", "the API key \"%s\" does not cover this",
+		return early(method, fail(wsi, 403, "forbidden", "the API key \"%s\" does not cover this",
 				     r->key->name));
 	rc = charge(wsi, srv, r->key);
 	if (rc != 0)
-		return early(r, rc > 0 ? 0 : -1);
+		return early(method, rc > 0 ? 0 : -1);
 	if (r->method == LWSHUMETH_POST) {
 		rc = expect_body(wsi, srv, r);
 		return rc == 0 ? 0 : -1;
@@ -569,6 +616,8 @@ on_http(struct lws *wsi, struct api_req *r)
 static int
 on_body(struct api_req *r, const char *in, size_t len)
 {
+	if (len == 0)
+		return 0; /* an empty body still gets one empty BODY callback */
 	if (r->body_too_large || r->body_len + len > r->body_max) {
 		r->body_too_large = true; /* answered at completion, not by dropping */
 		return 0;

@@ -14,6 +14,13 @@ int
 http_respond_with(struct lws *wsi, unsigned status, const char *body, size_t len,
 		  const char *hname, const char *hvalue)
 {
+	return http_respond_full(wsi, status, body, len, hname, hvalue, true);
+}
+
+int
+http_respond_full(struct lws *wsi, unsigned status, const char *body, size_t len,
+		  const char *hname, const char *hvalue, bool complete)
+{
 	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
 					   *end = buf + sizeof(buf);
 	unsigned char *out;
@@ -33,6 +40,8 @@ http_respond_with(struct lws *wsi, unsigned status, const char *body, size_t len
 	free(out);
 	if (rc < (int)len)
 		return -1;
+	if (!complete)
+		return -1; /* the caller closes the connection */
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -40,6 +49,16 @@ int
 http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
 {
 	return http_respond_with(wsi, status, body, len, NULL, NULL);
+}
+
+char *
+http_error_body(const char *code, const char *message)
+{
+	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+	char *body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return body;
 }
 
 int

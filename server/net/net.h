@@ -29,6 +29,8 @@ struct server {
 	lws_retry_bo_t idle_policy;    /* ping / hang-up timing */
 	struct jwt_verifier *jwt;      /* owned, or NULL without auth.jwt */
 	struct api_state *api;         /* owned: HTTP API state (api.c) */
+	struct webhooks *webhooks;     /* owned: outgoing webhooks (webhook.c), or NULL */
+	struct map *ip_conns;          /* owned: peer address -> WebSocket connections */
 };
 
 /* Monotonic milliseconds, the core's notion of time. */
@@ -52,6 +54,12 @@ int http_respond(struct lws *wsi, unsigned status, const char *body, size_t len)
 /* The same with one more header (hname ends with ':', e.g. "allow:"), or none if NULL. */
 int http_respond_with(struct lws *wsi, unsigned status, const char *body, size_t len,
 		      const char *hname, const char *hvalue);
+/* With complete false the response ends the connection: it returns -1, which the
+ * callback returns (for requests whose body may be unread). */
+int http_respond_full(struct lws *wsi, unsigned status, const char *body, size_t len,
+		      const char *hname, const char *hvalue, bool complete);
+/* A new malloc'd {"error":{"code":code,"message":message}}, or NULL. */
+char *http_error_body(const char *code, const char *message);
 /* Sends {"error":{"code":code,"message":message}} with status (and one more header). */
 int http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message);
 int http_respond_error_with(struct lws *wsi, unsigned status, const char *code,

@@ -8,7 +8,9 @@
 #include "hub.h"
 #include "jwt.h"
 #include "log.h"
+#include "map.h"
 #include "net.h"
+#include "webhook.h"
 #include "xalloc.h"
 
 #include <arpa/inet.h>
@@ -199,6 +201,7 @@ server_run(const struct config *cfg, int ready_fd)
 		{ .name = "switchboard.v1", .callback = ws_callback,
 		  .per_session_data_size = 0 /* set below */,
 		  .rx_buffer_size = 4096, .tx_packet_size = NET_BATCH_MAX + 16 },
+		{ .name = "hook", .callback = webhook_callback, .per_session_data_size = 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
 	struct lws_context_creation_info info;
@@ -222,6 +225,16 @@ server_run(const struct config *cfg, int ready_fd)
 		return 1;
 	}
 	api_init(&srv);
+	if (webhook_init(&srv) != 0) {
+		log_error("server: refusing to start: bad webhooks configuration");
+		api_fini(&srv);
+		hub_free(srv.hub);
+		jwt_verifier_free(srv.jwt);
+		if (ready_fd >= 0)
+			close(ready_fd);
+		return 1;
+	}
+	srv.ip_conns = map_new(seed);
 	srv.batch = xmalloc(NET_BATCH_MAX);
 	srv.idle_policy = (lws_retry_bo_t){
 		.secs_since_valid_ping = (uint16_t)cfg->ws.ping_interval,
@@ -237,7 +250,15 @@ server_run(const struct config *cfg, int ready_fd)
 	info.pvo = &pvo;
 	info.mounts = &mount;
 	info.user = &srv;
-	info.options = 0;
+	/* TLS is initialised even without tls.cert: https:// webhooks need the client side. */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	if (cfg->tls_cert != NULL) {
+		/* wss and https on the same port. HTTP/1.1 only: our raw-framed writes must not
+		 * travel inside HTTP/2 (ALPN would otherwise pick h2). */
+		info.ssl_cert_filepath = cfg->tls_cert;
+		info.ssl_private_key_filepath = cfg->tls_key;
+		info.alpn = "http/1.1";
+	}
 	/* lws 4.1 binds an IPv4 address given as iface on its dual-stack socket as "any"
 	 * (it listened on *:port): an IPv4 literal must turn IPv6 off to be honoured. */
 	if (cfg->host != NULL && is_ipv4_literal(cfg->host))
@@ -249,16 +270,17 @@ server_run(const struct config *cfg, int ready_fd)
 
 	srv.ctx = lws_create_context(&info);
 	if (srv.ctx == NULL) {
-		log_error("server: cannot listen on %s:%d (address in use or not available)",
-			  cfg->host != NULL ? cfg->host : "*", cfg->port);
+		log_error("server: cannot listen on %s:%d (address in use or not available%s)",
+			  cfg->host != NULL ? cfg->host : "*", cfg->port,
+			  cfg->tls_cert != NULL ? ", or tls.cert/tls.key unusable" : "");
 		goto out;
 	}
 	srv.vhost = lws_get_vhost_by_name(srv.ctx, "default");
 	install_signals(srv.ctx);
 	lws_sul_schedule(srv.ctx, 0, &srv.tick, on_tick, LWS_US_PER_SEC);
-	log_info("server: switchboard %s listening on %s:%d (engine %s)", SWITCHBOARD_VERSION,
+	log_info("server: switchboard %s listening on %s:%d (engine %s%s)", SWITCHBOARD_VERSION,
 		 cfg->host != NULL ? cfg->host : "*", lws_get_vhost_listen_port(srv.vhost),
-		 cfg->engine);
+		 cfg->engine, cfg->tls_cert != NULL ? ", tls" : "");
 	report_ready(ready_fd, lws_get_vhost_listen_port(srv.vhost));
 
 	serve(&srv);
@@ -266,6 +288,7 @@ server_run(const struct config *cfg, int ready_fd)
 
 	signal_ctx = NULL;
 	lws_sul_cancel(&srv.tick);
+	webhook_shutdown(&srv); /* drops pending deliveries before their connections go */
 	lws_context_destroy(srv.ctx); /* closes what is left; CLOSED empties the hub */
 	log_info("server: stopped");
 out:
@@ -274,6 +297,8 @@ out:
 	hub_free(srv.hub);
 	jwt_verifier_free(srv.jwt);
 	api_fini(&srv);
+	webhook_fini(&srv);
+	map_free(srv.ip_conns); /* empty: every connection has closed */
 	free(srv.batch);
 	return rc;
 }

@@ -13,12 +13,14 @@
 #include "hub.h"
 #include "config.h"
 #include "log.h"
+#include "map.h"
 #include "net.h"
 #include "proto.h"
 #include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct ws_conn {
 	struct lws *wsi;
@@ -32,6 +34,7 @@ struct ws_conn {
 	char close_reason[40];
 	char *rx;                 /* reassembly of a fragmented message, or NULL */
 	size_t rx_len;
+	char ip[48];              /* peer address, counted in srv->ip_conns */
 };
 
 size_t
@@ -87,6 +90,49 @@ path_is_endpoint(struct lws *wsi)
 	return n > 0 && (strcmp(path, "/ws") == 0 || strcmp(path, "/") == 0);
 }
 
+/* Browsers send Origin; a request without one (not a browser) is not refused here. */
+static bool
+origin_allowed(struct server *srv, struct lws *wsi)
+{
+	char origin[256];
+	size_t i;
+	json_t *o;
+
+	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
+		return true;
+	json_array_foreach(srv->cfg->allowed_origins, i, o)
+		if (strcmp(json_string_value(o), "*") == 0 ||
+		    strcasecmp(json_string_value(o), origin) == 0)
+			return true;
+	log_info("ws: refusing upgrade from origin %s (allowed_origins)", origin);
+	return false;
+}
+
+/* WebSocket connections open from the peer of wsi; its address goes to ip if given. */
+static size_t
+ip_count(struct server *srv, struct lws *wsi, char ip[48])
+{
+	char buf[48];
+
+	if (lws_get_peer_simple(wsi, buf, sizeof(buf)) == NULL)
+		buf[0] = '\0';
+	if (ip != NULL)
+		memcpy(ip, buf, sizeof(buf));
+	return (size_t)(uintptr_t)map_find(srv->ip_conns, buf, strlen(buf));
+}
+
+static void
+ip_adjust(struct server *srv, const char *ip, int delta)
+{
+	size_t len = strlen(ip);
+	uintptr_t n = (uintptr_t)map_find(srv->ip_conns, ip, len);
+
+	map_remove(srv->ip_conns, ip, len);
+	n = (uintptr_t)((intptr_t)n + delta);
+	if (n > 0)
+		map_add(srv->ip_conns, ip, len, (void *)n);
+}
+
 static int
 on_filter(struct server *srv, struct lws *wsi)
 {
@@ -97,6 +143,16 @@ on_filter(struct server *srv, struct lws *wsi)
 	}
 	if (!path_is_endpoint(wsi)) {
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here; use /ws");
+		return 1;
+	}
+	if (!origin_allowed(srv, wsi)) {
+		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+		return 1;
+	}
+	if (ip_count(srv, wsi, NULL) >= srv->cfg->limits.max_connections_per_ip) {
+		log_warn("ws: refusing upgrade: limits.max_connections_per_ip reached");
+		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+				       "too many connections from this address");
 		return 1;
 	}
 	if (srv->shutting_down || srv->connections >= srv->cfg->limits.max_connections) {
@@ -133,6 +189,8 @@ on_established(struct ws_conn *c, struct lws *wsi)
 	take_url_token(c);
 	c->established = true;
 	c->srv->connections++;
+	ip_count(c->srv, wsi, c->ip);
+	ip_adjust(c->srv, c->ip, +1);
 	log_debug("ws: client=%s connected", session_client_id(c->s));
 	return 0;
 }
@@ -244,6 +302,7 @@ on_closed(struct ws_conn *c)
 		return;
 	log_debug("ws: client=%s closed", session_client_id(c->s));
 	hub_session_close(srv->hub, c->s);
+	ip_adjust(srv, c->ip, -1);
 	free(c->rx);
 	memset(c, 0, sizeof(*c));
 	srv->connections--;

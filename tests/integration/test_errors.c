@@ -685,7 +685,8 @@ Test(limits, command_flood_without_reading_is_closed_4008)
 	unsigned dropped = 0;
 	int sent = 0;
 
-	itest_start("{\"limits\":{\"send_queue_messages\":64,\"send_queue_bytes\":65536}}");
+	itest_start("{\"limits\":{\"send_queue_messages\":64,\"send_queue_bytes\":65536,"
+		    "\"client_commands\":{\"per_second\":1000000,\"burst\":1000000}}}");
 	o.port = itest_port();
 	flood = ws_client_open_opts(&o);
 	other = sb_connect(itest_port(), "other");
@@ -698,6 +699,41 @@ Test(limits, command_flood_without_reading_is_closed_4008)
 	cr_expect_lt(dropped, (unsigned)sent, "every ping was answered: nothing was bounded");
 	expect_alive(other, "the other client");
 	ws_client_free(flood);
+	ws_client_free(other);
+	itest_finish();
+}
+
+/* Rate limits (docs/protocol.md): past the publish bucket a publish gets rate_limited and
+ * the connection stays; a client that keeps going past its limits is closed with 4029. */
+Test(limits, publishes_past_the_rate_limit_get_rate_limited_then_4029)
+{
+	struct ws_client *c, *other;
+	json_t *j;
+	int limited = 0;
+
+	itest_start("{\"limits\":{\"client_publish\":{\"per_second\":1,\"burst\":5}}}");
+	c = sb_connect(itest_port(), "flooder");
+	other = sb_connect(itest_port(), "other");
+	cr_assert(c != NULL && other != NULL);
+	cr_assert_eq(sb_subscribe(c, "room"), 0);
+	for (int i = 0; i < 8; i++)
+		ws_client_sendf(c, "{\"type\":\"publish\",\"id\":%d,\"channel\":\"room\",\"data\":%d}", 100 + i, i);
+	for (int i = 0; i < 8; i++) {
+		j = ws_client_wait_id(c, 100 + i, WAIT_MS);
+		cr_assert_not_null(j, "no reply to publish %d", i);
+		if (strcmp(json_string_value(json_object_get(j, "type")), "error") == 0) {
+			cr_expect_str_eq(json_string_value(json_object_get(j, "code")), "rate_limited");
+			limited++;
+		}
+		json_decref(j);
+	}
+	cr_expect_eq(limited, 3, "5 of 8 fit the burst");
+	for (int i = 0; i < 200; i++)
+		if (ws_client_sendf(c, "{\"type\":\"publish\",\"channel\":\"room\",\"data\":%d}", i) != 0)
+			break;
+	cr_expect_eq(ws_client_wait_close(c, 10000, NULL), 4029, "close code %d", c->close_code);
+	expect_alive(other, "the other client");
+	ws_client_free(c);
 	ws_client_free(other);
 	itest_finish();
 }

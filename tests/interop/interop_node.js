@@ -22,7 +22,10 @@ const SUBS = 30, MESSAGES = 3000;
 const config = {
 	log_level: 'info',
 	limits: { max_message_size: 262144, max_data_size: 200000, send_queue_bytes: 268435456,
-		  send_queue_messages: 100000 },
+		  send_queue_messages: 100000,
+		  /* the publisher sends as fast as it can: lift its rate limits */
+		  client_publish: { per_second: 1000000, burst: 1000000 },
+		  client_commands: { per_second: 1000000, burst: 1000000 } },
 };
 
 function startServer() {

@@ -980,3 +980,53 @@ Test(state, a_history_reply_stays_within_max_message_size_and_says_truncated)
 	fake_close(&pub, hub);
 	assert_no_leaks();
 }
+
+/* ---- webhook events ---- */
+
+static json_t *events_seen;
+
+static void
+collect_event(void *arg, json_t *ev)
+{
+	(void)arg;
+	json_array_append_new(events_seen, ev);
+}
+
+static const char *
+event_name(size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(events_seen, i), "name"));
+}
+
+Test(state, the_hub_emits_lifecycle_and_opted_in_message_events)
+{
+	struct hub_events ev = { .emit = collect_event };
+	struct fake_session a;
+	char err[256];
+
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"log\":{\"presence\":true,\"message_events\":true}}}",
+					err, sizeof(err)), 0, "%s", err);
+	events_seen = json_array();
+	hub_set_events(hub, &ev);
+	connect_as(&a, "alice");
+	subscribe(&a, "log:x");
+	fake_send(&a, hub, "{\"type\":\"publish\",\"channel\":\"log:x\",\"data\":{\"v\":0.1}}");
+	fake_drain(&a);
+	subscribe(&a, "quiet");
+	fake_send(&a, hub, "{\"type\":\"publish\",\"channel\":\"quiet\",\"data\":1}");
+	fake_close(&a, hub);
+	cr_assert_eq(json_array_size(events_seen), 11, "%zu events", json_array_size(events_seen));
+	cr_expect_str_eq(event_name(0), "client_connected");
+	cr_expect_str_eq(event_name(1), "channel_occupied");
+	cr_expect_str_eq(event_name(2), "member_joined");
+	cr_expect_str_eq(event_name(3), "message_published");
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(events_seen, 3), "offset")), 1);
+	cr_expect_str_eq(event_name(4), "channel_occupied"); /* quiet: no message event */
+	cr_expect_str_eq(event_name(5), "member_joined");
+	/* close: leaves quiet (last subscription first), then log:x, then the client */
+	cr_expect_str_eq(event_name(6), "member_left");
+	cr_expect_str_eq(event_name(7), "channel_vacated");
+	cr_expect_str_eq(event_name(10), "client_disconnected");
+	json_decref(events_seen);
+	assert_no_leaks();
+}

@@ -1,0 +1,752 @@
+/* webhook.c: see webhook.h. Each endpoint owns a FIFO of serialised events and at most
+ * one batch: the batch is built from the head of the FIFO, signed and POSTed; it stays
+ * (and is retried with backoff) until it succeeds, is refused with a 4xx, or runs out of
+ * retries, and only then is the next batch taken. So order is kept per endpoint.
+ *
+ * Request identity: the client wsi carries its endpoint as opaque user data, and a
+ * callback counts only while that wsi is the endpoint's current request (ep->wsi), so a
+ * request ends exactly once whichever of COMPLETED, CONNECTION_ERROR, CLOSED or our own
+ * timeout comes first; later callbacks of the same wsi are ignored.
+ */
+#include "webhook.h"
+#include "config.h"
+#include "hub.h"
+#include "log.h"
+#include "net.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TIMEOUT_MS_DEFAULT 5000
+#define TIMEOUT_MS_MAX 600000
+#define RETRIES_DEFAULT 5
+#define RETRIES_MAX 100
+
+static const char *const event_names[] = {
+	"channel_occupied", "channel_vacated", "member_joined", "member_left",
+	"message_published", "client_connected", "client_disconnected",
+};
+#define NEVENTS (sizeof(event_names) / sizeof(event_names[0]))
+
+struct endpoint {
+	struct webhooks *wh;
+	size_t index;                 /* in the configuration list, for log lines */
+	char *url;
+	char *secret;
+	unsigned events;              /* bit i: event_names[i] */
+	unsigned timeout_ms;
+	unsigned max_retries;
+	bool tls;
+	int port;
+	char *host;                   /* owned */
+	char *path;                   /* owned, starts with '/' */
+	char *hosthdr;                /* owned: the Host header, host[:port] */
+
+	char **q;                     /* ring of serialised events (owned strings) */
+	size_t qhead, qlen;
+	uint64_t overflow;            /* events dropped in the current burst */
+
+	unsigned char *body;          /* the batch: LWS_PRE headroom, then body_len bytes */
+	size_t body_len;
+	size_t batch_events;
+	unsigned attempt;             /* failed attempts of this batch so far */
+	char sig[128];                /* Switchboard-Signature of the current attempt */
+	char clen[24];
+
+	struct lws *wsi;              /* the request in flight, or NULL */
+	bool in_flight;
+	bool connecting;              /* inside lws_client_connect_via_info() */
+	bool body_sent;
+	int status;                   /* HTTP status of the response, 0 before */
+	lws_sorted_usec_list_t timer; /* flush or retry */
+	lws_sorted_usec_list_t deadline; /* request timeout */
+};
+
+struct webhooks {
+	struct server *srv;
+	struct endpoint *eps;
+	size_t neps;
+	bool stopped;
+};
+
+/* ---- configuration ---- */
+
+static int
+event_index(const char *name)
+{
+	for (size_t i = 0; i < NEVENTS; i++)
+		if (strcmp(event_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Splits an http:// or https:// URL. Returns 0 (host and path new strings), or -1. */
+static int
+parse_url(const char *url, bool *tls, char **host, int *port, char **path)
+{
+	const char *p, *h, *end;
+	size_t hlen;
+	long n = -1;
+
+	if (strncmp(url, "http://", 7) == 0) {
+		*tls = false;
+		p = url + 7;
+	} else if (strncmp(url, "https://", 8) == 0) {
+		*tls = true;
+		p = url + 8;
+	} else {
+		return -1;
+	}
+	h = p;
+	hlen = strcspn(h, ":/?#");
+	if (hlen == 0 || hlen > 253)
+		return -1;
+	for (size_t i = 0; i < hlen; i++)
+		if (h[i] == '@' || h[i] == ' ' || h[i] == '[')
+			return -1;
+	p = h + hlen;
+	if (*p == ':') {
+		char *e;
+
+		if (p[1] < '0' || p[1] > '9')
+			return -1;
+		n = strtol(p + 1, &e, 10);
+		if (n < 1 || n > 65535 || (*e != '\0' && *e != '/' && *e != '?'))
+			return -1;
+		p = e;
+	}
+	if (*p == '#')
+		return -1;
+	for (end = p; *end != '\0'; end++)
+		if ((unsigned char)*end <= ' ' || *end == '#')
+			return -1;
+	*port = n > 0 ? (int)n : (*tls ? 443 : 80);
+	*host = xstrndup(h, hlen);
+	if (*p == '/') {
+		*path = xstrdup(p);
+	} else {
+		*path = xmalloc(strlen(p) + 2);
+		(*path)[0] = '/';
+		strcpy(*path + 1, p);
+	}
+	return 0;
+}
+
+static int
+check_entry(const json_t *o, size_t i, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+	bool tls;
+	char *host, *path;
+	int port;
+
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "webhooks[%zu]: must be an object", i);
+		return -1;
+	}
+	json_object_foreach((json_t *)o, key, v) {
+		if (strcmp(key, "url") == 0) {
+			if (!json_is_string(v) ||
+			    parse_url(json_string_value(v), &tls, &host, &port, &path) != 0) {
+				snprintf(err, errlen,
+					 "webhooks[%zu].url: must be an http:// or https:// URL with a host",
+					 i);
+				return -1;
+			}
+			free(host);
+			free(path);
+		} else if (strcmp(key, "events") == 0) {
+			size_t j;
+			json_t *e;
+
+			if (!json_is_array(v) || json_array_size(v) == 0) {
+				snprintf(err, errlen, "webhooks[%zu].events: must be a non-empty list of event names", i);
+				return -1;
+			}
+			json_array_foreach(v, j, e) {
+				if (!json_is_string(e) || event_index(json_string_value(e)) < 0) {
+					snprintf(err, errlen,
+						 "webhooks[%zu].events[%zu]: must be one of channel_occupied, channel_vacated, member_joined, member_left, message_published, client_connected, client_disconnected",
+						 i, j);
+					return -1;
+				}
+			}
+		} else if (strcmp(key, "secret") == 0) {
+			if (!json_is_string(v) || json_string_length(v) == 0) {
+				snprintf(err, errlen, "webhooks[%zu].secret: must be a non-empty string", i);
+				return -1;
+			}
+		} else if (strcmp(key, "timeout_ms") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > TIMEOUT_MS_MAX) {
+				snprintf(err, errlen, "webhooks[%zu].timeout_ms: must be an integer from 1 to %d",
+					 i, TIMEOUT_MS_MAX);
+				return -1;
+			}
+		} else if (strcmp(key, "max_retries") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > RETRIES_MAX) {
+				snprintf(err, errlen, "webhooks[%zu].max_retries: must be an integer from 0 to %d",
+					 i, RETRIES_MAX);
+				return -1;
+			}
+		} else {
+			snprintf(err, errlen, "webhooks[%zu].%s: unknown key", i, key);
+			return -1;
+		}
+	}
+	if (json_object_get(o, "url") == NULL)
+		snprintf(err, errlen, "webhooks[%zu].url: is required", i);
+	else if (json_object_get(o, "events") == NULL)
+		snprintf(err, errlen, "webhooks[%zu].events: is required", i);
+	else if (json_object_get(o, "secret") == NULL)
+		snprintf(err, errlen, "webhooks[%zu].secret: is required", i);
+	else
+		return 0;
+	return -1;
+}
+
+int
+webhook_config_check(const json_t *list, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *o;
+
+	if (list == NULL)
+		return 0;
+	if (!json_is_array(list)) {
+		snprintf(err, errlen, "webhooks: must be a list");
+		return -1;
+	}
+	json_array_foreach((json_t *)list, i, o) {
+		if (check_entry(o, i, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Fills ep from a checked entry. */
+static void
+endpoint_init(struct endpoint *ep, struct webhooks *wh, size_t i, const json_t *o)
+{
+	json_t *v, *e;
+	size_t j;
+
+	ep->wh = wh;
+	ep->index = i;
+	ep->url = xstrdup(json_string_value(json_object_get(o, "url")));
+	ep->secret = xstrdup(json_string_value(json_object_get(o, "secret")));
+	json_array_foreach(json_object_get(o, "events"), j, e)
+		ep->events |= 1u << event_index(json_string_value(e));
+	v = json_object_get(o, "timeout_ms");
+	ep->timeout_ms = v != NULL ? (unsigned)json_integer_value(v) : TIMEOUT_MS_DEFAULT;
+	v = json_object_get(o, "max_retries");
+	ep->max_retries = v != NULL ? (unsigned)json_integer_value(v) : RETRIES_DEFAULT;
+	parse_url(ep->url, &ep->tls, &ep->host, &ep->port, &ep->path);
+	ep->hosthdr = xmalloc(strlen(ep->host) + 8);
+	if (ep->port == (ep->tls ? 443 : 80))
+		strcpy(ep->hosthdr, ep->host);
+	else
+		sprintf(ep->hosthdr, "%s:%d", ep->host, ep->port);
+	ep->q = xcalloc(WEBHOOK_QUEUE_MAX, sizeof(ep->q[0]));
+}
+
+/* ---- the queue and the batch ---- */
+
+static uint64_t
+unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct lws_context *
+ep_ctx(const struct endpoint *ep)
+{
+	return ep->wh->srv->ctx;
+}
+
+static void on_timer(lws_sorted_usec_list_t *sul);
+static void on_deadline(lws_sorted_usec_list_t *sul);
+static void request_done(struct endpoint *ep, int status, const char *why);
+
+static void
+arm_timer(struct endpoint *ep, uint64_t ms)
+{
+	if (ep_ctx(ep) != NULL)
+		lws_sul_schedule(ep_ctx(ep), 0, &ep->timer, on_timer,
+				 ms > 0 ? (lws_usec_t)ms * LWS_US_PER_MS : 1);
+}
+
+static size_t
+drop_queue(struct endpoint *ep)
+{
+	size_t n = ep->qlen;
+
+	while (ep->qlen > 0) {
+		free(ep->q[ep->qhead]);
+		ep->q[ep->qhead] = NULL;
+		ep->qhead = (ep->qhead + 1) % WEBHOOK_QUEUE_MAX;
+		ep->qlen--;
+	}
+	return n;
+}
+
+static void
+drop_batch(struct endpoint *ep)
+{
+	free(ep->body);
+	ep->body = NULL;
+	ep->body_len = 0;
+	ep->batch_events = 0;
+	ep->attempt = 0;
+}
+
+/* An overflow burst ends when the queue has drained below half: its count is logged
+ * and the next overflow warns again. */
+static void
+overflow_check(struct endpoint *ep)
+{
+	if (ep->overflow > 0 && ep->qlen < WEBHOOK_QUEUE_MAX / 2) {
+		log_warn("webhook: [%zu] %s: %" PRIu64 " events were dropped (queue full)",
+			 ep->index, ep->url, ep->overflow);
+		ep->overflow = 0;
+	}
+}
+
+/* Takes up to WEBHOOK_BATCH_MAX events from the head of the queue into ep->body:
+ * {"time_ms":T,"events":[e1,e2,...]}. */
+static void
+build_batch(struct endpoint *ep)
+{
+	char head[48];
+	size_t n = 0, len, hlen, take = 0;
+	unsigned char *p;
+
+	hlen = (size_t)snprintf(head, sizeof(head), "{\"time_ms\":%" PRIu64 ",\"events\":[",
+				unix_ms());
+	len = hlen + 2;
+	while (take < ep->qlen && take < WEBHOOK_BATCH_MAX) {
+		size_t l = strlen(ep->q[(ep->qhead + take) % WEBHOOK_QUEUE_MAX]) + 1;
+
+		if (take > 0 && len + l > WEBHOOK_BATCH_BYTES)
+			break;
+		len += l;
+		take++;
+	}
+	ep->body = xmalloc(LWS_PRE + len);
+	p = ep->body + LWS_PRE;
+	memcpy(p, head, hlen);
+	n = hlen;
+	for (size_t i = 0; i < take; i++) {
+		char *e = ep->q[ep->qhead];
+		size_t l = strlen(e);
+
+		if (i > 0)
+			p[n++] = ',';
+		memcpy(p + n, e, l);
+		n += l;
+		free(e);
+		ep->q[ep->qhead] = NULL;
+		ep->qhead = (ep->qhead + 1) % WEBHOOK_QUEUE_MAX;
+		ep->qlen--;
+	}
+	p[n++] = ']';
+	p[n++] = '}';
+	ep->body_len = n;
+	ep->batch_events = take;
+	ep->attempt = 0;
+	overflow_check(ep);
+}
+
+/* Switchboard-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>. */
+static void
+sign_batch(struct endpoint *ep)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char t[24];
+	size_t tlen, n;
+	unsigned char *msg;
+
+	tlen = (size_t)snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
+	msg = xmalloc(tlen + 1 + ep->body_len);
+	memcpy(msg, t, tlen);
+	msg[tlen] = '.';
+	memcpy(msg + tlen + 1, ep->body + LWS_PRE, ep->body_len);
+	xcheck(HMAC(EVP_sha256(), ep->secret, (int)strlen(ep->secret), msg,
+		    tlen + 1 + ep->body_len, mac, &maclen));
+	free(msg);
+	n = (size_t)snprintf(ep->sig, sizeof(ep->sig), "t=%s,v1=", t);
+	for (unsigned i = 0; i < maclen && n + 2 < sizeof(ep->sig); i++) {
+		ep->sig[n++] = hex[mac[i] >> 4];
+		ep->sig[n++] = hex[mac[i] & 15];
+	}
+	ep->sig[n] = '\0';
+	snprintf(ep->clen, sizeof(ep->clen), "%zu", ep->body_len);
+}
+
+/* ---- requests ---- */
+
+static void
+start_request(struct endpoint *ep)
+{
+	struct lws_client_connect_info ci;
+	struct lws *wsi;
+
+	sign_batch(ep);
+	memset(&ci, 0, sizeof(ci));
+	ci.context = ep_ctx(ep);
+	ci.vhost = ep->wh->srv->vhost;
+	ci.address = ep->host;
+	ci.port = ep->port;
+	ci.path = ep->path;
+	ci.host = ep->hosthdr;
+	ci.method = "POST";
+	ci.protocol = "hook";
+	ci.local_protocol_name = "hook";
+	ci.ssl_connection = ep->tls ? LCCSCF_USE_SSL : 0;
+	ci.opaque_user_data = ep;
+	ep->in_flight = true;
+	ep->connecting = true;
+	ep->body_sent = false;
+	ep->status = 0;
+	ep->wsi = NULL;
+	lws_sul_schedule(ep_ctx(ep), 0, &ep->deadline, on_deadline,
+			 (lws_usec_t)ep->timeout_ms * LWS_US_PER_MS);
+	log_debug("webhook: [%zu] POST %s (%zu events, attempt %u)", ep->index, ep->url,
+		  ep->batch_events, ep->attempt + 1);
+	wsi = lws_client_connect_via_info(&ci);
+	ep->connecting = false;
+	if (!ep->in_flight)
+		return; /* it failed inside the call and was handled */
+	if (wsi == NULL) {
+		request_done(ep, 0, "cannot start the connection");
+		return;
+	}
+	ep->wsi = wsi;
+}
+
+/* Exponential backoff with jitter: a delay in [d/2, d] with d = 250 ms * 2^(attempt-1),
+ * at most 30 s. */
+static uint64_t
+backoff_ms(unsigned attempt)
+{
+	uint64_t d = WEBHOOK_BACKOFF_MS;
+	uint32_t r = 0;
+
+	for (unsigned i = 1; i < attempt && d < WEBHOOK_BACKOFF_MAX_MS; i++)
+		d *= 2;
+	if (d > WEBHOOK_BACKOFF_MAX_MS)
+		d = WEBHOOK_BACKOFF_MAX_MS;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)rand();
+	return d / 2 + r % (d / 2 + 1);
+}
+
+/* Takes the next step: nothing while a request or a retry is pending; else a batch now
+ * (a request just ended, or a full batch is waiting) or after WEBHOOK_FLUSH_MS. */
+static void
+kick(struct endpoint *ep, bool now)
+{
+	bool armed = !lws_dll2_is_detached(&ep->timer.list);
+
+	if (ep->wh->stopped || ep->in_flight || ep->qlen == 0)
+		return;
+	if (ep->body != NULL)
+		return; /* its retry timer is armed */
+	if (now || ep->qlen >= WEBHOOK_BATCH_MAX)
+		arm_timer(ep, 0);
+	else if (!armed)
+		arm_timer(ep, WEBHOOK_FLUSH_MS);
+}
+
+/* The current request ended: status is the HTTP status, or 0 when there was none
+ * (connection error, closed early, timeout: why says which). Called once per request. */
+static void
+request_done(struct endpoint *ep, int status, const char *why)
+{
+	bool retry;
+
+	ep->in_flight = false;
+	ep->wsi = NULL;
+	lws_sul_cancel(&ep->deadline);
+	if (status >= 200 && status < 300) {
+		log_debug("webhook: [%zu] %s: %d (%zu events)", ep->index, ep->url, status,
+			  ep->batch_events);
+		drop_batch(ep);
+		kick(ep, true);
+		return;
+	}
+	retry = status == 0 || status == 429 || status >= 500;
+	if (retry && ep->attempt < ep->max_retries) {
+		uint64_t ms;
+
+		ep->attempt++;
+		ms = backoff_ms(ep->attempt);
+		if (status != 0)
+			log_info("webhook: [%zu] %s: HTTP %d, retry %u/%u in %" PRIu64 " ms",
+				 ep->index, ep->url, status, ep->attempt, ep->max_retries, ms);
+		else
+			log_info("webhook: [%zu] %s: %s, retry %u/%u in %" PRIu64 " ms", ep->index,
+				 ep->url, why, ep->attempt, ep->max_retries, ms);
+		arm_timer(ep, ms);
+		return;
+	}
+	if (status != 0)
+		log_warn("webhook: [%zu] %s: HTTP %d%s, dropping a batch of %zu events", ep->index,
+			 ep->url, status, retry ? " after every retry" : "", ep->batch_events);
+	else
+		log_warn("webhook: [%zu] %s: %s after every retry, dropping a batch of %zu events",
+			 ep->index, ep->url, why, ep->batch_events);
+	drop_batch(ep);
+	kick(ep, true);
+}
+
+static void
+on_timer(lws_sorted_usec_list_t *sul)
+{
+	struct endpoint *ep = lws_container_of(sul, struct endpoint, timer);
+
+	if (ep->wh->stopped || ep->in_flight)
+		return;
+	if (ep->body == NULL) {
+		if (ep->qlen == 0)
+			return;
+		build_batch(ep);
+	}
+	start_request(ep);
+}
+
+static void
+on_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct endpoint *ep = lws_container_of(sul, struct endpoint, deadline);
+	struct lws *wsi = ep->wsi;
+
+	if (!ep->in_flight)
+		return;
+	request_done(ep, 0, "timed out");
+	/* Its later callbacks no longer match ep->wsi and are ignored. */
+	if (wsi != NULL)
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* ---- events from the hub ---- */
+
+static void
+endpoint_push(struct endpoint *ep, const char *text)
+{
+	if (ep->qlen == WEBHOOK_QUEUE_MAX) {
+		if (ep->overflow++ == 0)
+			log_warn("webhook: [%zu] %s: queue full (%d events), dropping new events",
+				 ep->index, ep->url, WEBHOOK_QUEUE_MAX);
+		return;
+	}
+	ep->q[(ep->qhead + ep->qlen) % WEBHOOK_QUEUE_MAX] = xstrdup(text);
+	ep->qlen++;
+	kick(ep, false);
+}
+
+static void
+on_event(void *arg, json_t *ev)
+{
+	struct webhooks *wh = arg;
+	const char *name = json_string_value(json_object_get(ev, "name"));
+	int i = name != NULL ? event_index(name) : -1;
+	char *text = NULL;
+
+	if (wh->stopped || i < 0) {
+		json_decref(ev);
+		return;
+	}
+	for (size_t k = 0; k < wh->neps; k++) {
+		if (!(wh->eps[k].events & (1u << i)))
+			continue;
+		if (text == NULL) {
+			json_object_set_new(ev, "time_ms", json_integer((json_int_t)unix_ms()));
+			text = xcheck(json_dumps(ev, JSON_COMPACT | JSON_ENCODE_ANY));
+		}
+		endpoint_push(&wh->eps[k], text);
+	}
+	free(text);
+	json_decref(ev);
+}
+
+/* ---- the lws client protocol ---- */
+
+static int
+on_append_headers(struct endpoint *ep, struct lws *wsi, void *in, size_t len)
+{
+	unsigned char **p = in, *end = *p + len;
+
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+					 (const unsigned char *)"application/json", 16, p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+					 (const unsigned char *)ep->clen, (int)strlen(ep->clen), p,
+					 end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"switchboard-signature:",
+					(const unsigned char *)ep->sig, (int)strlen(ep->sig), p,
+					end))
+		return -1;
+	lws_client_http_body_pending(wsi, 1);
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int
+on_writeable(struct endpoint *ep, struct lws *wsi)
+{
+	if (ep->body_sent)
+		return 0;
+	ep->body_sent = true;
+	lws_client_http_body_pending(wsi, 0);
+	if (lws_write(wsi, ep->body + LWS_PRE, ep->body_len, LWS_WRITE_HTTP_FINAL) !=
+	    (int)ep->body_len)
+		return -1;
+	return 0;
+}
+
+static int
+on_receive(struct lws *wsi)
+{
+	char buf[LWS_PRE + 1024], *px = buf + LWS_PRE;
+	int lenx = (int)sizeof(buf) - LWS_PRE;
+
+	/* The response body is read and ignored. */
+	return lws_http_client_read(wsi, &px, &lenx) < 0 ? -1 : 0;
+}
+
+int
+webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		 size_t len)
+{
+	struct endpoint *ep = wsi != NULL ? lws_get_opaque_user_data(wsi) : NULL;
+	bool mine;
+
+	(void)user;
+	if (ep == NULL)
+		return 0;
+	mine = !ep->wh->stopped && ep->in_flight &&
+	       (ep->wsi == wsi || (ep->connecting && ep->wsi == NULL));
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		return mine ? on_append_headers(ep, wsi, in, len) : -1;
+	case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
+		return mine ? on_writeable(ep, wsi) : -1;
+	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+		if (mine)
+			ep->status = (int)lws_http_client_http_response(wsi);
+		return 0;
+	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+		return on_receive(wsi);
+	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
+		return 0;
+	case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
+		if (mine)
+			request_done(ep, ep->status, "no response");
+		return -1; /* no keep-alive: the next batch opens its own connection */
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		if (mine)
+			request_done(ep, 0, in != NULL ? (const char *)in : "connection error");
+		return 0;
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		if (mine)
+			request_done(ep, ep->status, "closed without a response");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* ---- lifetime ---- */
+
+int
+webhook_init(struct server *srv)
+{
+	const json_t *list = srv->cfg->webhooks;
+	struct hub_events hev;
+	struct webhooks *wh;
+	char err[320];
+	size_t i;
+	json_t *o;
+
+	if (webhook_config_check(list, err, sizeof(err)) != 0) {
+		log_error("server: %s", err);
+		return -1;
+	}
+	if (list == NULL || json_array_size(list) == 0)
+		return 0;
+	wh = xcalloc(1, sizeof(*wh));
+	wh->srv = srv;
+	wh->neps = json_array_size(list);
+	wh->eps = xcalloc(wh->neps, sizeof(wh->eps[0]));
+	json_array_foreach((json_t *)list, i, o)
+		endpoint_init(&wh->eps[i], wh, i, o);
+	srv->webhooks = wh;
+	hev = (struct hub_events){ .emit = on_event, .arg = wh };
+	hub_set_events(srv->hub, &hev);
+	for (i = 0; i < wh->neps; i++)
+		log_info("webhook: [%zu] %s (timeout %u ms, %u retries)", i, wh->eps[i].url,
+			 wh->eps[i].timeout_ms, wh->eps[i].max_retries);
+	return 0;
+}
+
+void
+webhook_shutdown(struct server *srv)
+{
+	struct webhooks *wh = srv->webhooks;
+	size_t events = 0;
+
+	if (wh == NULL || wh->stopped)
+		return;
+	wh->stopped = true;
+	for (size_t i = 0; i < wh->neps; i++) {
+		struct endpoint *ep = &wh->eps[i];
+
+		lws_sul_cancel(&ep->timer);
+		lws_sul_cancel(&ep->deadline);
+		events += ep->batch_events + drop_queue(ep);
+		drop_batch(ep);
+		if (ep->wsi != NULL)
+			lws_set_timeout(ep->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		ep->wsi = NULL;
+		ep->in_flight = false;
+	}
+	if (events > 0)
+		log_info("webhook: shutdown, dropping %zu undelivered events", events);
+}
+
+void
+webhook_fini(struct server *srv)
+{
+	struct webhooks *wh = srv->webhooks;
+
+	if (wh == NULL)
+		return;
+	webhook_shutdown(srv);
+	for (size_t i = 0; i < wh->neps; i++) {
+		free(wh->eps[i].url);
+		free(wh->eps[i].secret);
+		free(wh->eps[i].host);
+		free(wh->eps[i].path);
+		free(wh->eps[i].hosthdr);
+		free(wh->eps[i].q);
+	}
+	free(wh->eps);
+	free(wh);
+	srv->webhooks = NULL;
+}

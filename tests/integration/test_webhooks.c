@@ -1,0 +1,641 @@
+/* test_webhooks.c: outgoing webhooks (docs/http-api.md, "Webhooks") against the real
+ * server and a real HTTP receiver on 127.0.0.1:0 run by this test on a thread. The
+ * receiver records every request and answers 200, or a configured status for the first
+ * N requests, or never answers at all. Signatures are checked with OpenSSL here.
+ * Every wait has a deadline.
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "itest.h"
+#include "webhook.h"
+
+#define SECRET "s3cret-for-tests"
+#define MAX_REQS 512
+#define MAX_CONNS 64
+
+TestSuite(webhooks, .fini = itest_server_down, .timeout = 60);
+
+/* ---- the receiver ---- */
+
+struct rreq {
+	char *head;             /* request line and headers */
+	char *body;
+	size_t body_len;
+	int answered;           /* status sent, 0: none */
+};
+
+struct rconn {
+	int fd;
+	char *buf;
+	size_t len;
+	bool done;              /* request recorded; waiting for EOF (hang mode) */
+};
+
+struct receiver {
+	int lfd, port;
+	int stop[2];
+	pthread_t th;
+	pthread_mutex_t mu;
+	int fail_status;        /* answered to the first fail_count requests */
+	int fail_count;
+	int hang_count;         /* the first hang_count requests get no answer (-1: all) */
+	struct rreq reqs[MAX_REQS];
+	size_t nreqs;
+	struct rconn conns[MAX_CONNS];
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static void
+conn_close(struct rconn *c)
+{
+	close(c->fd);
+	free(c->buf);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+/* A whole request is in c->buf: record it and answer (or not). */
+static void
+conn_complete(struct receiver *r, struct rconn *c, size_t hlen, size_t blen)
+{
+	char resp[160];
+	int status = 0, n;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->nreqs < MAX_REQS) {
+		struct rreq *q = &r->reqs[r->nreqs];
+
+		q->head = strndup(c->buf, hlen);
+		q->body = strndup(c->buf + hlen, blen);
+		q->body_len = blen;
+		if (r->hang_count >= 0 && r->nreqs >= (size_t)r->hang_count)
+			status = r->nreqs < (size_t)r->hang_count + (size_t)r->fail_count ?
+					 r->fail_status : 200;
+		q->answered = status;
+		r->nreqs++;
+	}
+	pthread_mutex_unlock(&r->mu);
+	c->done = true;
+	if (status == 0)
+		return;
+	n = snprintf(resp, sizeof(resp),
+		     "HTTP/1.1 %d X\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+		     "Connection: close\r\n\r\nok", status);
+	if (write(c->fd, resp, (size_t)n) != n)
+		fprintf(stderr, "receiver: short write\n");
+	conn_close(c);
+}
+
+static void
+conn_read(struct receiver *r, struct rconn *c)
+{
+	char tmp[65536];
+	ssize_t n = read(c->fd, tmp, sizeof(tmp));
+	char *end, *cl;
+	size_t hlen, blen = 0;
+
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->done)
+		return; /* hang mode: ignore anything more */
+	c->buf = realloc(c->buf, c->len + (size_t)n + 1);
+	memcpy(c->buf + c->len, tmp, (size_t)n);
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+	end = strstr(c->buf, "\r\n\r\n");
+	if (end == NULL)
+		return;
+	hlen = (size_t)(end - c->buf) + 4;
+	cl = strcasestr(c->buf, "\r\ncontent-length:");
+	if (cl != NULL && cl < end)
+		blen = strtoul(cl + 17, NULL, 10);
+	if (c->len >= hlen + blen)
+		conn_complete(r, c, hlen, blen);
+}
+
+static void *
+receiver_main(void *arg)
+{
+	struct receiver *r = arg;
+
+	for (;;) {
+		struct pollfd p[MAX_CONNS + 2];
+		int idx[MAX_CONNS + 2];
+		nfds_t n = 0;
+
+		p[n] = (struct pollfd){ .fd = r->stop[0], .events = POLLIN };
+		idx[n++] = -1;
+		p[n] = (struct pollfd){ .fd = r->lfd, .events = POLLIN };
+		idx[n++] = -2;
+		for (int i = 0; i < MAX_CONNS; i++)
+			if (r->conns[i].fd >= 0) {
+				p[n] = (struct pollfd){ .fd = r->conns[i].fd, .events = POLLIN };
+				idx[n++] = i;
+			}
+		if (poll(p, n, 1000) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		if (p[1].revents & POLLIN) {
+			int fd = accept(r->lfd, NULL, NULL);
+
+			for (int i = 0; fd >= 0 && i < MAX_CONNS; i++)
+				if (r->conns[i].fd < 0) {
+					r->conns[i].fd = fd;
+					fd = -1;
+				}
+			if (fd >= 0)
+				close(fd);
+		}
+		for (nfds_t k = 2; k < n; k++)
+			if (p[k].revents)
+				conn_read(r, &r->conns[idx[k]]);
+	}
+	return NULL;
+}
+
+static struct receiver *
+receiver_start(int fail_status, int fail_count, int hang_count)
+{
+	struct receiver *r = calloc(1, sizeof(*r));
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+
+	cr_assert_not_null(r);
+	r->fail_status = fail_status;
+	r->fail_count = fail_count;
+	r->hang_count = hang_count;
+	for (int i = 0; i < MAX_CONNS; i++)
+		r->conns[i].fd = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(r->lfd >= 0);
+	cr_assert_eq(bind(r->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(r->lfd, 64), 0);
+	cr_assert_eq(getsockname(r->lfd, (struct sockaddr *)&a, &alen), 0);
+	r->port = ntohs(a.sin_port);
+	cr_assert_eq(pipe(r->stop), 0);
+	return r;
+}
+
+/* Starts answering. Called after the server was forked: a thread running at fork time
+ * would confuse LeakSanitizer in the server process. Until then, connections wait in
+ * the listen backlog. */
+static void
+receiver_run(struct receiver *r)
+{
+	cr_assert_eq(pthread_create(&r->th, NULL, receiver_main, r), 0);
+}
+
+static void
+receiver_free(struct receiver *r)
+{
+	if (write(r->stop[1], "x", 1) != 1)
+		fprintf(stderr, "receiver: cannot stop\n");
+	pthread_join(r->th, NULL);
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (r->conns[i].fd >= 0)
+			conn_close(&r->conns[i]);
+	for (size_t i = 0; i < r->nreqs; i++) {
+		free(r->reqs[i].head);
+		free(r->reqs[i].body);
+	}
+	close(r->lfd);
+	close(r->stop[0]);
+	close(r->stop[1]);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static size_t
+receiver_count(struct receiver *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->nreqs;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+/* Waits until at least n requests arrived; returns the count. */
+static size_t
+receiver_wait(struct receiver *r, size_t n, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t got;
+
+	while ((got = receiver_count(r)) < n && now_ms() < deadline)
+		sleep_ms(10);
+	return got;
+}
+
+/* ---- checking requests ---- */
+
+/* The value of header name (lower case, with colon) in head, copied to out. */
+static bool
+header(const char *head, const char *name, char *out, size_t outlen)
+{
+	const char *p = strcasestr(head, name);
+	size_t n;
+
+	if (p == NULL)
+		return false;
+	p += strlen(name);
+	while (*p == ' ')
+		p++;
+	n = strcspn(p, "\r\n");
+	snprintf(out, outlen, "%.*s", (int)n, p);
+	return true;
+}
+
+/* Checks method, path, content type and signature; returns the parsed body (new ref). */
+static json_t *
+check_request(const struct rreq *q, const char *path)
+{
+	char sig[200], ctype[100], expect[65], line[300];
+	unsigned char mac[EVP_MAX_MD_SIZE], *msg;
+	unsigned int maclen = 0;
+	long long t;
+	size_t tlen;
+	json_t *body;
+
+	snprintf(line, sizeof(line), "POST %s HTTP/1.1\r\n", path);
+	cr_assert_eq(strncmp(q->head, line, strlen(line)), 0, "request line: %.60s", q->head);
+	cr_assert(header(q->head, "\ncontent-type:", ctype, sizeof(ctype)), "%s", q->head);
+	cr_expect_str_eq(ctype, "application/json");
+	cr_assert(header(q->head, "\nswitchboard-signature:", sig, sizeof(sig)), "%s", q->head);
+	cr_assert_eq(sscanf(sig, "t=%lld,v1=%64s", &t, expect), 2, "signature %s", sig);
+	cr_expect(llabs((long long)time(NULL) - t) < 60, "t=%lld is not now", t);
+	tlen = (size_t)(strchr(sig, ',') - sig) - 2;
+	msg = malloc(tlen + 1 + q->body_len);
+	memcpy(msg, sig + 2, tlen);
+	msg[tlen] = '.';
+	memcpy(msg + tlen + 1, q->body, q->body_len);
+	HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), msg, tlen + 1 + q->body_len, mac, &maclen);
+	free(msg);
+	cr_assert_eq(maclen, 32);
+	for (unsigned i = 0; i < maclen; i++) {
+		char h[3];
+
+		snprintf(h, sizeof(h), "%02x", mac[i]);
+		cr_assert(expect[2 * i] == h[0] && expect[2 * i + 1] == h[1],
+			  "signature does not verify: %s", sig);
+	}
+	body = json_loadb(q->body, q->body_len, 0, NULL);
+	cr_assert_not_null(body, "body is not JSON: %s", q->body);
+	cr_assert(json_is_integer(json_object_get(body, "time_ms")), "%s", q->body);
+	cr_assert(json_is_array(json_object_get(body, "events")), "%s", q->body);
+	cr_assert(json_array_size(json_object_get(body, "events")) > 0, "%s", q->body);
+	return body;
+}
+
+static char *
+config(int port, const char *path, const char *events, const char *extra)
+{
+	char *s = NULL;
+
+	cr_assert(asprintf(&s,
+			   "{%s\"webhooks\":[{\"url\":\"http://127.0.0.1:%d%s\",\"events\":[%s],"
+			   "\"secret\":\"" SECRET "\"%s}]}",
+			   extra != NULL ? extra : "", port, path, events,
+			   strstr(events, "message_published") != NULL ? ",\"timeout_ms\":10000" : "") > 0);
+	return s;
+}
+
+/* Appends the events of request q (with a checked signature) to all. */
+static void
+collect(const struct rreq *q, json_t *all)
+{
+	json_t *body = check_request(q, "/hook");
+
+	json_array_extend(all, json_object_get(body, "events"));
+	json_decref(body);
+}
+
+static bool
+has_event(const json_t *all, const char *name)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(all, i, e)
+		if (strcmp(json_str(e, "name"), name) == 0)
+			return true;
+	return false;
+}
+
+/* Ends a test: the server's clean exit first (its requests may still be open), then the
+ * receiver thread, then the leak check of this process (with no thread running). */
+static void
+finish(struct receiver *r)
+{
+	cr_assert_eq(server_fixture_stop(&itest_server, 0), 0, "server: %s", itest_server.error);
+	receiver_free(r);
+	assert_no_leaks();
+}
+
+/* ---- tests ---- */
+
+Test(webhooks, events_arrive_signed_and_in_order)
+{
+	struct receiver *r = receiver_start(0, 0, 0);
+	char *cfg = config(r->port, "/hook",
+			   "\"client_connected\",\"channel_occupied\",\"member_joined\","
+			   "\"client_disconnected\"", NULL);
+	const char *want[] = { "client_connected", "channel_occupied", "member_joined",
+			       "client_disconnected" };
+	json_t *all = json_array(), *e;
+	struct ws_client *c;
+	int64_t deadline;
+	size_t i;
+
+	itest_start(cfg);
+	free(cfg);
+	receiver_run(r);
+	c = sb_connect(itest_port(), "alice");
+	cr_assert_not_null(c);
+	cr_assert_eq(sb_subscribe(c, "room"), 0);
+	ws_client_close(c, WS_DEFAULT_TIMEOUT_MS);
+	deadline = now_ms() + 5000;
+	for (size_t seen = 0; !has_event(all, "client_disconnected") && now_ms() < deadline;) {
+		size_t n = receiver_wait(r, seen + 1, (int)(deadline - now_ms()));
+
+		pthread_mutex_lock(&r->mu);
+		for (; seen < n; seen++)
+			collect(&r->reqs[seen], all);
+		pthread_mutex_unlock(&r->mu);
+	}
+	cr_assert_eq(json_array_size(all), 4, "events: %s", json_dumps(all, JSON_COMPACT));
+	json_array_foreach(all, i, e) {
+		cr_expect_str_eq(json_str(e, "name"), want[i]);
+		cr_expect(json_is_integer(json_object_get(e, "time_ms")), "event %zu has no time_ms", i);
+		if (i != 1)
+			cr_expect_str_eq(json_str(e, "user"), "alice");
+		if (i == 1 || i == 2)
+			cr_expect_str_eq(json_str(e, "channel"), "room");
+	}
+	json_decref(all);
+	finish(r);
+}
+
+Test(webhooks, retries_after_500_deliver_once_in_order)
+{
+	struct receiver *r = receiver_start(500, 2, 0);
+	char *cfg = config(r->port, "/hook", "\"client_connected\"", NULL);
+	struct ws_client *c[3];
+	json_t *all = json_array(), *e;
+	int64_t deadline;
+	size_t i, n;
+
+	itest_start(cfg);
+	free(cfg);
+	receiver_run(r);
+	for (i = 0; i < 3; i++) {
+		char user[24];
+
+		snprintf(user, sizeof(user), "u%zu", i);
+		c[i] = sb_connect(itest_port(), user);
+		cr_assert_not_null(c[i]);
+	}
+	deadline = now_ms() + 8000;
+	while (json_array_size(all) < 3 && now_ms() < deadline) {
+		n = receiver_wait(r, 3, 100);
+		json_array_clear(all);
+		pthread_mutex_lock(&r->mu);
+		for (i = 0; i < n; i++)
+			if (r->reqs[i].answered == 200)
+				collect(&r->reqs[i], all);
+		pthread_mutex_unlock(&r->mu);
+		if (json_array_size(all) < 3)
+			receiver_wait(r, n + 1, (int)(deadline - now_ms()));
+	}
+	/* Nothing more may come (no duplicate of a batch that succeeded). */
+	sleep_ms(600);
+	n = receiver_count(r);
+	cr_assert(n >= 3, "requests: %zu", n);
+	cr_expect_eq(r->reqs[0].answered, 500);
+	cr_expect_eq(r->reqs[1].answered, 500);
+	/* The retried batch is the same body, sent again before anything newer. */
+	cr_expect_str_eq(r->reqs[1].body, r->reqs[0].body);
+	cr_expect_str_eq(r->reqs[2].body, r->reqs[0].body);
+	json_array_clear(all);
+	for (i = 0; i < n; i++) {
+		cr_expect(i < 2 || r->reqs[i].answered == 200);
+		if (r->reqs[i].answered == 200)
+			collect(&r->reqs[i], all);
+	}
+	cr_assert_eq(json_array_size(all), 3, "events: %s", json_dumps(all, JSON_COMPACT));
+	json_array_foreach(all, i, e) {
+		char user[24];
+
+		snprintf(user, sizeof(user), "u%zu", i);
+		cr_expect_str_eq(json_str(e, "user"), user, "event %zu out of order", i);
+	}
+	for (i = 0; i < 3; i++)
+		ws_client_free(c[i]);
+	json_decref(all);
+	finish(r);
+}
+
+Test(webhooks, a_4xx_is_not_retried)
+{
+	struct receiver *r = receiver_start(400, 1, 0);
+	char *cfg = config(r->port, "/hook", "\"client_connected\"", NULL);
+	struct ws_client *a, *b;
+	json_t *body;
+
+	itest_start(cfg);
+	free(cfg);
+	receiver_run(r);
+	a = sb_connect(itest_port(), "a");
+	cr_assert_not_null(a);
+	cr_assert_eq(receiver_wait(r, 1, 5000), 1);
+	b = sb_connect(itest_port(), "b");
+	cr_assert_not_null(b);
+	cr_assert_eq(receiver_wait(r, 2, 5000), 2);
+	sleep_ms(700); /* a retry would come within 250 ms */
+	cr_assert_eq(receiver_count(r), 2);
+	cr_expect_eq(r->reqs[0].answered, 400);
+	body = check_request(&r->reqs[1], "/hook");
+	cr_assert_eq(json_array_size(json_object_get(body, "events")), 1);
+	cr_expect_str_eq(json_str(json_array_get(json_object_get(body, "events"), 0), "user"), "b");
+	json_decref(body);
+	ws_client_free(a);
+	ws_client_free(b);
+	finish(r);
+}
+
+Test(webhooks, a_timed_out_request_is_retried)
+{
+	struct receiver *r = receiver_start(0, 0, 1);
+	char *cfg = config(r->port, "/hook", "\"client_connected\"", NULL);
+	struct ws_client *a;
+	int64_t start;
+	json_t *body;
+
+	/* config() gives no timeout: set a short one. */
+	char *p = strstr(cfg, "\"secret\"");
+	char *cfg2 = NULL;
+
+	cr_assert_not_null(p);
+	cr_assert(asprintf(&cfg2, "%.*s\"timeout_ms\":300,%s", (int)(p - cfg), cfg, p) > 0);
+	free(cfg);
+	itest_start(cfg2);
+	free(cfg2);
+	receiver_run(r);
+	start = now_ms();
+	a = sb_connect(itest_port(), "a");
+	cr_assert_not_null(a);
+	cr_assert_eq(receiver_wait(r, 2, 5000), 2);
+	cr_expect_geq(now_ms() - start, 300, "the retry came before the timeout");
+	cr_expect_eq(r->reqs[0].answered, 0);
+	cr_expect_eq(r->reqs[1].answered, 200);
+	cr_expect_str_eq(r->reqs[1].body, r->reqs[0].body);
+	body = check_request(&r->reqs[1], "/hook");
+	cr_expect_str_eq(json_str(json_array_get(json_object_get(body, "events"), 0), "user"), "a");
+	json_decref(body);
+	ws_client_free(a);
+	finish(r);
+}
+
+#define SUBSCRIBERS 100
+#define MESSAGES 200
+
+Test(webhooks, a_hung_endpoint_does_not_slow_delivery)
+{
+	struct receiver *r = receiver_start(0, 0, -1);
+	char *cfg = config(r->port, "/hook",
+			   "\"client_connected\",\"member_joined\",\"message_published\"",
+			   "\"default_namespace\":{\"publish\":\"clients\",\"presence\":true,\"join_leave\":false,"
+			   "\"message_events\":true},");
+	struct ws_client *subs[SUBSCRIBERS], *pub;
+	int64_t start, elapsed;
+
+	itest_start(cfg);
+	free(cfg);
+	receiver_run(r);
+	for (int i = 0; i < SUBSCRIBERS; i++) {
+		subs[i] = sb_connect(itest_port(), "sub");
+		cr_assert_not_null(subs[i]);
+		cr_assert_eq(sb_subscribe(subs[i], "news"), 0);
+	}
+	pub = sb_connect(itest_port(), "pub");
+	cr_assert_not_null(pub);
+	/* The endpoint holds a request open and answers nothing. */
+	cr_assert_eq(receiver_wait(r, 1, 5000), 1);
+	start = now_ms();
+	for (int m = 0; m < MESSAGES; m++) {
+		char data[32];
+
+		snprintf(data, sizeof(data), "{\"n\":%d}", m);
+		cr_assert(sb_publish(pub, "news", data, NULL, 0) >= 0, "publish %d", m);
+	}
+	for (int i = 0; i < SUBSCRIBERS; i++)
+		for (int m = 0; m < MESSAGES; m++) {
+			json_t *msg = sb_next_message(subs[i], 3000);
+
+			cr_assert_not_null(msg, "subscriber %d: message %d missing", i, m);
+			cr_assert_eq(json_int(json_object_get(msg, "data"), "n"), m);
+			json_decref(msg);
+		}
+	elapsed = now_ms() - start;
+	/* The webhook timeout is 10 s: delivery gated on it would take that long. */
+	cr_expect_lt(elapsed, 3000, "delivery of %d x %d took %lld ms", SUBSCRIBERS, MESSAGES,
+		     (long long)elapsed);
+	cr_expect_eq(receiver_count(r), 1, "one request in flight at a time");
+	for (int i = 0; i < SUBSCRIBERS; i++)
+		ws_client_free(subs[i]);
+	ws_client_free(pub);
+	/* Shutdown with a request in flight and a full queue is quick and clean. */
+	finish(r);
+}
+
+struct bad_case {
+	const char *entry;
+	const char *msg;
+};
+
+Test(webhooks, bad_entries_refuse_startup_naming_the_key)
+{
+	static const struct bad_case cases[] = {
+		{ "1", "webhooks[0]: must be an object" },
+		{ "{\"url\":\"ftp://x\",\"events\":[\"member_left\"],\"secret\":\"s\"}", "webhooks[0].url:" },
+		{ "{\"url\":\"http://\",\"events\":[\"member_left\"],\"secret\":\"s\"}", "webhooks[0].url:" },
+		{ "{\"url\":\"http://h:99999/\",\"events\":[\"member_left\"],\"secret\":\"s\"}", "webhooks[0].url:" },
+		{ "{\"url\":\"http://h/\",\"events\":[],\"secret\":\"s\"}", "webhooks[0].events:" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\",\"nope\"],\"secret\":\"s\"}", "webhooks[0].events[1]:" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"\"}", "webhooks[0].secret:" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"]}", "webhooks[0].secret: is required" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"timeout_ms\":0}", "webhooks[0].timeout_ms: must be" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"timeout_ms\":\"5\"}", "webhooks[0].timeout_ms: must be" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"max_retries\":-1}", "webhooks[0].max_retries: must be" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"retries\":1}", "webhooks[0].retries: unknown key" },
+	};
+	char err[320], *json;
+	json_t *list;
+	struct server_fixture f = { 0 };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert(asprintf(&json, "[%s]", cases[i].entry) > 0);
+		list = json_loads(json, 0, NULL);
+		cr_assert_not_null(list, "%s", json);
+		err[0] = '\0';
+		cr_expect_eq(webhook_config_check(list, err, sizeof(err)), -1, "%s accepted", json);
+		cr_expect(strstr(err, cases[i].msg) == err, "%s: got \"%s\", want \"%s...\"", json,
+			  err, cases[i].msg);
+		json_decref(list);
+		free(json);
+	}
+	/* A second, valid entry does not hide a bad first one; the server refuses to start. */
+	cr_assert_eq(server_fixture_start(&f,
+					  "{\"webhooks\":[{\"url\":\"http://127.0.0.1:1/\",\"events\":[\"member_left\"],"
+					  "\"secret\":\"s\",\"timeout_ms\":-5}]}",
+					  NULL, NULL),
+		     -1, "a server started with timeout_ms -5");
+	cr_expect(strstr(f.error, "did not start") != NULL, "%s", f.error);
+	/* A valid list is accepted. */
+	list = json_loads("[{\"url\":\"https://example.com:8443/x?y=1\",\"events\":[\"member_left\"],"
+			  "\"secret\":\"s\",\"timeout_ms\":100,\"max_retries\":0}]",
+			  0, NULL);
+	cr_expect_eq(webhook_config_check(list, err, sizeof(err)), 0, "%s", err);
+	json_decref(list);
+	assert_no_leaks();
+}

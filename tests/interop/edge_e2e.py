@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""The edge of the server against third-party clients (Python websockets, curl):
+allowed_origins, limits.max_connections_per_ip, and TLS (wss and HTTPS on one port with
+a self-signed certificate generated here). Bounded in time.
+
+usage: edge_e2e.py PATH/TO/switchboard
+"""
+import asyncio
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+
+import websockets
+
+BINARY = sys.argv[1]
+FAILS = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILS.append(what)
+
+
+def start(config):
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(config, cfg)
+    cfg.close()
+    proc = subprocess.Popen([BINARY, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    port = None
+    for _ in range(50):
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
+        if m:
+            port = int(m.group(1))
+            break
+    os.unlink(cfg.name)
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    if port is None:
+        proc.kill()
+        sys.exit("server did not start")
+    return proc, port
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=10)
+    check(rc == 0, f"server exits 0 (got {rc})")
+
+
+async def status_of(url, origin=None):
+    """The status line code of a WebSocket upgrade request (101 when it upgrades). A raw
+    request: lws answers refused upgrades as HTTP/1.0, which websockets will not parse."""
+    m = re.match(r"ws://([^:/]+):(\d+)(/.*)", url)
+    reader, writer = await asyncio.open_connection(m.group(1), int(m.group(2)))
+    req = (f"GET {m.group(3)} HTTP/1.1\r\nHost: {m.group(1)}\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n")
+    if origin:
+        req += f"Origin: {origin}\r\n"
+    writer.write((req + "\r\n").encode())
+    line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    return int(line.split()[1]) if line.startswith(b"HTTP/1.") else 0
+
+
+async def origins(port):
+    url = f"ws://127.0.0.1:{port}/ws"
+    check(await status_of(url, origin="https://app.example") == 101, "allowed origin upgrades")
+    check(await status_of(url, origin="https://evil.example") == 403, "other origin gets 403 before the upgrade")
+    check(await status_of(url) == 101, "no Origin (not a browser) upgrades")
+
+
+async def per_ip(port):
+    url = f"ws://127.0.0.1:{port}/ws"
+    held = [await websockets.connect(url) for _ in range(3)]
+    check(await status_of(url) == 503, "4th connection from one address gets 503")
+    await held[0].close()
+    await asyncio.sleep(0.2)
+    check(await status_of(url) == 101, "a slot freed by a close is usable again")
+    for ws in held[1:]:
+        await ws.close()
+
+
+async def tls(port, cafile):
+    ctx = ssl.create_default_context(cafile=cafile)
+    async with websockets.connect(f"wss://127.0.0.1:{port}/ws", ssl=ctx) as ws:
+        await ws.send('{"type":"connect","id":1,"user":"t"}')
+        f = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        check(f["type"] == "connected", "wss: connect works over TLS with the test certificate")
+        await ws.send('{"type":"subscribe","id":2,"channel":"s"}')
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send('{"type":"publish","id":3,"channel":"s","data":{"x":1}}')
+        f = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        check(f.get("type") == "message" and f["data"] == {"x": 1}, "wss: a message comes back")
+
+
+def main():
+    proc, port = start({"allowed_origins": ["https://app.example"], "limits": {"max_connections_per_ip": 3}})
+    try:
+        asyncio.run(asyncio.wait_for(origins(port), 30))
+        asyncio.run(asyncio.wait_for(per_ip(port), 30))
+    finally:
+        stop(proc)
+
+    d = tempfile.mkdtemp()
+    crt, key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    proc, port = start({"tls": {"cert": crt, "key": key}})
+    try:
+        asyncio.run(asyncio.wait_for(tls(port, crt), 30))
+        r = subprocess.run(["curl", "-s", "--cacert", crt, "-w", " %{http_code} %{http_version}",
+                            f"https://127.0.0.1:{port}/healthz"], capture_output=True, text=True, timeout=10)
+        check(r.stdout.endswith(" 200 1.1") and '"status":"ok"' in r.stdout,
+              f"HTTPS /healthz answers over HTTP/1.1 ({r.stdout})")
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                            f"http://127.0.0.1:{port}/healthz"], capture_output=True, text=True, timeout=10)
+        check(r.stdout != "200", f"plain HTTP is not served on the TLS port ({r.stdout})")
+    finally:
+        stop(proc)
+    print(f"edge_e2e: {len(FAILS)} failed", flush=True)
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
