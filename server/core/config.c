@@ -54,6 +54,8 @@ config_defaults(struct config *cfg)
 		.commands_per_second = 1000,
 		.commands_burst = 2000,
 		.max_connections_per_ip = 1000,
+		.connect_rate_per_second = 100,
+		.connect_rate_burst = 200,
 	};
 	cfg->allowed_origins = json_pack("[s]", "*");
 	cfg->jwt_leeway = 5;
@@ -208,6 +210,12 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 		size_t i;
 
 		snprintf(path, sizeof(path), "limits.%s", key);
+		if (strcmp(key, "connection_rate_per_ip") == 0) {
+			if (load_rate(v, path, &cfg->limits.connect_rate_per_second,
+				      &cfg->limits.connect_rate_burst, e) != 0)
+				return -1;
+			continue;
+		}
 		if (strcmp(key, "client_publish") == 0 || strcmp(key, "client_commands") == 0) {
 			bool pub = key[7] == 'p';
 

@@ -26,6 +26,8 @@ struct config_limits {
 	unsigned commands_per_second;       /* client_commands.per_second */
 	unsigned commands_burst;            /* client_commands.burst */
 	size_t max_connections_per_ip;
+	unsigned connect_rate_per_second;   /* connection_rate_per_ip.per_second */
+	unsigned connect_rate_burst;        /* connection_rate_per_ip.burst */
 };
 
 /* One backend key of the HTTP API. */

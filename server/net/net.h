@@ -30,7 +30,7 @@ struct server {
 	struct jwt_verifier *jwt;      /* owned, or NULL without auth.jwt */
 	struct api_state *api;         /* owned: HTTP API state (api.c) */
 	struct webhooks *webhooks;     /* owned: outgoing webhooks (webhook.c), or NULL */
-	struct map *ip_conns;          /* owned: peer address -> WebSocket connections */
+	struct map *ip_conns;          /* owned: peer address -> struct ip_entry (ws.c) */
 };
 
 /* Monotonic milliseconds, the core's notion of time. */
@@ -41,6 +41,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		size_t len);
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);
+
+/* Drops per-address entries idle for a minute (1 s tick); frees them all at the end. */
+void ws_ip_gc(struct server *srv);
+void ws_ip_fini(struct server *srv);
 
 /* Bytes of per-connection state lws must reserve for ws_callback. */
 size_t ws_conn_size(void);

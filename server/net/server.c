@@ -93,6 +93,7 @@ on_tick(lws_sorted_usec_list_t *sul)
 	struct server *srv = lws_container_of(sul, struct server, tick);
 
 	hub_tick(srv->hub, net_now_ms());
+	ws_ip_gc(srv);
 	lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, LWS_US_PER_SEC);
 }
 
@@ -298,7 +299,9 @@ out:
 	jwt_verifier_free(srv.jwt);
 	api_fini(&srv);
 	webhook_fini(&srv);
-	map_free(srv.ip_conns); /* empty: every connection has closed */
+	if (srv.ip_conns != NULL)
+		ws_ip_fini(&srv);
+	map_free(srv.ip_conns);
 	free(srv.batch);
 	return rc;
 }

@@ -11,6 +11,7 @@
  */
 #include "frame.h"
 #include "hub.h"
+#include "bucket.h"
 #include "config.h"
 #include "log.h"
 #include "map.h"
@@ -18,6 +19,7 @@
 #include "proto.h"
 #include "xalloc.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -108,29 +110,115 @@ origin_allowed(struct server *srv, struct lws *wsi)
 	return false;
 }
 
-/* WebSocket connections open from the peer of wsi; its address goes to ip if given. */
-static size_t
-ip_count(struct server *srv, struct lws *wsi, char ip[48])
-{
-	char buf[48];
+/* Per peer address: open WebSocket connections and the upgrade-rate bucket. Entries
+ * outlive their connections for a while (ip_gc), or closing and reconnecting would
+ * reset the rate limit. */
+struct ip_entry {
+	size_t conns;
+	struct bucket rate;
+	uint64_t last_ms;
+};
 
-	if (lws_get_peer_simple(wsi, buf, sizeof(buf)) == NULL)
-		buf[0] = '\0';
-	if (ip != NULL)
-		memcpy(ip, buf, sizeof(buf));
-	return (size_t)(uintptr_t)map_find(srv->ip_conns, buf, strlen(buf));
+static void
+peer_of(struct lws *wsi, char ip[48])
+{
+	if (lws_get_peer_simple(wsi, ip, 48) == NULL)
+		ip[0] = '\0';
+}
+
+static struct ip_entry *
+ip_entry(struct server *srv, const char *ip)
+{
+	size_t len = strlen(ip);
+	struct ip_entry *e = map_find(srv->ip_conns, ip, len);
+
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		map_add(srv->ip_conns, ip, len, e);
+	}
+	e->last_ms = net_now_ms();
+	return e;
 }
 
 static void
 ip_adjust(struct server *srv, const char *ip, int delta)
 {
-	size_t len = strlen(ip);
-	uintptr_t n = (uintptr_t)map_find(srv->ip_conns, ip, len);
+	struct ip_entry *e = ip_entry(srv, ip);
 
-	map_remove(srv->ip_conns, ip, len);
-	n = (uintptr_t)((intptr_t)n + delta);
-	if (n > 0)
-		map_add(srv->ip_conns, ip, len, (void *)n);
+	e->conns = (size_t)((ptrdiff_t)e->conns + delta);
+}
+
+/* Refuses an upgrade past limits.max_connections_per_ip (503) or past the address's
+ * connection rate (429). Returns 0, or 1 after answering. */
+static int
+ip_admit(struct server *srv, struct lws *wsi)
+{
+	const struct config_limits *l = &srv->cfg->limits;
+	char ip[48];
+	struct ip_entry *e;
+
+	peer_of(wsi, ip);
+	e = ip_entry(srv, ip);
+	if (e->conns >= l->max_connections_per_ip) {
+		log_warn("ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
+		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+				       "too many connections from this address");
+		return 1;
+	}
+	if (!bucket_take(&e->rate, l->connect_rate_per_second, l->connect_rate_burst, net_now_ms(),
+			 NULL)) {
+		log_warn("ws: refusing upgrade from %s: limits.connection_rate_per_ip reached", ip);
+		lws_return_http_status(wsi, 429, "connecting too fast from this address");
+		return 1;
+	}
+	return 0;
+}
+
+struct gc {
+	struct server *srv;
+	uint64_t now;
+	char (*dead)[48];
+	size_t n, cap;
+};
+
+static void
+find_idle(void *arg, const char *key, size_t len, void *value)
+{
+	struct gc *g = arg;
+	struct ip_entry *e = value;
+
+	if (e->conns > 0 || g->now - e->last_ms < 60000 || len >= 48)
+		return;
+	if (g->n == g->cap) {
+		g->cap = g->cap ? g->cap * 2 : 16;
+		g->dead = xrealloc(g->dead, g->cap * sizeof(*g->dead));
+	}
+	memcpy(g->dead[g->n], key, len);
+	g->dead[g->n++][len] = '\0';
+}
+
+void
+ws_ip_gc(struct server *srv)
+{
+	struct gc g = { .srv = srv, .now = net_now_ms() };
+
+	map_foreach(srv->ip_conns, find_idle, &g);
+	for (size_t i = 0; i < g.n; i++)
+		free(map_remove(srv->ip_conns, g.dead[i], strlen(g.dead[i])));
+	free(g.dead);
+}
+
+static void
+free_entry(void *arg, const char *key, size_t len, void *value)
+{
+	(void)arg, (void)key, (void)len;
+	free(value);
+}
+
+void
+ws_ip_fini(struct server *srv)
+{
+	map_foreach(srv->ip_conns, free_entry, NULL);
 }
 
 static int
@@ -149,12 +237,8 @@ on_filter(struct server *srv, struct lws *wsi)
 		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
 		return 1;
 	}
-	if (ip_count(srv, wsi, NULL) >= srv->cfg->limits.max_connections_per_ip) {
-		log_warn("ws: refusing upgrade: limits.max_connections_per_ip reached");
-		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-				       "too many connections from this address");
+	if (ip_admit(srv, wsi) != 0)
 		return 1;
-	}
 	if (srv->shutting_down || srv->connections >= srv->cfg->limits.max_connections) {
 		log_warn("ws: refusing upgrade: %s", srv->shutting_down ? "shutting down"
 								       : "limits.max_connections reached");
@@ -189,7 +273,7 @@ on_established(struct ws_conn *c, struct lws *wsi)
 	take_url_token(c);
 	c->established = true;
 	c->srv->connections++;
-	ip_count(c->srv, wsi, c->ip);
+	peer_of(wsi, c->ip);
 	ip_adjust(c->srv, c->ip, +1);
 	log_debug("ws: client=%s connected", session_client_id(c->s));
 	return 0;

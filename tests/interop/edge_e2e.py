@@ -88,6 +88,14 @@ async def per_ip(port):
         await ws.close()
 
 
+async def rate(port):
+    url = f"ws://127.0.0.1:{port}/ws"
+    codes = [await status_of(url) for _ in range(3)]
+    check(codes == [101, 101, 429], f"3rd upgrade within a second past a burst of 2 gets 429 ({codes})")
+    await asyncio.sleep(1.2)
+    check(await status_of(url) == 101, "the address may connect again after the refill")
+
+
 async def tls(port, cafile):
     ctx = ssl.create_default_context(cafile=cafile)
     async with websockets.connect(f"wss://127.0.0.1:{port}/ws", ssl=ctx) as ws:
@@ -106,6 +114,12 @@ def main():
     try:
         asyncio.run(asyncio.wait_for(origins(port), 30))
         asyncio.run(asyncio.wait_for(per_ip(port), 30))
+    finally:
+        stop(proc)
+
+    proc, port = start({"limits": {"connection_rate_per_ip": {"per_second": 1, "burst": 2}}})
+    try:
+        asyncio.run(asyncio.wait_for(rate(port), 30))
     finally:
         stop(proc)
 
