@@ -446,8 +446,8 @@ load_api_key(struct config_api_key *k, json_t *obj, const char *prefix, struct c
 		} else if (strcmp(key, "key") == 0) {
 			if (get_str(v, path, &k->key, e) != 0)
 				return -1;
-			if (strlen(k->key) == 0)
-				return fail(e, "%s: must not be empty", path);
+			if (strlen(k->key) == 0 || strlen(k->key) > 256)
+				return fail(e, "%s: must be 1-256 characters", path);
 		} else if (strcmp(key, "channels") == 0) {
 			if (!json_is_array(v))
 				return fail(e, "%s: must be a list of patterns", path);

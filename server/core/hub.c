@@ -1334,11 +1334,13 @@ hub_channels_json(struct hub *hub, const char *prefix, size_t plen)
 	for (i = 0; i < n; i++)
 		items[i] = json_array_get(l.arr, i);
 	qsort(items, n, sizeof(*items), by_channel_name);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n && i < HUB_LIST_MAX; i++)
 		json_array_append(sorted, items[i]);
 	free(items);
 	json_decref(l.arr);
 	sorted = xcheck(json_pack("{s:o}", "channels", sorted)); /* takes the array */
+	if (n > HUB_LIST_MAX) /* a bounded response; narrow it with a prefix */
+		json_object_set_new(sorted, "truncated", json_true());
 	out = xcheck(json_dumps(sorted, JSON_COMPACT));
 	json_decref(sorted);
 	return out;

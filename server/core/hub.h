@@ -78,7 +78,8 @@ void hub_shutdown(struct hub *hub);
 int hub_server_publish(struct hub *hub, const char *channel, size_t len, const char *data,
 		       size_t data_len, uint64_t now_ms, uint64_t *offset, char epoch[17]);
 /* {"channels":[{"channel","subscribers"}...]} of this node, sorted, name starting with
- * prefix (plen bytes; 0: all). */
+ * prefix (plen bytes; 0: all): at most HUB_LIST_MAX, then "truncated":true. */
+#define HUB_LIST_MAX 10000
 char *hub_channels_json(struct hub *hub, const char *prefix, size_t plen);
 char *hub_channel_json(struct hub *hub, const char *channel, size_t len, uint64_t now_ms, int *rc);
 char *hub_presence_json(struct hub *hub, const char *channel, size_t len, int *rc);

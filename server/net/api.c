@@ -556,7 +556,15 @@ expect_body(struct lws *wsi, struct server *srv, struct api_req *r)
 	    lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
 		return fail(wsi, 411, "length_required",
 			    "send the body with a Content-Length (chunked bodies are not accepted)");
-	n = strtoull(buf, NULL, 10);
+	{
+		char *end;
+
+		errno = 0;
+		n = strtoull(buf, &end, 10);
+		if (buf[0] < '0' || buf[0] > '9' || *end != '\0' || errno != 0 ||
+		    lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) > 0)
+			return fail(wsi, 400, "bad_request", "Content-Length must be one decimal number");
+	}
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 ||
 	    strncasecmp(buf, "application/json", 16) != 0 ||
 	    (buf[16] != '\0' && buf[16] != ';' && buf[16] != ' '))

@@ -418,7 +418,9 @@ start_request(struct endpoint *ep)
 	ci.method = "POST";
 	ci.protocol = "hook";
 	ci.local_protocol_name = "hook";
-	ci.ssl_connection = ep->tls ? LCCSCF_USE_SSL : 0;
+	/* No redirects: a 3xx is an answer (dropped, as documented), never a hop to another
+	 * host, nor from https to http with the signature in clear. */
+	ci.ssl_connection = (ep->tls ? LCCSCF_USE_SSL : 0) | LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
 	ci.opaque_user_data = ep;
 	ep->in_flight = true;
 	ep->connecting = true;
@@ -664,8 +666,10 @@ webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 			request_done(ep, 0, in != NULL ? (const char *)in : "connection error");
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		/* Only COMPLETED reports a status: a close before the response is complete
+		 * (even after a 200 status line) is a failure, retried. */
 		if (mine)
-			request_done(ep, ep->status, "closed without a response");
+			request_done(ep, 0, "closed without a complete response");
 		return 0;
 	default:
 		return 0;

@@ -88,6 +88,23 @@ async def per_ip(port):
         await ws.close()
 
 
+async def raw_status(port, request):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request.encode())
+    line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    return int(line.split()[1]) if line.startswith(b"HTTP/1.") else 0
+
+
+async def content_length(port):
+    head = ("POST /api/v1/channels/c/messages HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: Bearer sk_edge_1\r\nContent-Type: application/json\r\n")
+    body = '{"data":1}'
+    for cl, want in [("abc", 400), ("-1", 400), ("10\r\nContent-Length: 100", 400), (str(len(body)), 201)]:
+        code = await raw_status(port, head + f"Content-Length: {cl}\r\n\r\n" + body)
+        check(code == want, f"Content-Length {cl.splitlines()[0]!r}{' twice' if '100' in cl else ''} -> {want} (got {code})")
+
+
 async def rate(port):
     url = f"ws://127.0.0.1:{port}/ws"
     codes = [await status_of(url) for _ in range(3)]
@@ -110,10 +127,12 @@ async def tls(port, cafile):
 
 
 def main():
-    proc, port = start({"allowed_origins": ["https://app.example"], "limits": {"max_connections_per_ip": 3}})
+    proc, port = start({"allowed_origins": ["https://app.example"], "limits": {"max_connections_per_ip": 3},
+                        "api_keys": [{"name": "edge", "key": "sk_edge_1"}]})
     try:
         asyncio.run(asyncio.wait_for(origins(port), 30))
         asyncio.run(asyncio.wait_for(per_ip(port), 30))
+        asyncio.run(asyncio.wait_for(content_length(port), 30))
     finally:
         stop(proc)
 
