@@ -153,9 +153,10 @@ need_object(json_t *v, const char *path, struct cfgerr *e)
 
 #define MAX_MESSAGE_SIZE_CAP (16 << 20)
 
-/* {"per_second": n, "burst": n} */
+/* A token bucket: {"<rate_key>": n, "burst": n} (rate_key "per_second" or "per_minute"). */
 static int
-load_rate(json_t *obj, const char *prefix, unsigned *per_second, unsigned *burst, struct cfgerr *e)
+load_rate(json_t *obj, const char *prefix, const char *rate_key, unsigned *rate, unsigned *burst,
+	  struct cfgerr *e)
 {
 	const char *key;
 	json_t *v;
@@ -165,12 +166,14 @@ load_rate(json_t *obj, const char *prefix, unsigned *per_second, unsigned *burst
 	if (need_object(obj, prefix, e) != 0)
 		return -1;
 	json_object_foreach(obj, key, v) {
+		bool is_rate = strcmp(key, rate_key) == 0;
+
 		snprintf(path, sizeof(path), "%s.%s", prefix, key);
-		if (strcmp(key, "per_second") != 0 && strcmp(key, "burst") != 0)
+		if (!is_rate && strcmp(key, "burst") != 0)
 			return fail(e, "%s: unknown key", path);
 		if (get_uint(v, path, 1, 1000000, &n, e) != 0)
 			return -1;
-		*(key[0] == 'p' ? per_second : burst) = (unsigned)n;
+		*(is_rate ? rate : burst) = (unsigned)n;
 	}
 	return 0;
 }
@@ -211,7 +214,7 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 
 		snprintf(path, sizeof(path), "limits.%s", key);
 		if (strcmp(key, "connection_rate_per_ip") == 0) {
-			if (load_rate(v, path, &cfg->limits.connect_rate_per_second,
+			if (load_rate(v, path, "per_second", &cfg->limits.connect_rate_per_second,
 				      &cfg->limits.connect_rate_burst, e) != 0)
 				return -1;
 			continue;
@@ -219,8 +222,9 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 		if (strcmp(key, "client_publish") == 0 || strcmp(key, "client_commands") == 0) {
 			bool pub = key[7] == 'p';
 
-			if (load_rate(v, path, pub ? &cfg->limits.publish_per_second
-						   : &cfg->limits.commands_per_second,
+			if (load_rate(v, path, "per_second",
+				      pub ? &cfg->limits.publish_per_second
+					  : &cfg->limits.commands_per_second,
 				      pub ? &cfg->limits.publish_burst : &cfg->limits.commands_burst,
 				      e) != 0)
 				return -1;
@@ -406,27 +410,6 @@ load_default_ns(struct config *cfg, json_t *v, struct cfgerr *e)
 }
 
 static int
-load_quota(struct config_api_key *k, json_t *obj, const char *prefix, struct cfgerr *e)
-{
-	const char *key;
-	json_t *v;
-	char path[160];
-	long long n;
-
-	if (need_object(obj, prefix, e) != 0)
-		return -1;
-	json_object_foreach(obj, key, v) {
-		snprintf(path, sizeof(path), "%s.%s", prefix, key);
-		if (strcmp(key, "per_minute") != 0 && strcmp(key, "burst") != 0)
-			return fail(e, "%s: unknown key", path);
-		if (get_uint(v, path, 1, 1000000, &n, e) != 0)
-			return -1;
-		*(key[0] == 'p' ? &k->per_minute : &k->burst) = (unsigned)n;
-	}
-	return 0;
-}
-
-static int
 load_api_key(struct config_api_key *k, json_t *obj, const char *prefix, struct cfgerr *e)
 {
 	const char *key;
@@ -457,7 +440,7 @@ load_api_key(struct config_api_key *k, json_t *obj, const char *prefix, struct c
 			json_decref(k->channels);
 			k->channels = json_incref(v);
 		} else if (strcmp(key, "quota") == 0) {
-			if (load_quota(k, v, path, e) != 0)
+			if (load_rate(v, path, "per_minute", &k->per_minute, &k->burst, e) != 0)
 				return -1;
 		} else {
 			return fail(e, "%s: unknown key", path);
