@@ -1228,7 +1228,9 @@ hub_tick(struct hub *hub, uint64_t now_ms)
 			 hub->cfg->ws.connect_timeout);
 		session_kick(s, PROTO_CLOSE_CONNECT_TIMEOUT, "connect timeout");
 	}
-	if (hub->auth.now != NULL) {
+	/* Only token-identified sessions expire, and without a verifier there are none:
+	 * skip the scan of every session then. */
+	if (hub->auth.verify != NULL && hub->auth.now != NULL) {
 		hub->now_unix = hub->auth.now(hub->auth.arg);
 		map_foreach(hub->sessions, expire_token, hub);
 	}
