@@ -46,6 +46,7 @@ enum proto_kind {
 	PROTO_KIND_PRESENCE_STATS,
 	PROTO_KIND_HISTORY,
 };
+#define PROTO_KIND_COUNT (PROTO_KIND_HISTORY + 1)
 
 /* Error codes carried by error frames; proto_errcode_name() gives the wire string. */
 enum proto_errcode {
@@ -65,6 +66,7 @@ enum proto_errcode {
 	PROTO_ERR_TOKEN_EXPIRED,
 	PROTO_ERR_RATE_LIMITED,
 };
+#define PROTO_ERR_COUNT (PROTO_ERR_RATE_LIMITED + 1)
 
 /* Why a frame was refused: a code and a human sentence (NUL-terminated). */
 struct proto_error {

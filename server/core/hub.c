@@ -45,6 +45,7 @@ struct hub {
 	uint64_t server_offset;
 	char server_epoch[ENGINE_EPOCH_LEN + 1];
 	int64_t now_unix;          /* wall clock at the last tick */
+	struct hub_stats stats;
 };
 
 /* ---- replies ---- */
@@ -75,6 +76,8 @@ send_error(struct session *s, const json_t *id, enum proto_errcode code, const c
 	size_t len;
 	va_list ap;
 
+	if ((size_t)code < PROTO_ERR_COUNT)
+		s->stats->errors[code]++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -213,6 +216,7 @@ sub_add(struct session *s, struct channel *ch)
 	s->subs[s->nsubs] = (struct subref){ .ch = ch, .member_idx = ch->nmembers };
 	ch->nmembers++;
 	s->nsubs++;
+	s->stats->subscriptions++;
 }
 
 /* Removes subscription j of s from both sides of the index (the caller closes the
@@ -226,6 +230,7 @@ sub_remove(struct session *s, uint32_t j)
 	uint32_t i = s->subs[j].member_idx;
 
 	ch->nmembers--;
+	s->stats->subscriptions--;
 	if (i != ch->nmembers) {
 		struct member moved = ch->members[ch->nmembers];
 
@@ -602,9 +607,12 @@ on_subscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 		recovered = 0; /* a partial replay would be a gap: replay nothing */
 	send_owned(s, proto_encode_subscribed(cmd->id, cmd->channel, h.offset, h.epoch, recovered,
 					      &len), &len);
-	if (recovered != 0)
+	if (recovered != 0) {
+		hub->stats.replayed += h.nframes - first;
+		hub->stats.delivered += h.nframes - first;
 		for (size_t i = first; i < h.nframes; i++)
 			session_enqueue(s, h.frames[i]);
+	}
 	engine_history_fini(&h);
 	if (s->kicked) {
 		/* Closing already (its queue overflowed): it does not join. */
@@ -901,6 +909,8 @@ on_published(void *arg, uint64_t cookie, int rc, const struct engine_msg *msg)
 	struct session *s;
 	size_t len;
 
+	if (rc == 0)
+		++*(cookie == 0 ? &hub->stats.published_server : &hub->stats.published_client);
 	if (cookie == 0) {
 		/* A server-side publish (hub_server_publish) waits for this synchronously. */
 		hub->server_rc = rc;
@@ -971,6 +981,7 @@ on_deliver(void *arg, const struct engine_msg *msg, struct frame *f)
 		emit_message(hub, msg);
 	if (ch == NULL)
 		return;
+	hub->stats.delivered += ch->nmembers;
 	for (uint32_t i = 0; i < ch->nmembers; i++)
 		session_enqueue(ch->members[i].s, f);
 }
@@ -996,8 +1007,10 @@ on_presence_event(void *arg, const char *channel, size_t clen, bool join,
 	f = frame_new_text(buf, len);
 	free(buf);
 	for (uint32_t i = 0; i < ch->nmembers; i++)
-		if (strcmp(ch->members[i].s->client, m->client) != 0)
+		if (strcmp(ch->members[i].s->client, m->client) != 0) {
+			hub->stats.join_leave++;
 			session_enqueue(ch->members[i].s, f);
+		}
 	frame_unref(f);
 }
 
@@ -1051,9 +1064,11 @@ hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t 
 	if (rate_limited(hub, s, NULL, false))
 		return;
 	if (proto_decode(buf, len, &cmd, &err) != 0) {
+		hub->stats.commands[PROTO_KIND_NONE]++;
 		send_error(s, cmd.id, err.code, "%s", err.text);
 		goto out;
 	}
+	hub->stats.commands[cmd.kind]++;
 	if (!s->connected && cmd.kind != PROTO_KIND_CONNECT && cmd.kind != PROTO_KIND_PING) {
 		send_error(s, cmd.id, PROTO_ERR_NOT_CONNECTED, "send connect first");
 		goto out;
@@ -1157,6 +1172,8 @@ hub_session_open(struct hub *hub, const struct session_ops *ops, void *conn, uin
 
 	s->ops = ops;
 	s->conn = conn;
+	s->stats = &hub->stats;
+	hub->stats.sessions_opened++;
 	s->serial = ++hub->next_serial;
 	snprintf(s->client, sizeof(s->client), "%s-%" PRIu64, hub->node, s->serial);
 	s->qmax_len = hub->cfg->limits.send_queue_messages;
@@ -1542,6 +1559,12 @@ hub_unsubscribe_user(struct hub *hub, const char *user, size_t len, const char *
 	map_foreach(hub->sessions, unsubscribe_one, &op);
 	free(name);
 	return op.count;
+}
+
+const struct hub_stats *
+hub_stats(const struct hub *hub)
+{
+	return &hub->stats;
 }
 
 size_t

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
 #include "session.h"
 
 #include <jansson.h>
@@ -96,6 +97,20 @@ size_t hub_disconnect_user(struct hub *hub, const char *user, size_t len);
 /* Every connection of user leaves channel and is told so; returns how many. */
 size_t hub_unsubscribe_user(struct hub *hub, const char *user, size_t len, const char *channel,
 			    size_t clen);
+
+/* Counters for GET /metrics (all since the hub started, except those marked "now"). */
+struct hub_stats {
+	uint64_t commands[PROTO_KIND_COUNT];   /* by type; [PROTO_KIND_NONE]: undecodable */
+	uint64_t errors[PROTO_ERR_COUNT];      /* error frames sent, by code */
+	uint64_t published_client;             /* messages published by clients */
+	uint64_t published_server;             /* ... through the HTTP API */
+	uint64_t delivered;                    /* message frames queued to subscribers */
+	uint64_t replayed;                     /* ... of them by recover/rewind */
+	uint64_t join_leave;                   /* join/leave frames queued */
+	uint64_t subscriptions;                /* now */
+	uint64_t sessions_opened;
+};
+const struct hub_stats *hub_stats(const struct hub *hub);
 
 size_t hub_session_count(const struct hub *hub);
 size_t hub_channel_count(const struct hub *hub);

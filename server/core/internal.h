@@ -39,6 +39,7 @@ struct subref {
 struct session {
 	const struct session_ops *ops;
 	void *conn;
+	struct hub_stats *stats;   /* the hub's counters */
 	uint64_t serial;           /* unique per hub; the publish cookie */
 	bool connected;
 	bool kicked;

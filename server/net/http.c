@@ -1,4 +1,4 @@
-/* http.c: plain HTTP on the WebSocket port: GET /healthz, and JSON errors for
+/* http.c: plain HTTP on the WebSocket port: GET /healthz, GET /metrics, and JSON errors for
  * everything else. Mounted on "/" so that every non-upgrade request lands here. */
 #include "config.h"
 #include "hub.h"
@@ -17,16 +17,19 @@ http_respond_with(struct lws *wsi, unsigned status, const char *body, size_t len
 	return http_respond_full(wsi, status, body, len, hname, hvalue, true);
 }
 
-int
-http_respond_full(struct lws *wsi, unsigned status, const char *body, size_t len,
-		  const char *hname, const char *hvalue, bool complete)
+static int
+respond(struct lws *wsi, unsigned status, const char *type, const char *body, size_t len,
+	const char *hname, const char *hvalue, bool complete)
 {
+	struct server *srv = lws_context_user(lws_get_context(wsi));
 	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
 					   *end = buf + sizeof(buf);
 	unsigned char *out;
 	int rc;
 
-	if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end) ||
+	if (status / 100 < 6)
+		srv->metrics.http_status[status / 100]++;
+	if (lws_add_http_common_headers(wsi, status, type, len, &p, end) ||
 	    (hname != NULL &&
 	     lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
 					 (const unsigned char *)hvalue, (int)strlen(hvalue), &p, end)) ||
@@ -43,6 +46,20 @@ http_respond_full(struct lws *wsi, unsigned status, const char *body, size_t len
 	if (!complete)
 		return -1; /* the caller closes the connection */
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int
+http_respond_full(struct lws *wsi, unsigned status, const char *body, size_t len,
+		  const char *hname, const char *hvalue, bool complete)
+{
+	return respond(wsi, status, "application/json", body, len, hname, hvalue, complete);
+}
+
+int
+http_respond_typed(struct lws *wsi, unsigned status, const char *type, const char *body,
+		   size_t len)
+{
+	return respond(wsi, status, type, body, len, NULL, NULL, true);
 }
 
 int
@@ -102,10 +119,35 @@ net_confirm_upgrade(const char *upgrade)
 	return upgrade != NULL && strcasecmp(upgrade, "websocket") == 0 ? 0 : -1;
 }
 
+/* Prometheus text exposition (metrics.c). */
+static int
+on_metrics(struct lws *wsi, struct server *srv)
+{
+	size_t len = 0;
+	char *body = metrics_render(srv, &len);
+	int rc;
+
+	if (body == NULL)
+		return http_respond_error(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "internal",
+					  "out of memory");
+	rc = http_respond_typed(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+				body, len);
+	free(body);
+	return rc;
+}
+
 static int
 route(struct lws *wsi, int method, const char *uri, int ulen)
 {
 	struct server *srv = lws_context_user(lws_get_context(wsi));
+
+	if (uri != NULL && ulen == 8 && memcmp(uri, "/metrics", 8) == 0) {
+		if (method != LWSHUMETH_GET)
+			return http_respond_error_with(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED,
+						       "method_not_allowed", "/metrics answers GET only",
+						       "allow:", "GET");
+		return on_metrics(wsi, srv);
+	}
 
 	if (uri != NULL && ulen == 8 && memcmp(uri, "/healthz", 8) == 0) {
 		if (method != LWSHUMETH_GET)

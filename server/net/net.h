@@ -8,10 +8,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
+
 struct config;
 struct hub;
 struct jwt_verifier;
 struct api_state;
+struct ws_conn;
 
 /* Most bytes one raw write carries: frames queued for a socket are copied together up
  * to this size and leave in one send(). */
@@ -31,6 +34,8 @@ struct server {
 	struct api_state *api;         /* owned: HTTP API state (api.c) */
 	struct webhooks *webhooks;     /* owned: outgoing webhooks (webhook.c), or NULL */
 	struct map *ip_conns;          /* owned: peer address -> struct ip_entry (ws.c) */
+	struct ws_conn *dirty;         /* connections with frames to flush (ws.c) */
+	struct metrics metrics;        /* GET /metrics (metrics.c) */
 };
 
 /* Monotonic milliseconds, the core's notion of time. */
@@ -41,6 +46,9 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		size_t len);
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);
+
+/* Writes every connection that got frames during the last lws_service() pass. */
+void ws_flush(struct server *srv);
 
 /* Drops per-address entries idle for a minute (1 s tick); frees them all at the end. */
 void ws_ip_gc(struct server *srv);
@@ -53,6 +61,9 @@ size_t ws_conn_size(void);
  * no HTTP/2 connection can carry our raw-framed writes). Returns the callback's result. */
 int net_confirm_upgrade(const char *upgrade);
 
+/* A complete response of any content type; returns what the callback should return. */
+int http_respond_typed(struct lws *wsi, unsigned status, const char *type, const char *body,
+		       size_t len);
 /* Sends a complete JSON HTTP response; returns what the callback should return. */
 int http_respond(struct lws *wsi, unsigned status, const char *body, size_t len);
 /* The same with one more header (hname ends with ':', e.g. "allow:"), or none if NULL. */

@@ -172,6 +172,7 @@ serve(struct server *srv)
 
 	for (;;) {
 		lws_service(srv->ctx, 0);
+		ws_flush(srv);
 		if (got_signal && !srv->shutting_down) {
 			log_info("server: signal %d, closing %zu connections", (int)got_signal,
 				 srv->connections);
@@ -201,7 +202,7 @@ server_run(const struct config *cfg, int ready_fd)
 		{ .name = "http", .callback = http_callback },
 		{ .name = "switchboard.v1", .callback = ws_callback,
 		  .per_session_data_size = 0 /* set below */,
-		  .rx_buffer_size = 4096, .tx_packet_size = NET_BATCH_MAX + 16 },
+		  .rx_buffer_size = 512, .tx_packet_size = NET_BATCH_MAX + 16 },
 		{ .name = "hook", .callback = webhook_callback, .per_session_data_size = 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};

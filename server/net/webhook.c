@@ -423,6 +423,7 @@ start_request(struct endpoint *ep)
 	ci.ssl_connection = (ep->tls ? LCCSCF_USE_SSL : 0) | LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
 	ci.opaque_user_data = ep;
 	ep->in_flight = true;
+	ep->wh->srv->metrics.webhook_requests++;
 	ep->connecting = true;
 	ep->body_sent = false;
 	ep->status = 0;
@@ -489,6 +490,7 @@ request_done(struct endpoint *ep, int status, const char *why)
 	if (status >= 200 && status < 300) {
 		log_debug("webhook: [%zu] %s: %d (%zu events)", ep->index, ep->url, status,
 			  ep->batch_events);
+		ep->wh->srv->metrics.webhook_delivered += ep->batch_events;
 		drop_batch(ep);
 		kick(ep, true);
 		return;
@@ -514,6 +516,7 @@ request_done(struct endpoint *ep, int status, const char *why)
 	else
 		log_warn("webhook: [%zu] %s: %s after every retry, dropping a batch of %zu events",
 			 ep->index, ep->url, why, ep->batch_events);
+	ep->wh->srv->metrics.webhook_failed += ep->batch_events;
 	drop_batch(ep);
 	kick(ep, true);
 }
@@ -553,6 +556,7 @@ static void
 endpoint_push(struct endpoint *ep, const char *text)
 {
 	if (ep->qlen == WEBHOOK_QUEUE_MAX) {
+		ep->wh->srv->metrics.webhook_dropped++;
 		if (ep->overflow++ == 0)
 			log_warn("webhook: [%zu] %s: queue full (%d events), dropping new events",
 				 ep->index, ep->url, WEBHOOK_QUEUE_MAX);
@@ -730,6 +734,7 @@ webhook_shutdown(struct server *srv)
 		ep->wsi = NULL;
 		ep->in_flight = false;
 	}
+	wh->srv->metrics.webhook_dropped += events;
 	if (events > 0)
 		log_info("webhook: shutdown, dropping %zu undelivered events", events);
 }

@@ -3,11 +3,17 @@
  *
  * Write path: frames carry their own WebSocket header (frame.h), so everything queued
  * for a socket is copied into one batch and written with a single LWS_WRITE_RAW, i.e.
- * one send() for many messages (../shared/notes/lws-coalescing.md, variant (a)). We
- * write only inside SERVER_WRITEABLE, where lws guarantees its own partial-send buffer
- * has drained, and never mix lws-framed data writes with raw ones on a connection.
- * Control frames (ping, pong, close) are left to lws, which sends them only between
- * our writes.
+ * one send() for many messages (../shared/notes/lws-coalescing.md, variant (a)).
+ *
+ * Writes happen from the loop, not from WRITEABLE (variant (f)): a session whose queue
+ * becomes non-empty goes on the server's dirty list, and after each lws_service() pass
+ * ws_flush() writes every dirty session once. That batches exactly what one loop
+ * iteration produced and saves a poll() round trip per wake. A direct write is made only
+ * when lws holds no unsent tail of an earlier write (lws_partial_buffered) and the
+ * connection is not closing; otherwise, and when frames are left over after a full
+ * batch, the session falls back to WRITEABLE, where lws guarantees its tail has drained.
+ * We never mix lws-framed data writes with raw ones on a connection. Control frames
+ * (ping, pong, close) are left to lws, which sends them only between our writes.
  */
 #include "frame.h"
 #include "hub.h"
@@ -28,14 +34,17 @@ struct ws_conn {
 	struct lws *wsi;
 	struct server *srv;
 	struct session *s;
+	struct ws_conn *dirty_prev, *dirty_next; /* on srv->dirty while `dirty` */
+	char *rx;                 /* reassembly of a fragmented message, or NULL */
+	size_t rx_len, rx_cap;
 	bool established;         /* CLOSED also fires for upgrades refused in FILTER */
+	bool dirty;               /* frames queued since the last flush */
 	bool closing;             /* kicked: close at the next WRITEABLE */
 	bool close_sent;          /* lws may deliver WRITEABLE again while closing */
+	bool peer_closed;         /* the peer's close frame arrived: write no more data */
 	bool flush_first;         /* write what is queued before the close frame */
-	int close_code;
-	char close_reason[40];
-	char *rx;                 /* reassembly of a fragmented message, or NULL */
-	size_t rx_len;
+	uint16_t close_code;
+	const char *close_reason; /* a string constant (session_kick callers) */
 	char ip[48];              /* peer address, counted in srv->ip_conns */
 };
 
@@ -54,11 +63,40 @@ server_of(struct lws *wsi)
 /* ---- session_ops ---- */
 
 static void
+dirty_add(struct ws_conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_prev = NULL;
+	c->dirty_next = srv->dirty;
+	if (srv->dirty != NULL)
+		srv->dirty->dirty_prev = c;
+	srv->dirty = c;
+}
+
+static void
+dirty_remove(struct ws_conn *c)
+{
+	if (!c->dirty)
+		return;
+	if (c->dirty_prev != NULL)
+		c->dirty_prev->dirty_next = c->dirty_next;
+	else
+		c->srv->dirty = c->dirty_next;
+	if (c->dirty_next != NULL)
+		c->dirty_next->dirty_prev = c->dirty_prev;
+	c->dirty = false;
+	c->dirty_prev = c->dirty_next = NULL;
+}
+
+/* The queue became non-empty: write it after this loop pass (ws_flush). */
+static void
 op_wake(void *conn)
 {
-	struct ws_conn *c = conn;
-
-	lws_callback_on_writable(c->wsi);
+	dirty_add(conn);
 }
 
 static void
@@ -66,10 +104,12 @@ op_kick(void *conn, int code, const char *reason, bool flush)
 {
 	struct ws_conn *c = conn;
 
+	metrics_close(&c->srv->metrics, code);
 	c->closing = true;
 	c->flush_first = flush;
-	c->close_code = code;
-	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	c->close_code = (uint16_t)code;
+	c->close_reason = reason;
+	dirty_remove(c);
 	lws_callback_on_writable(c->wsi);
 	/* A peer that stopped reading never makes the socket writable again: give the close
 	 * a few seconds, then drop the connection without a close frame. */
@@ -161,6 +201,7 @@ ip_admit(struct server *srv, struct lws *wsi)
 	e = ip_entry(srv, ip);
 	if (e->conns >= l->max_connections_per_ip) {
 		log_warn("ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
+		srv->metrics.ws_refused[METRICS_REFUSED_PER_IP]++;
 		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 				       "too many connections from this address");
 		return 1;
@@ -168,6 +209,7 @@ ip_admit(struct server *srv, struct lws *wsi)
 	if (!bucket_take(&e->rate, l->connect_rate_per_second, l->connect_rate_burst, net_now_ms(),
 			 NULL)) {
 		log_warn("ws: refusing upgrade from %s: limits.connection_rate_per_ip reached", ip);
+		srv->metrics.ws_refused[METRICS_REFUSED_RATE]++;
 		lws_return_http_status(wsi, 429, "connecting too fast from this address");
 		return 1;
 	}
@@ -226,14 +268,17 @@ on_filter(struct server *srv, struct lws *wsi)
 {
 	/* WebSocket over HTTP/2 would put our raw frames inside h2 DATA frames: refuse. */
 	if (lws_get_network_wsi(wsi) != wsi) {
+		srv->metrics.ws_refused[METRICS_REFUSED_PATH]++;
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket over HTTP/2 is not supported");
 		return 1;
 	}
 	if (!path_is_endpoint(wsi)) {
+		srv->metrics.ws_refused[METRICS_REFUSED_PATH]++;
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here; use /ws");
 		return 1;
 	}
 	if (!origin_allowed(srv, wsi)) {
+		srv->metrics.ws_refused[METRICS_REFUSED_ORIGIN]++;
 		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
 		return 1;
 	}
@@ -242,6 +287,7 @@ on_filter(struct server *srv, struct lws *wsi)
 	if (srv->shutting_down || srv->connections >= srv->cfg->limits.max_connections) {
 		log_warn("ws: refusing upgrade: %s", srv->shutting_down ? "shutting down"
 								       : "limits.max_connections reached");
+		srv->metrics.ws_refused[METRICS_REFUSED_CAPACITY]++;
 		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
 				       "server is at its connection limit");
 		return 1;
@@ -273,6 +319,7 @@ on_established(struct ws_conn *c, struct lws *wsi)
 	take_url_token(c);
 	c->established = true;
 	c->srv->connections++;
+	c->srv->metrics.ws_opened++;
 	peer_of(wsi, c->ip);
 	ip_adjust(c->srv, c->ip, +1);
 	log_debug("ws: client=%s connected", session_client_id(c->s));
@@ -285,6 +332,8 @@ close_with(struct ws_conn *c, int code, const char *reason)
 	if (c->close_sent)
 		return -1;
 	c->close_sent = true;
+	if (!c->closing) /* a kick was counted when it happened */
+		metrics_close(&c->srv->metrics, code);
 	log_info("ws: client=%s closing %d %s", session_client_id(c->s), code, reason);
 	lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason,
 			 strlen(reason));
@@ -314,13 +363,22 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 		return 0;
 	/* Any traffic proves the peer alive, not only pongs (docs/protocol.md, Liveness). */
 	lws_validity_confirmed(c->wsi);
+	c->srv->metrics.bytes_in += len;
+	if (complete)
+		c->srv->metrics.frames_in++;
 	if (lws_frame_is_binary(c->wsi))
 		return close_with(c, PROTO_CLOSE_UNSUPPORTED, "binary frames are not supported");
 	if (c->rx_len + len + lws_remaining_packet_payload(c->wsi) > max)
 		return close_with(c, PROTO_CLOSE_TOO_BIG, "message too big");
 	if (complete && c->rx == NULL)
 		return deliver(c, in, len); /* the common case: decoded in place */
-	c->rx = xrealloc(c->rx, c->rx_len + len + 1);
+	/* Sized for the whole frame at once when lws says how much of it remains. */
+	if (c->rx_len + len > c->rx_cap) {
+		size_t want = c->rx_len + len + lws_remaining_packet_payload(c->wsi);
+
+		c->rx_cap = want > c->rx_cap * 2 ? want : c->rx_cap * 2;
+		c->rx = xrealloc(c->rx, c->rx_cap);
+	}
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (!complete)
@@ -328,31 +386,22 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 	rc = deliver(c, c->rx, c->rx_len);
 	free(c->rx);
 	c->rx = NULL;
-	c->rx_len = 0;
+	c->rx_len = c->rx_cap = 0;
 	return rc;
 }
 
 /* Writes what is queued: one raw write of as many whole frames as fit in a batch, or
- * the first frame alone (from its own buffer) when it is larger than a batch. */
+ * the first frame alone (from its own buffer) when it is larger than a batch. Returns
+ * -1 if the connection failed, else 0; frames may be left for a later write. */
 static int
-on_writeable(struct ws_conn *c)
+write_batch(struct ws_conn *c)
 {
 	struct session *s = c->s;
-	unsigned char *out;
-	size_t n = 0, count = 0, qlen;
+	struct server *srv = c->srv;
+	size_t qlen = session_queued(s), n = 0, count = 0;
+	unsigned char *out = srv->batch;
 	int rc;
 
-	/* lws keeps calling WRITEABLE while it awaits the peer's close reply: write nothing
-	 * after our close frame, and do not return -1, which would drop the connection with
-	 * the client's unread data (an RST that can discard the close frame itself). */
-	if (c->close_sent)
-		return 0;
-	qlen = session_queued(s);
-	if (c->closing && (!c->flush_first || qlen == 0))
-		return close_with(c, c->close_code, c->close_reason);
-	if (qlen == 0)
-		return 0;
-	out = c->srv->batch;
 	for (; count < qlen; count++) {
 		size_t flen;
 		const unsigned char *wire = frame_wire(session_peek(s, count), &flen);
@@ -371,10 +420,56 @@ on_writeable(struct ws_conn *c)
 		log_info("ws: client=%s write failed, closing", session_client_id(s));
 		return -1;
 	}
+	metrics_write(&srv->metrics, qlen, count, n);
 	session_pop(s, count);
-	if (session_queued(s) > 0 || c->closing)
+	return 0;
+}
+
+static int
+on_writeable(struct ws_conn *c)
+{
+	size_t qlen;
+
+	/* lws keeps calling WRITEABLE while it awaits the peer's close reply: write nothing
+	 * after our close frame, and do not return -1, which would drop the connection with
+	 * the client's unread data (an RST that can discard the close frame itself). */
+	if (c->close_sent || c->peer_closed)
+		return 0;
+	qlen = session_queued(c->s);
+	if (c->closing && (!c->flush_first || qlen == 0))
+		return close_with(c, c->close_code, c->close_reason);
+	if (qlen == 0)
+		return 0;
+	if (write_batch(c) != 0)
+		return -1;
+	if (session_queued(c->s) > 0 || c->closing)
 		lws_callback_on_writable(c->wsi);
 	return 0;
+}
+
+/* After each lws_service() pass: one direct write per session that got frames. */
+void
+ws_flush(struct server *srv)
+{
+	struct ws_conn *c;
+
+	while ((c = srv->dirty) != NULL) {
+		dirty_remove(c);
+		if (c->closing || c->close_sent || c->peer_closed || session_queued(c->s) == 0)
+			continue;
+		if (lws_partial_buffered(c->wsi)) {
+			lws_callback_on_writable(c->wsi);
+			continue;
+		}
+		if (write_batch(c) != 0) {
+			/* Outside a callback a connection is dropped through its timeout. */
+			c->close_sent = true;
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+			continue;
+		}
+		if (session_queued(c->s) > 0)
+			lws_callback_on_writable(c->wsi);
+	}
 }
 
 static void
@@ -385,6 +480,7 @@ on_closed(struct ws_conn *c)
 	if (!c->established)
 		return;
 	log_debug("ws: client=%s closed", session_client_id(c->s));
+	dirty_remove(c);
 	hub_session_close(srv->hub, c->s);
 	ip_adjust(srv, c->ip, -1);
 	free(c->rx);
@@ -410,6 +506,11 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		return on_receive(c, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* lws answers the close itself; data written now would follow our close reply. */
+		c->peer_closed = true;
+		dirty_remove(c);
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		on_closed(c);
 		return 0;

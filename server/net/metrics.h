@@ -1,0 +1,64 @@
+/* metrics.h: the transport's counters and the Prometheus text exposition of
+ * GET /metrics (docs/http-api.md, Metrics). The core's counters live in struct hub_stats;
+ * this file adds what only the transport sees (connections, bytes, writes, closes,
+ * HTTP, webhooks) and renders both. Counters are plain integers: one thread. */
+#ifndef SWITCHBOARD_METRICS_H
+#define SWITCHBOARD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+
+/* Upper bounds of the send-queue depth histogram (frames queued when a write happens). */
+#define METRICS_QUEUE_BUCKETS 13
+
+/* Close codes counted separately; anything else lands in the last slot. */
+enum metrics_close {
+	METRICS_CLOSE_1001, METRICS_CLOSE_1003, METRICS_CLOSE_1007, METRICS_CLOSE_1009,
+	METRICS_CLOSE_4001, METRICS_CLOSE_4002, METRICS_CLOSE_4003, METRICS_CLOSE_4008,
+	METRICS_CLOSE_4029, METRICS_CLOSE_OTHER, METRICS_CLOSE_COUNT
+};
+
+/* Reasons an upgrade was refused before it became a WebSocket. */
+enum metrics_refusal {
+	METRICS_REFUSED_PATH, METRICS_REFUSED_ORIGIN, METRICS_REFUSED_PER_IP,
+	METRICS_REFUSED_RATE, METRICS_REFUSED_CAPACITY, METRICS_REFUSED_COUNT
+};
+
+struct metrics {
+	uint64_t ws_opened;                      /* WebSocket connections established */
+	uint64_t ws_refused[METRICS_REFUSED_COUNT];
+	uint64_t ws_closes[METRICS_CLOSE_COUNT]; /* closes the server initiated, by code */
+	uint64_t frames_in, bytes_in;            /* client messages and their payload bytes */
+	uint64_t writes, frames_out, bytes_out;  /* raw writes, frames and bytes in them */
+	uint64_t queue_hist[METRICS_QUEUE_BUCKETS + 1]; /* last: +Inf */
+	uint64_t queue_sum;
+	uint64_t http_status[6];                 /* HTTP responses by class: [2] = 2xx ... */
+	uint64_t webhook_delivered, webhook_failed, webhook_dropped; /* events */
+	uint64_t webhook_requests;
+};
+
+/* One raw write of `frames` frames (`bytes` bytes) when `queued` were waiting. */
+static inline void
+metrics_write(struct metrics *m, size_t queued, size_t frames, size_t bytes)
+{
+	static const size_t bounds[METRICS_QUEUE_BUCKETS] = { 1, 2, 4, 8, 16, 32, 64, 128,
+							      256, 512, 1024, 2048, 4096 };
+	size_t b = 0;
+
+	while (b < METRICS_QUEUE_BUCKETS && queued > bounds[b])
+		b++;
+	m->queue_hist[b]++;
+	m->queue_sum += queued;
+	m->writes++;
+	m->frames_out += frames;
+	m->bytes_out += bytes;
+}
+
+void metrics_close(struct metrics *m, int code);
+
+/* The exposition text (malloc'd, *len bytes), or NULL if out of memory. */
+char *metrics_render(struct server *srv, size_t *len);
+
+#endif
