@@ -64,8 +64,11 @@ session_kick(struct session *s, int code, const char *reason)
 	if (s->kicked)
 		return;
 	s->kicked = true;
-	/* A slow consumer's queue is what it cannot take: only that one is not flushed. */
+	/* A slow consumer's queue is what it cannot take: only that one is not flushed, and
+	 * its frames are released now rather than when the connection is gone. */
 	s->ops->kick(s->conn, code, reason, code != PROTO_CLOSE_SLOW_CONSUMER);
+	if (code == PROTO_CLOSE_SLOW_CONSUMER)
+		session_queue_clear(s);
 }
 
 static void

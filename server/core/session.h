@@ -20,8 +20,8 @@ struct session_ops {
 	void (*wake)(void *conn);
 	/* Close the connection with this WebSocket close code and reason, asynchronously.
 	 * With flush, the frames already queued (such as the error explaining the close)
-	 * are written first; without it (a slow consumer) they are dropped. Called at most
-	 * once per session. */
+	 * are written first; without it (a slow consumer) they are dropped. reason is a
+	 * string constant (kept by pointer). Called at most once per session. */
 	void (*kick)(void *conn, int code, const char *reason, bool flush);
 };
 
