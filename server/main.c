@@ -13,7 +13,8 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: switchboard [options]\n"
 		"\n"
-		"Real-time messaging server: WebSocket (/ws) and HTTP (/healthz) on one port.\n"
+		"Real-time messaging server: WebSocket (/ws) and HTTP (/api/v1/, /healthz, /metrics)\n"
+		"on one port.\n"
 		"Without --config it runs on the embedded defaults: memory engine, port 8080,\n"
 		"anonymous access. Options override the configuration file.\n"
 		"\n"

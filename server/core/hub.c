@@ -607,12 +607,12 @@ on_subscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 		recovered = 0; /* a partial replay would be a gap: replay nothing */
 	send_owned(s, proto_encode_subscribed(cmd->id, cmd->channel, h.offset, h.epoch, recovered,
 					      &len), &len);
-	if (recovered != 0) {
-		hub->stats.replayed += h.nframes - first;
-		hub->stats.delivered += h.nframes - first;
+	if (recovered != 0)
 		for (size_t i = first; i < h.nframes; i++)
-			session_enqueue(s, h.frames[i]);
-	}
+			if (session_enqueue(s, h.frames[i])) {
+				hub->stats.replayed++;
+				hub->stats.delivered++;
+			}
 	engine_history_fini(&h);
 	if (s->kicked) {
 		/* Closing already (its queue overflowed): it does not join. */
@@ -981,9 +981,8 @@ on_deliver(void *arg, const struct engine_msg *msg, struct frame *f)
 		emit_message(hub, msg);
 	if (ch == NULL)
 		return;
-	hub->stats.delivered += ch->nmembers;
 	for (uint32_t i = 0; i < ch->nmembers; i++)
-		session_enqueue(ch->members[i].s, f);
+		hub->stats.delivered += session_enqueue(ch->members[i].s, f);
 }
 
 /* join/leave: to every local subscriber but the member itself. */
@@ -1007,10 +1006,8 @@ on_presence_event(void *arg, const char *channel, size_t clen, bool join,
 	f = frame_new_text(buf, len);
 	free(buf);
 	for (uint32_t i = 0; i < ch->nmembers; i++)
-		if (strcmp(ch->members[i].s->client, m->client) != 0) {
-			hub->stats.join_leave++;
-			session_enqueue(ch->members[i].s, f);
-		}
+		if (strcmp(ch->members[i].s->client, m->client) != 0)
+			hub->stats.join_leave += session_enqueue(ch->members[i].s, f);
 	frame_unref(f);
 }
 

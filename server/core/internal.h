@@ -75,8 +75,9 @@ struct session {
 };
 
 /* Queues one reference to f; wakes the transport when the queue was empty. When the
- * queue would pass its bound the session is kicked with 4008 instead. */
-void session_enqueue(struct session *s, struct frame *f);
+ * queue would pass its bound the session is kicked with 4008 instead. Returns whether
+ * f was queued (not for a kicked session). */
+bool session_enqueue(struct session *s, struct frame *f);
 /* True if frames more frames of bytes wire bytes fit in the queue's bounds now. */
 bool session_has_room(const struct session *s, size_t frames, size_t bytes);
 /* Kicks once; later calls do nothing. */

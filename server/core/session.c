@@ -85,18 +85,18 @@ grow(struct session *s)
 	s->qhead = 0;
 }
 
-void
+bool
 session_enqueue(struct session *s, struct frame *f)
 {
 	size_t n = frame_wire_len(f);
 
 	if (s->kicked)
-		return;
+		return false;
 	if (s->qlen >= s->qmax_len || s->qbytes + n > s->qmax_bytes) {
 		log_warn("session: client=%s queue full (%zu frames, %zu bytes), closing",
 			 s->client[0] ? s->client : "-", s->qlen, s->qbytes);
 		session_kick(s, PROTO_CLOSE_SLOW_CONSUMER, "slow consumer");
-		return;
+		return false;
 	}
 	if (s->qlen == s->qcap)
 		grow(s);
@@ -105,6 +105,7 @@ session_enqueue(struct session *s, struct frame *f)
 	s->qbytes += n;
 	if (s->qlen == 1)
 		s->ops->wake(s->conn);
+	return true;
 }
 
 void

@@ -190,6 +190,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 		return net_confirm_upgrade(in);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* A client asking for subprotocol "http" must not get a WebSocket. */
+		((struct server *)lws_context_user(lws_get_context(wsi)))
+			->metrics.ws_refused[METRICS_REFUSED_PATH]++;
 		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "unknown subprotocol");
 		return 1;
 	case LWS_CALLBACK_HTTP:
