@@ -19,6 +19,10 @@ struct ws_conn;
 /* Most bytes one raw write carries: frames queued for a socket are copied together up
  * to this size and leave in one send(). */
 #define NET_BATCH_MAX 65536
+/* Sockets remembered per loop pass to see whether their sender has more queued. */
+#define NET_RX_FDS 16
+/* Extra non-blocking loop passes made before a flush while input is still waiting. */
+#define NET_MAX_EXTRA_PASSES 16
 
 struct server {
 	const struct config *cfg;
@@ -35,6 +39,8 @@ struct server {
 	struct webhooks *webhooks;     /* owned: outgoing webhooks (webhook.c), or NULL */
 	struct map *ip_conns;          /* owned: peer address -> struct ip_entry (ws.c) */
 	struct ws_conn *dirty;         /* connections with frames to flush (ws.c) */
+	int rx_fds[NET_RX_FDS];        /* sockets read during this loop pass (ws.c) */
+	unsigned nrx_fds;
 	struct metrics metrics;        /* GET /metrics (metrics.c) */
 };
 
@@ -49,6 +55,9 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 /* Writes every connection that got frames during the last lws_service() pass. */
 void ws_flush(struct server *srv);
+/* True when a socket read during the last pass has more bytes waiting in the kernel:
+ * another pass now batches more messages into the same flush. Forgets the sockets. */
+bool ws_input_pending(struct server *srv);
 
 /* Drops per-address entries idle for a minute (1 s tick); frees them all at the end. */
 void ws_ip_gc(struct server *srv);

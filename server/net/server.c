@@ -172,6 +172,12 @@ serve(struct server *srv)
 
 	for (;;) {
 		lws_service(srv->ctx, 0);
+		/* lws reads at most rx_buffer_size bytes per socket and pass. While a sender
+		 * (a publisher) has more waiting, take it in non-blocking passes (timeout -1)
+		 * so that one flush carries many messages per subscriber. */
+		for (int i = 0; i < NET_MAX_EXTRA_PASSES && ws_input_pending(srv); i++)
+			lws_service(srv->ctx, -1);
+		srv->nrx_fds = 0;
 		ws_flush(srv);
 		if (got_signal && !srv->shutting_down) {
 			log_info("server: signal %d, closing %zu connections", (int)got_signal,

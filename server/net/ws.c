@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 
 struct ws_conn {
 	struct lws *wsi;
@@ -352,6 +353,33 @@ deliver(struct ws_conn *c, const char *buf, size_t len)
 	return 0;
 }
 
+/* Remembers this pass's readers for ws_input_pending(). */
+static void
+note_rx(struct ws_conn *c)
+{
+	struct server *srv = c->srv;
+	int fd = lws_get_socket_fd(c->wsi);
+
+	if (srv->nrx_fds > 0 && srv->rx_fds[srv->nrx_fds - 1] == fd)
+		return;
+	if (srv->nrx_fds < NET_RX_FDS)
+		srv->rx_fds[srv->nrx_fds++] = fd;
+}
+
+bool
+ws_input_pending(struct server *srv)
+{
+	bool pending = false;
+
+	for (unsigned i = 0; i < srv->nrx_fds && !pending; i++) {
+		int n = 0;
+
+		pending = ioctl(srv->rx_fds[i], FIONREAD, &n) == 0 && n > 0;
+	}
+	srv->nrx_fds = 0;
+	return pending;
+}
+
 static int
 on_receive(struct ws_conn *c, const char *in, size_t len)
 {
@@ -364,6 +392,7 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 	/* Any traffic proves the peer alive, not only pongs (docs/protocol.md, Liveness). */
 	lws_validity_confirmed(c->wsi);
 	c->srv->metrics.bytes_in += len;
+	note_rx(c);
 	if (complete)
 		c->srv->metrics.frames_in++;
 	if (lws_frame_is_binary(c->wsi))
