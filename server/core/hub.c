@@ -52,17 +52,19 @@ struct hub {
 
 /* Queues an encoded reply (takes ownership of buf) to s alone. The length comes by
  * pointer because it is written by the encoder call in the same argument list. */
-static void
+static bool
 send_owned(struct session *s, char *buf, const size_t *lenp)
 {
 	struct frame *f;
+	bool queued;
 
 	/* protocol/ reports OOM instead of aborting; the server aborts like xmalloc. */
 	xcheck(buf);
 	f = frame_new_text(buf, *lenp);
 	free(buf);
-	session_enqueue(s, f);
+	queued = session_enqueue(s, f);
 	frame_unref(f);
+	return queued;
 }
 
 static void
@@ -76,12 +78,12 @@ send_error(struct session *s, const json_t *id, enum proto_errcode code, const c
 	size_t len;
 	va_list ap;
 
-	if ((size_t)code < PROTO_ERR_COUNT)
-		s->stats->errors[code]++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	send_owned(s, proto_encode_error(id, code, msg, &len), &len);
+	if (send_owned(s, proto_encode_error(id, code, msg, &len), &len) &&
+	    (size_t)code < PROTO_ERR_COUNT)
+		s->stats->errors[code]++;
 }
 
 /* ---- webhook events ---- */
@@ -1170,7 +1172,6 @@ hub_session_open(struct hub *hub, const struct session_ops *ops, void *conn, uin
 	s->ops = ops;
 	s->conn = conn;
 	s->stats = &hub->stats;
-	hub->stats.sessions_opened++;
 	s->serial = ++hub->next_serial;
 	snprintf(s->client, sizeof(s->client), "%s-%" PRIu64, hub->node, s->serial);
 	s->qmax_len = hub->cfg->limits.send_queue_messages;

@@ -108,7 +108,6 @@ struct hub_stats {
 	uint64_t replayed;                     /* ... of them by recover/rewind */
 	uint64_t join_leave;                   /* join/leave frames queued */
 	uint64_t subscriptions;                /* now */
-	uint64_t sessions_opened;
 };
 const struct hub_stats *hub_stats(const struct hub *hub);
 

@@ -59,6 +59,13 @@ session_has_room(const struct session *s, size_t frames, size_t bytes)
 }
 
 void
+session_closing(struct session *s)
+{
+	s->kicked = true;
+	session_queue_clear(s);
+}
+
+void
 session_kick(struct session *s, int code, const char *reason)
 {
 	if (s->kicked)
@@ -115,4 +122,5 @@ session_queue_clear(struct session *s)
 	free(s->q);
 	s->q = NULL;
 	s->qcap = 0;
+	s->qhead = 0;
 }

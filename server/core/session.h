@@ -33,6 +33,9 @@ void session_pop(struct session *s, size_t n);
 
 /* True once the core has kicked the session: write nothing more to it. */
 bool session_is_kicked(const struct session *s);
+/* The transport is closing the connection on its own (a protocol error, the peer's
+ * close): nothing more is queued, what is queued is released, and kick is not called. */
+void session_closing(struct session *s);
 /* The client id ("" before connect). */
 const char *session_client_id(const struct session *s);
 

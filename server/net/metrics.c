@@ -14,6 +14,22 @@
 
 static const int close_codes[METRICS_CLOSE_COUNT] = { 1001, 1003, 1007, 1009, 4001,
 						      4002, 4003, 4008, 4029, 0 };
+static const size_t queue_bounds[METRICS_QUEUE_BUCKETS] = { 1, 2, 4, 8, 16, 32, 64, 128,
+							    256, 512, 1024, 2048, 4096 };
+
+void
+metrics_write(struct metrics *m, size_t queued, size_t frames, size_t bytes)
+{
+	size_t b = 0;
+
+	while (b < METRICS_QUEUE_BUCKETS && queued > queue_bounds[b])
+		b++;
+	m->queue_hist[b]++;
+	m->queue_sum += queued;
+	m->writes++;
+	m->frames_out += frames;
+	m->bytes_out += bytes;
+}
 
 void
 metrics_close(struct metrics *m, int code)
@@ -94,8 +110,6 @@ render(FILE *f, struct server *srv)
 	const struct metrics *m = &srv->metrics;
 	static const char *const refusals[METRICS_REFUSED_COUNT] = {
 		"path", "origin", "per_ip_limit", "per_ip_rate", "capacity" };
-	static const size_t bounds[METRICS_QUEUE_BUCKETS] = { 1, 2, 4, 8, 16, 32, 64, 128,
-							      256, 512, 1024, 2048, 4096 };
 	uint64_t cum = 0;
 
 	header(f, "switchboard_build_info", "gauge", "Version of the running server.");
@@ -162,7 +176,7 @@ render(FILE *f, struct server *srv)
 
 		cum += m->queue_hist[b];
 		if (b < METRICS_QUEUE_BUCKETS)
-			snprintf(le, sizeof(le), "%zu", bounds[b]);
+			snprintf(le, sizeof(le), "%zu", queue_bounds[b]);
 		labelled(f, "switchboard_send_queue_depth_bucket", "le", le, cum);
 	}
 	fprintf(f, "switchboard_send_queue_depth_sum %llu\n", (unsigned long long)m->queue_sum);

@@ -40,22 +40,7 @@ struct metrics {
 };
 
 /* One raw write of `frames` frames (`bytes` bytes) when `queued` were waiting. */
-static inline void
-metrics_write(struct metrics *m, size_t queued, size_t frames, size_t bytes)
-{
-	static const size_t bounds[METRICS_QUEUE_BUCKETS] = { 1, 2, 4, 8, 16, 32, 64, 128,
-							      256, 512, 1024, 2048, 4096 };
-	size_t b = 0;
-
-	while (b < METRICS_QUEUE_BUCKETS && queued > bounds[b])
-		b++;
-	m->queue_hist[b]++;
-	m->queue_sum += queued;
-	m->writes++;
-	m->frames_out += frames;
-	m->bytes_out += bytes;
-}
-
+void metrics_write(struct metrics *m, size_t queued, size_t frames, size_t bytes);
 void metrics_close(struct metrics *m, int code);
 
 /* The exposition text (malloc'd, *len bytes), or NULL if out of memory. */

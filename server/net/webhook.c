@@ -734,7 +734,6 @@ webhook_shutdown(struct server *srv)
 		ep->wsi = NULL;
 		ep->in_flight = false;
 	}
-	wh->srv->metrics.webhook_dropped += events;
 	if (events > 0)
 		log_info("webhook: shutdown, dropping %zu undelivered events", events);
 }

@@ -100,11 +100,25 @@ op_wake(void *conn)
 	dirty_add(conn);
 }
 
+/* A close frame is on its way (ours, the peer's, or one lws started on a protocol
+ * error, which it does without telling us): no data may follow it. */
+static bool
+ws_closing(struct ws_conn *c)
+{
+	return c->close_sent || c->peer_closed || lws_get_close_length(c->wsi) > 0;
+}
+
 static void
 op_kick(void *conn, int code, const char *reason, bool flush)
 {
 	struct ws_conn *c = conn;
 
+	if (ws_closing(c)) {
+		/* Already closing for another reason: that close is the one counted. */
+		c->closing = true;
+		dirty_remove(c);
+		return;
+	}
 	metrics_close(&c->srv->metrics, code);
 	c->closing = true;
 	c->flush_first = flush;
@@ -333,8 +347,10 @@ close_with(struct ws_conn *c, int code, const char *reason)
 	if (c->close_sent)
 		return -1;
 	c->close_sent = true;
-	if (!c->closing) /* a kick was counted when it happened */
+	if (!c->closing) { /* a kick was counted when it happened */
 		metrics_close(&c->srv->metrics, code);
+		session_closing(c->s);
+	}
 	log_info("ws: client=%s closing %d %s", session_client_id(c->s), code, reason);
 	lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason,
 			 strlen(reason));
@@ -401,14 +417,18 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 		return close_with(c, PROTO_CLOSE_TOO_BIG, "message too big");
 	if (complete && c->rx == NULL)
 		return deliver(c, in, len); /* the common case: decoded in place */
-	/* Sized for the whole frame at once when lws says how much of it remains. */
-	if (c->rx_len + len > c->rx_cap) {
+	/* Sized for the whole frame at once when lws says how much of it remains, never
+	 * past the largest message (want is at most max after the check above). */
+	if (c->rx == NULL || c->rx_len + len > c->rx_cap) {
 		size_t want = c->rx_len + len + lws_remaining_packet_payload(c->wsi);
 
 		c->rx_cap = want > c->rx_cap * 2 ? want : c->rx_cap * 2;
-		c->rx = xrealloc(c->rx, c->rx_cap);
+		if (c->rx_cap > max)
+			c->rx_cap = max;
+		c->rx = xrealloc(c->rx, c->rx_cap > 0 ? c->rx_cap : 1);
 	}
-	memcpy(c->rx + c->rx_len, in, len);
+	if (len > 0)
+		memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (!complete)
 		return 0;
@@ -462,7 +482,7 @@ on_writeable(struct ws_conn *c)
 	/* lws keeps calling WRITEABLE while it awaits the peer's close reply: write nothing
 	 * after our close frame, and do not return -1, which would drop the connection with
 	 * the client's unread data (an RST that can discard the close frame itself). */
-	if (c->close_sent || c->peer_closed)
+	if (ws_closing(c))
 		return 0;
 	qlen = session_queued(c->s);
 	if (c->closing && (!c->flush_first || qlen == 0))
@@ -484,8 +504,12 @@ ws_flush(struct server *srv)
 
 	while ((c = srv->dirty) != NULL) {
 		dirty_remove(c);
-		if (c->closing || c->close_sent || c->peer_closed || session_queued(c->s) == 0)
+		if (c->closing || session_queued(c->s) == 0)
 			continue;
+		if (ws_closing(c)) {
+			session_closing(c->s);
+			continue;
+		}
 		if (lws_partial_buffered(c->wsi)) {
 			lws_callback_on_writable(c->wsi);
 			continue;
@@ -539,6 +563,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		/* lws answers the close itself; data written now would follow our close reply. */
 		c->peer_closed = true;
 		dirty_remove(c);
+		session_closing(c->s);
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		on_closed(c);

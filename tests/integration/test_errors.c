@@ -5,9 +5,11 @@
  */
 #include <criterion/criterion.h>
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 #include "proto.h"
@@ -747,5 +749,96 @@ Test(limits, publishes_past_the_rate_limit_get_rate_limited_then_4029)
 	expect_alive(other, "the other client");
 	ws_client_free(c);
 	ws_client_free(other);
+	itest_finish();
+}
+
+/* ---- nothing after a close frame ---- */
+
+/* Reads the raw byte stream of c for up to ms and counts the data frames that follow the
+ * first close frame (the server must send none). Returns -1 if no close frame came. */
+static int
+data_frames_after_close(struct ws_client *c, struct ws_client *pub, int ms)
+{
+	unsigned char *buf = malloc(1 << 20);
+	size_t have = c->rlen, off = 0;
+	bool closed = false;
+	int after = 0;
+
+	cr_assert_not_null(buf);
+	memcpy(buf, c->rbuf, have);
+	for (int t = 0; t < ms / 20; t++) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		ssize_t n;
+
+		/* Keep the channel busy while the stream is read. */
+		for (int i = 0; i < 5; i++)
+			ws_client_sendf(pub, "{\"type\":\"publish\",\"channel\":\"busy\",\"data\":%d}", i);
+		if (poll(&p, 1, 20) == 1) {
+			n = read(c->fd, buf + have, (1 << 20) - have);
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+		}
+		while (have - off >= 2) {
+			size_t len = buf[off + 1] & 0x7f, hdr = 2;
+
+			if (len == 126) {
+				if (have - off < 4)
+					break;
+				len = (size_t)buf[off + 2] << 8 | buf[off + 3];
+				hdr = 4;
+			} else if (len == 127) {
+				break; /* nothing that large is published here */
+			}
+			if (have - off < hdr + len)
+				break;
+			if ((buf[off] & 0x0f) == 0x8)
+				closed = true;
+			else if (closed && (buf[off] & 0x0f) <= 0x2)
+				after++;
+			off += hdr + len;
+		}
+	}
+	free(buf);
+	return closed ? after : -1;
+}
+
+/* A protocol violation makes lws start the close by itself (1002) without telling the
+ * server's code: fan-out to that connection must stop at its close frame even while the
+ * client never answers the close. */
+Test(closes, no_data_follows_a_close_lws_started_on_a_protocol_error)
+{
+	struct ws_client *pub = sb_connect(itest_port(), "pub");
+	struct ws_client *bad = sb_connect(itest_port(), "bad");
+
+	cr_assert(pub && bad);
+	cr_assert_eq(sb_subscribe(bad, "busy"), 0);
+	cr_assert_eq(sb_subscribe(pub, "busy"), 0);
+	bad->auto_pong = false;
+	/* A text frame with RSV1 set and no extension negotiated. */
+	cr_assert_eq(ws_client_send_raw(bad, "\xc1\x80\0\0\0\0", 6), 0);
+	cr_expect_eq(data_frames_after_close(bad, pub, 1500), 0,
+		     "data frames were written after the close frame");
+	cr_expect_eq(sb_publish(pub, "busy", "\"still serving\"", NULL, 0) > 0, true);
+	ws_client_free(bad);
+	ws_client_free(pub);
+	itest_finish();
+}
+
+/* An empty first fragment (FIN clear) followed by the rest is one ordinary message. */
+Test(closes, an_empty_first_fragment_is_reassembled)
+{
+	static const char rest[] = "{\"type\":\"ping\",\"id\":3}";
+	struct ws_client *c = sb_connect(itest_port(), "u");
+	json_t *r;
+
+	cr_assert_not_null(c);
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_TEXT, false, "", 0), 0);
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_CONT, false, "", 0), 0);
+	cr_assert_eq(ws_client_send_frame(c, WS_OP_CONT, true, rest, strlen(rest)), 0);
+	r = ws_client_wait_id(c, 3, WAIT_MS);
+	cr_expect_str_eq(json_str(r, "type"), "pong");
+	json_decref(r);
+	ws_client_free(c);
 	itest_finish();
 }

@@ -804,13 +804,24 @@ Test(metrics, binary_frame_close_is_counted_1003)
 	struct ws_client *bad;
 	struct scrape a, b;
 
-	itest_start(NULL);
+	struct ws_client *pub;
+
+	/* A small send queue: fan-out that kept queueing for the closing connection would
+	 * overflow it and count a second close, 4008. */
+	itest_start("{\"limits\":{\"send_queue_messages\":8}}");
 	scrape(&a);
 	bad = connected("bad");
+	pub = connected("pub");
+	cr_assert_eq(sb_subscribe(bad, "busy"), 0);
+	cr_assert_eq(sb_subscribe(pub, "busy"), 0);
+	bad->auto_pong = false;
 	cr_assert_eq(ws_client_send_binary(bad, "{\"type\":\"ping\"}", 15), 0);
+	for (int i = 0; i < 40; i++)
+		cr_assert_gt(sb_publish(pub, "busy", "1", NULL, 0), 0);
 	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1003, "close code %d",
 		     bad->close_code);
 	ws_client_free(bad);
+	ws_client_free(pub);
 	scrape(&b);
 	expect_delta(&a, &b, "switchboard_closes_total{code=\"1003\"}", 1);
 	cr_expect_eq(family_sum(&b, "switchboard_closes_total") -
