@@ -3,8 +3,9 @@ BUILD      ?= build
 BUILD_SAN  ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
+BENCH_ARGS ?=
 
-.PHONY: all deps deps-test build run test test-fast test-asan clean
+.PHONY: all deps deps-test build run test test-fast test-asan clean bench bench-quick
 
 all: build
 
@@ -39,3 +40,15 @@ test-asan: deps-test
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)
+
+# Switchboard against nginx+nchan and a Node ws broadcast server (bench/README.md):
+# installs the peers, builds the load generator, writes bench/results/latest.md.
+bench: build
+	bash scripts/install-bench-deps.sh
+	cmake --build $(BUILD) --target loadgen -j $(JOBS)
+	python3 bench/bench.py $(BENCH_ARGS)
+
+bench-quick: build
+	bash scripts/install-bench-deps.sh
+	cmake --build $(BUILD) --target loadgen -j $(JOBS)
+	python3 bench/bench.py --quick $(BENCH_ARGS)
