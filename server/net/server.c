@@ -19,10 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SHUTDOWN_GRACE_MS 2000
+/* File descriptors kept beyond limits.max_connections: the listener, HTTP API clients,
+ * webhook requests, configuration and log files. */
+#define FD_RESERVE 1024
 
 /* Signal handlers can reach nothing else: these two are the only process-wide state. */
 static volatile sig_atomic_t got_signal;
@@ -156,6 +160,32 @@ report_ready(int ready_fd, int port)
 	close(ready_fd);
 }
 
+/* Sizes the open-file limit to the configuration before lws sizes its fd table from it:
+ * a soft limit of 1024 (a common default) would refuse connections long before
+ * limits.max_connections, and a far larger one only makes lws's tables bigger. Never
+ * past the hard limit; a warning if that is too low. */
+static void
+fit_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->limits.max_connections + FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
+		log_warn("server: the hard open-file limit (%llu) is below limits.max_connections "
+			 "(%zu) + %d; connections may be refused before max_connections "
+			 "(raise it with ulimit -Hn)",
+			 (unsigned long long)rl.rlim_max, cfg->limits.max_connections, FD_RESERVE);
+		want = rl.rlim_max;
+	}
+	if (want == rl.rlim_cur)
+		return;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("server: cannot set the open-file limit to %llu", (unsigned long long)want);
+}
+
 static bool
 is_ipv4_literal(const char *host)
 {
@@ -242,6 +272,7 @@ server_run(const struct config *cfg, int ready_fd)
 			close(ready_fd);
 		return 1;
 	}
+	fit_fd_limit(cfg);
 	srv.ip_conns = map_new(seed);
 	srv.batch = xmalloc(NET_BATCH_MAX);
 	srv.idle_policy = (lws_retry_bo_t){
