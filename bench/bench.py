@@ -237,8 +237,32 @@ def start_server(tools, server, rundir):
     raise RuntimeError(last_err)
 
 
+def timewait_sockets():
+    """TCP sockets in TIME_WAIT on this machine (from /proc/net/sockstat), or 0."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    fields = line.split()
+                    return int(fields[fields.index("tw") + 1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def settle_timewait(limit=2000, max_wait=65):
+    """Churn leaves tens of thousands of TIME_WAIT sockets for 60 s, which slow the
+    kernel's connection lookups for whoever runs next: wait (bounded) until they are
+    gone, so that every server's churn run starts from the same state."""
+    deadline = time.monotonic() + max_wait
+    while timewait_sockets() > limit and time.monotonic() < deadline:
+        time.sleep(1)
+
+
 def run_loadgen(tools, server, port, pid, wl, connect_timeout):
     a = wl["args"]
+    if a["workload"] == "churn":
+        settle_timewait()
     argv = [tools.loadgen, "--target", LOADGEN_TARGET[server], "--host", "127.0.0.1",
             "--port", str(port), "--workload", a["workload"], "--duration", str(a["duration"]),
             "--size", str(PAYLOAD), "--channel", CHANNEL, "--server-pid", str(pid),
