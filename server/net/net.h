@@ -21,7 +21,7 @@ struct ws_conn;
 #define NET_BATCH_MAX 65536
 /* Sockets remembered per loop pass to see whether their sender has more queued. */
 #define NET_RX_FDS 16
-/* Extra non-blocking loop passes made before a flush while input is still waiting. */
+/* Extra reads made before a flush while input is still waiting (ws_read_more). */
 #define NET_MAX_EXTRA_PASSES 16
 
 struct server {
@@ -55,9 +55,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 /* Writes every connection that got frames during the last lws_service() pass. */
 void ws_flush(struct server *srv);
-/* True when a socket read during the last pass has more bytes waiting in the kernel:
- * another pass now batches more messages into the same flush. Forgets the sockets. */
-bool ws_input_pending(struct server *srv);
+/* Reads on from the sockets read during the last pass that have more bytes waiting in
+ * the kernel (lws reads at most rx_buffer_size per socket and pass), so one flush
+ * batches more messages. Returns false when none had more. */
+bool ws_read_more(struct server *srv);
 
 /* Drops per-address entries idle for a minute (1 s tick); frees them all at the end. */
 void ws_ip_gc(struct server *srv);

@@ -203,10 +203,10 @@ serve(struct server *srv)
 	for (;;) {
 		lws_service(srv->ctx, 0);
 		/* lws reads at most rx_buffer_size bytes per socket and pass. While a sender
-		 * (a publisher) has more waiting, take it in non-blocking passes (timeout -1)
-		 * so that one flush carries many messages per subscriber. */
-		for (int i = 0; i < NET_MAX_EXTRA_PASSES && ws_input_pending(srv); i++)
-			lws_service(srv->ctx, -1);
+		 * (a publisher) has more waiting, read on so that one flush carries many
+		 * messages per subscriber. */
+		for (int i = 0; i < NET_MAX_EXTRA_PASSES && ws_read_more(srv); i++)
+			;
 		srv->nrx_fds = 0;
 		ws_flush(srv);
 		if (got_signal && !srv->shutting_down) {
@@ -238,7 +238,7 @@ server_run(const struct config *cfg, int ready_fd)
 		{ .name = "http", .callback = http_callback },
 		{ .name = "switchboard.v1", .callback = ws_callback,
 		  .per_session_data_size = 0 /* set below */,
-		  .rx_buffer_size = 512, .tx_packet_size = NET_BATCH_MAX + 16 },
+		  .rx_buffer_size = 1024, .tx_packet_size = NET_BATCH_MAX + 16 },
 		{ .name = "hook", .callback = webhook_callback, .per_session_data_size = 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};

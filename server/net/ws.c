@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 
 struct ws_conn {
@@ -38,6 +39,7 @@ struct ws_conn {
 	struct ws_conn *dirty_prev, *dirty_next; /* on srv->dirty while `dirty` */
 	char *rx;                 /* reassembly of a fragmented message, or NULL */
 	size_t rx_len, rx_cap;
+	uint64_t valid_ms;        /* when lws was last told the peer is alive */
 	bool established;         /* CLOSED also fires for upgrades refused in FILTER */
 	bool dirty;               /* frames queued since the last flush */
 	bool closing;             /* kicked: close at the next WRITEABLE */
@@ -383,17 +385,25 @@ note_rx(struct ws_conn *c)
 }
 
 bool
-ws_input_pending(struct server *srv)
+ws_read_more(struct server *srv)
 {
-	bool pending = false;
+	int fds[NET_RX_FDS];
+	unsigned n = 0;
 
-	for (unsigned i = 0; i < srv->nrx_fds && !pending; i++) {
-		int n = 0;
+	for (unsigned i = 0; i < srv->nrx_fds; i++) {
+		int bytes = 0;
 
-		pending = ioctl(srv->rx_fds[i], FIONREAD, &n) == 0 && n > 0;
+		if (ioctl(srv->rx_fds[i], FIONREAD, &bytes) == 0 && bytes > 0)
+			fds[n++] = srv->rx_fds[i];
 	}
 	srv->nrx_fds = 0;
-	return pending;
+	/* Only these sockets: a full lws_service() pass would poll() every connection. */
+	for (unsigned i = 0; i < n; i++) {
+		struct lws_pollfd p = { .fd = fds[i], .events = POLLIN, .revents = POLLIN };
+
+		lws_service_fd(srv->ctx, &p);
+	}
+	return n > 0;
 }
 
 static int
@@ -401,12 +411,20 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 {
 	size_t max = c->srv->cfg->limits.max_message_size;
 	bool complete = lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0;
+	uint64_t now;
 	int rc;
 
 	if (c->closing || c->close_sent)
 		return 0;
-	/* Any traffic proves the peer alive, not only pongs (docs/protocol.md, Liveness). */
-	lws_validity_confirmed(c->wsi);
+	/* Any traffic proves the peer alive, not only pongs (docs/protocol.md, Liveness).
+	 * Telling lws re-inserts the connection's timer into a list sorted over every
+	 * connection (O(connections)), so a busy publisher does it once a second at most:
+	 * the ping and idle timeouts count in seconds anyway. */
+	now = net_now_ms();
+	if (now - c->valid_ms >= 1000) {
+		c->valid_ms = now;
+		lws_validity_confirmed(c->wsi);
+	}
 	c->srv->metrics.bytes_in += len;
 	note_rx(c);
 	if (complete)
