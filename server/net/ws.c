@@ -348,15 +348,32 @@ close_with(struct ws_conn *c, int code, const char *reason)
 {
 	if (c->close_sent)
 		return -1;
-	c->close_sent = true;
-	if (!c->closing) { /* a kick was counted when it happened */
-		metrics_close(&c->srv->metrics, code);
-		session_closing(c->s);
-	}
+	c->close_sent = true; /* counted when the close was decided (op_kick, close_soon) */
 	log_info("ws: client=%s closing %d %s", session_client_id(c->s), code, reason);
 	lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason,
 			 strlen(reason));
 	return -1;
+}
+
+/* Closes for a client error found while receiving. The close is made from WRITEABLE,
+ * like a kick, rather than by returning -1 here: with the rest of a large frame still
+ * arriving, lws 4.1.6 sometimes never sent the close frame asked for from RECEIVE (the
+ * client then waited for lws's 5 s close timeout). Returns what RECEIVE returns. */
+static int
+close_soon(struct ws_conn *c, int code, const char *reason)
+{
+	if (c->closing || ws_closing(c))
+		return 0;
+	metrics_close(&c->srv->metrics, code);
+	session_closing(c->s);
+	c->closing = true;
+	c->flush_first = false;
+	c->close_code = (uint16_t)code;
+	c->close_reason = reason;
+	dirty_remove(c);
+	lws_callback_on_writable(c->wsi);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 3);
+	return 0;
 }
 
 /* One complete text message. RFC 6455 requires failing the connection on invalid
@@ -366,7 +383,7 @@ static int
 deliver(struct ws_conn *c, const char *buf, size_t len)
 {
 	if (!proto_utf8_valid(buf, len))
-		return close_with(c, PROTO_CLOSE_INVALID_UTF8, "invalid UTF-8");
+		return close_soon(c, PROTO_CLOSE_INVALID_UTF8, "invalid UTF-8");
 	hub_session_receive(c->srv->hub, c->s, buf, len, net_now_ms());
 	return 0;
 }
@@ -430,9 +447,9 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 	if (complete)
 		c->srv->metrics.frames_in++;
 	if (lws_frame_is_binary(c->wsi))
-		return close_with(c, PROTO_CLOSE_UNSUPPORTED, "binary frames are not supported");
+		return close_soon(c, PROTO_CLOSE_UNSUPPORTED, "binary frames are not supported");
 	if (c->rx_len + len + lws_remaining_packet_payload(c->wsi) > max)
-		return close_with(c, PROTO_CLOSE_TOO_BIG, "message too big");
+		return close_soon(c, PROTO_CLOSE_TOO_BIG, "message too big");
 	if (complete && c->rx == NULL)
 		return deliver(c, in, len); /* the common case: decoded in place */
 	/* Sized for the whole frame at once when lws says how much of it remains, never

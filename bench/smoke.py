@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Correctness under load (a ctest, not a benchmark): the real server driven by
+bench/loadgen in every workload at a small scale. Checks what must hold whatever the
+machine's speed: every message reaches every healthy subscriber exactly once and in
+order, churn never fails, idle memory is measured, and subscribers that never read are
+closed (4008) while the others lose nothing. No figure is compared with a threshold.
+
+usage: smoke.py SWITCHBOARD LOADGEN
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+
+SERVER, LOADGEN = sys.argv[1], sys.argv[2]
+FAILS = []
+BASE = {
+    "default_namespace": {"publish": "clients"},
+    "limits": {
+        "max_connections_per_ip": 5000,
+        "max_message_size": 262144,
+        "max_data_size": 200000,
+        "connection_rate_per_ip": {"per_second": 1000000, "burst": 1000000},
+        "client_publish": {"per_second": 1000000, "burst": 1000000},
+        "client_commands": {"per_second": 1000000, "burst": 1000000},
+    },
+}
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILS.append(what)
+
+
+def start(limits=None):
+    config = json.loads(json.dumps(BASE))
+    config["limits"].update(limits or {})
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(config, cfg)
+    cfg.close()
+    proc = subprocess.Popen([SERVER, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    port = None
+    for _ in range(50):
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
+        if m:
+            port = int(m.group(1))
+            break
+    os.unlink(cfg.name)
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    if port is None:
+        proc.kill()
+        sys.exit("server did not start")
+    return proc, port
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = "killed after 15 s"
+    check(rc == 0, f"server exits 0 after SIGTERM (got {rc})")
+
+
+def loadgen(port, pid, *args):
+    argv = [LOADGEN, "--target", "switchboard", "--port", str(port), "--server-pid", str(pid),
+            *map(str, args)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0 or not out.stdout.strip():
+        check(False, f"loadgen {' '.join(map(str, args))} exits 0 (rc {out.returncode}: "
+                     f"{out.stderr.strip()[-300:]})")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def clean(r, what, subs):
+    check(r["connected"] >= subs, f"{what}: {subs} subscribers connected ({r['connected']})")
+    check(r["published"] > 0 and r["delivered"] >= r["published"] * subs,
+          f"{what}: every message reached every subscriber "
+          f"({r['delivered']} deliveries of {r['published']} messages)")
+    for key in ("lost", "duplicated", "reordered", "errors"):
+        check(r[key] == 0, f"{what}: {key} = {r[key]}")
+    check(r.get("drained") is True, f"{what}: drained before the end")
+
+
+def main():
+    proc, port = start()
+    try:
+        r = loadgen(port, proc.pid, "--workload", "fanout", "--subs", 200, "--duration", 2)
+        if r:
+            clean(r, "fanout 200 subscribers, window 32", 200)
+        r = loadgen(port, proc.pid, "--workload", "fanout", "--subs", 20, "--duration", 1,
+                    "--size", 70000, "--window", 4)
+        if r:
+            clean(r, "fanout of 70 kB messages (64-bit lengths, over one batch)", 20)
+        r = loadgen(port, proc.pid, "--workload", "rate", "--subs", 100, "--rate", 100,
+                    "--duration", 2)
+        if r:
+            clean(r, "rate 100 msg/s to 100 subscribers", 100)
+        r = loadgen(port, proc.pid, "--workload", "idle", "--subs", 300)
+        if r:
+            check(r["connected"] == 300 and (r["rss_per_conn_bytes"] or 0) > 0,
+                  f"idle: 300 connected, {r['rss_per_conn_bytes']} bytes per connection")
+        r = loadgen(port, proc.pid, "--workload", "churn", "--conns", 1000, "--concurrency", 16)
+        if r:
+            check(r["churn_failures"] == 0 and r["connected"] == 1000,
+                  f"churn: 1000 connections, {r['churn_failures']} failures")
+    finally:
+        stop(proc)
+
+    # Slow consumers: a small send queue, large messages so the kernel buffers fill fast.
+    proc, port = start({"send_queue_bytes": 262144})
+    try:
+        r = loadgen(port, proc.pid, "--workload", "fanout", "--subs", 20, "--slow", 2,
+                    "--size", 8000, "--duration", 4)
+        if r:
+            clean(r, "fanout with 2 subscribers that never read", 20)
+            check(r["slow_closed"] == 2, f"both readers that stopped were closed "
+                                         f"({r['slow_closed']}, codes {r['slow_close_codes']})")
+    finally:
+        stop(proc)
+    print(f"{len(FAILS)} failed" if FAILS else "all passed")
+    return 1 if FAILS else 0
+
+
+sys.exit(main())
