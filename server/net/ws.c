@@ -388,7 +388,7 @@ deliver(struct ws_conn *c, const char *buf, size_t len)
 	return 0;
 }
 
-/* Remembers this pass's readers for ws_input_pending(). */
+/* Remembers this pass's readers for ws_read_more(). */
 static void
 note_rx(struct ws_conn *c)
 {
