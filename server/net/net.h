@@ -21,8 +21,14 @@ struct ws_conn;
 #define NET_BATCH_MAX 65536
 /* Sockets remembered per loop pass to see whether their sender has more queued. */
 #define NET_RX_FDS 16
-/* Extra reads made before a flush while input is still waiting (ws_read_more). */
+/* Extra reads made before a flush while input is still waiting (ws_read_more), and
+ * the most client bytes one loop iteration takes in before it flushes: a publish can
+ * grow several times into the frames it queues for every subscriber, and nothing is
+ * written until the flush, so the budget keeps one flush's output near one batch. */
 #define NET_MAX_EXTRA_PASSES 16
+#define NET_READ_BUDGET 8192
+/* Batches ws_flush() writes to one connection in a row while the kernel takes them. */
+#define NET_FLUSH_BATCHES 4
 
 struct server {
 	const struct config *cfg;
@@ -57,8 +63,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 void ws_flush(struct server *srv);
 /* Reads on from the sockets read during the last pass that have more bytes waiting in
  * the kernel (lws reads at most rx_buffer_size per socket and pass), so one flush
- * batches more messages. Returns false when none had more. */
-bool ws_read_more(struct server *srv);
+ * batches more messages; stops once metrics.bytes_in reaches until. Returns false when
+ * none had more (or the budget is spent). TLS connections are not read on: lws reads
+ * them a whole record at a time already. */
+bool ws_read_more(struct server *srv, uint64_t until);
 
 /* Drops per-address entries idle for a minute (1 s tick); frees them all at the end. */
 void ws_ip_gc(struct server *srv);

@@ -201,11 +201,13 @@ serve(struct server *srv)
 	uint64_t deadline = 0;
 
 	for (;;) {
+		uint64_t until = srv->metrics.bytes_in + NET_READ_BUDGET;
+
 		lws_service(srv->ctx, 0);
 		/* lws reads at most rx_buffer_size bytes per socket and pass. While a sender
-		 * (a publisher) has more waiting, read on so that one flush carries many
-		 * messages per subscriber. */
-		for (int i = 0; i < NET_MAX_EXTRA_PASSES && ws_read_more(srv); i++)
+		 * (a publisher) has more waiting, read on (within a byte budget) so that one
+		 * flush carries many messages per subscriber. */
+		for (int i = 0; i < NET_MAX_EXTRA_PASSES && ws_read_more(srv, until); i++)
 			;
 		srv->nrx_fds = 0;
 		ws_flush(srv);

@@ -395,18 +395,22 @@ note_rx(struct ws_conn *c)
 	struct server *srv = c->srv;
 	int fd = lws_get_socket_fd(c->wsi);
 
-	if (srv->nrx_fds > 0 && srv->rx_fds[srv->nrx_fds - 1] == fd)
+	if (lws_is_ssl(c->wsi) || (srv->nrx_fds > 0 && srv->rx_fds[srv->nrx_fds - 1] == fd))
 		return;
 	if (srv->nrx_fds < NET_RX_FDS)
 		srv->rx_fds[srv->nrx_fds++] = fd;
 }
 
 bool
-ws_read_more(struct server *srv)
+ws_read_more(struct server *srv, uint64_t until)
 {
 	int fds[NET_RX_FDS];
 	unsigned n = 0;
 
+	if (srv->metrics.bytes_in >= until) {
+		srv->nrx_fds = 0;
+		return false;
+	}
 	for (unsigned i = 0; i < srv->nrx_fds; i++) {
 		int bytes = 0;
 
@@ -415,12 +419,12 @@ ws_read_more(struct server *srv)
 	}
 	srv->nrx_fds = 0;
 	/* Only these sockets: a full lws_service() pass would poll() every connection. */
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n && srv->metrics.bytes_in < until; i++) {
 		struct lws_pollfd p = { .fd = fds[i], .events = POLLIN, .revents = POLLIN };
 
 		lws_service_fd(srv->ctx, &p);
 	}
-	return n > 0;
+	return n > 0 && srv->metrics.bytes_in < until;
 }
 
 static int
@@ -545,17 +549,18 @@ ws_flush(struct server *srv)
 			session_closing(c->s);
 			continue;
 		}
-		if (lws_partial_buffered(c->wsi)) {
-			lws_callback_on_writable(c->wsi);
-			continue;
+		/* More than one batch while the kernel takes each whole: a burst of input must
+		 * not leave queues growing behind one batch per loop iteration. */
+		for (int b = 0; b < NET_FLUSH_BATCHES && session_queued(c->s) > 0 &&
+				!lws_partial_buffered(c->wsi); b++) {
+			if (write_batch(c) != 0) {
+				/* Outside a callback a connection is dropped through its timeout. */
+				c->close_sent = true;
+				lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+				break;
+			}
 		}
-		if (write_batch(c) != 0) {
-			/* Outside a callback a connection is dropped through its timeout. */
-			c->close_sent = true;
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-			continue;
-		}
-		if (session_queued(c->s) > 0)
+		if (!c->close_sent && session_queued(c->s) > 0)
 			lws_callback_on_writable(c->wsi);
 	}
 }
