@@ -9,15 +9,14 @@ usage: smoke.py SWITCHBOARD LOADGEN
 """
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop"))
+import sbproc  # noqa: E402
+from sbproc import check, stop  # noqa: E402
 
 SERVER, LOADGEN = sys.argv[1], sys.argv[2]
-FAILS = []
 BASE = {
     "default_namespace": {"publish": "clients"},
     "limits": {
@@ -31,42 +30,10 @@ BASE = {
 }
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILS.append(what)
-
-
 def start(limits=None):
     config = json.loads(json.dumps(BASE))
     config["limits"].update(limits or {})
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump(config, cfg)
-    cfg.close()
-    proc = subprocess.Popen([SERVER, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    port = None
-    for _ in range(50):
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        if m:
-            port = int(m.group(1))
-            break
-    os.unlink(cfg.name)
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    if port is None:
-        proc.kill()
-        sys.exit("server did not start")
-    return proc, port
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = "killed after 15 s"
-    check(rc == 0, f"server exits 0 after SIGTERM (got {rc})")
+    return sbproc.start(SERVER, config)
 
 
 def loadgen(port, pid, *args):
@@ -126,8 +93,7 @@ def main():
                                          f"({r['slow_closed']}, codes {r['slow_close_codes']})")
     finally:
         stop(proc)
-    print(f"{len(FAILS)} failed" if FAILS else "all passed")
-    return 1 if FAILS else 0
+    return sbproc.summary()
 
 
 sys.exit(main())

@@ -8,7 +8,6 @@ usage: burst_e2e.py SWITCHBOARD
 """
 import json
 import os
-import re
 import socket
 import ssl
 import struct
@@ -18,34 +17,9 @@ import tempfile
 import threading
 import time
 
+from sbproc import check, start, stop, summary
+
 BINARY = sys.argv[1]
-FAILS = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILS.append(what)
-
-
-def start(config):
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump(config, cfg)
-    cfg.close()
-    proc = subprocess.Popen([BINARY, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    port = None
-    for _ in range(50):
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        if m:
-            port = int(m.group(1))
-            break
-    os.unlink(cfg.name)
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    if port is None:
-        proc.kill()
-        sys.exit("server did not start")
-    return proc, port
 
 
 def frame(payload):
@@ -169,22 +143,19 @@ def main():
         base = {"default_namespace": {"publish": "clients"},
                 "limits": {"client_publish": {"per_second": 1000000, "burst": 1000000},
                            "client_commands": {"per_second": 1000000, "burst": 1000000}}}
-        proc, port = start(base)
+        proc, port = start(BINARY, base)
         try:
             run(port, False, 8, 5000)
             run(port, False, 16, 3000)
         finally:
-            proc.terminate()
-            proc.wait(timeout=15)
-        proc, port = start(dict(base, tls={"cert": crt, "key": key}))
+            stop(proc)
+        proc, port = start(BINARY, dict(base, tls={"cert": crt, "key": key}))
         try:
             run(port, True, 1, 5000)
             run(port, True, 4, 3000)
         finally:
-            proc.terminate()
-            proc.wait(timeout=15)
-    print(f"{len(FAILS)} failed" if FAILS else "all passed")
-    return 1 if FAILS else 0
+            stop(proc)
+    return summary()
 
 
 sys.exit(main())

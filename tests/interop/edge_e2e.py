@@ -9,49 +9,21 @@ import asyncio
 import json
 import os
 import re
-import signal
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 
 import websockets
 
+import sbproc
+from sbproc import check, stop
+
 BINARY = sys.argv[1]
-FAILS = []
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILS.append(what)
-
-
-def start(config):
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump(config, cfg)
-    cfg.close()
-    proc = subprocess.Popen([BINARY, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    port = None
-    for _ in range(50):
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        if m:
-            port = int(m.group(1))
-            break
-    os.unlink(cfg.name)
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    if port is None:
-        proc.kill()
-        sys.exit("server did not start")
-    return proc, port
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    rc = proc.wait(timeout=10)
-    check(rc == 0, f"server exits 0 (got {rc})")
+def start_server(config):
+    return sbproc.start(BINARY, config)
 
 
 async def status_of(url, origin=None):
@@ -127,7 +99,7 @@ async def tls(port, cafile):
 
 
 def main():
-    proc, port = start({"allowed_origins": ["https://app.example"], "limits": {"max_connections_per_ip": 3},
+    proc, port = start_server({"allowed_origins": ["https://app.example"], "limits": {"max_connections_per_ip": 3},
                         "api_keys": [{"name": "edge", "key": "sk_edge_1"}]})
     try:
         asyncio.run(asyncio.wait_for(origins(port), 30))
@@ -136,7 +108,7 @@ def main():
     finally:
         stop(proc)
 
-    proc, port = start({"limits": {"connection_rate_per_ip": {"per_second": 1, "burst": 2}}})
+    proc, port = start_server({"limits": {"connection_rate_per_ip": {"per_second": 1, "burst": 2}}})
     try:
         asyncio.run(asyncio.wait_for(rate(port), 30))
     finally:
@@ -147,7 +119,7 @@ def main():
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
                     "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                    check=True, capture_output=True)
-    proc, port = start({"tls": {"cert": crt, "key": key}})
+    proc, port = start_server({"tls": {"cert": crt, "key": key}})
     try:
         asyncio.run(asyncio.wait_for(tls(port, crt), 30))
         r = subprocess.run(["curl", "-s", "--cacert", crt, "-w", " %{http_code} %{http_version}",
@@ -159,8 +131,7 @@ def main():
         check(r.stdout != "200", f"plain HTTP is not served on the TLS port ({r.stdout})")
     finally:
         stop(proc)
-    print(f"edge_e2e: {len(FAILS)} failed", flush=True)
-    return 1 if FAILS else 0
+    return sbproc.summary()
 
 
 if __name__ == "__main__":
