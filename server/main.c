@@ -1,6 +1,7 @@
 /* main.c: command line -> configuration -> server_run(). */
 #include "config.h"
 #include "server.h"
+#include "webhook.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -94,6 +95,13 @@ main(int argc, char **argv)
 
 	config_defaults(&cfg);
 	if (config_path != NULL && config_load_file(&cfg, config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "switchboard: configuration error: %s\n", err);
+		config_fini(&cfg);
+		return 2;
+	}
+	/* The core configuration keeps the webhooks list unread; its entries (URLs, CA files)
+	 * are checked here so that a bad one is a configuration error (2) too. */
+	if (webhook_config_check(cfg.webhooks, err, sizeof(err)) != 0) {
 		fprintf(stderr, "switchboard: configuration error: %s\n", err);
 		config_fini(&cfg);
 		return 2;

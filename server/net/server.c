@@ -317,6 +317,12 @@ server_run(const struct config *cfg, int ready_fd)
 		goto out;
 	}
 	srv.vhost = lws_get_vhost_by_name(srv.ctx, "default");
+	if (webhook_attach(&srv) != 0) {
+		log_error("server: refusing to start: bad webhooks configuration");
+		lws_context_destroy(srv.ctx);
+		srv.ctx = NULL;
+		goto out;
+	}
 	install_signals(srv.ctx);
 	lws_sul_schedule(srv.ctx, 0, &srv.tick, on_tick, LWS_US_PER_SEC);
 	log_info("server: switchboard %s listening on %s:%d (engine %s%s)", SWITCHBOARD_VERSION,

@@ -17,8 +17,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -50,6 +52,9 @@ struct endpoint {
 	char *host;                   /* owned */
 	char *path;                   /* owned, starts with '/' */
 	char *hosthdr;                /* owned: the Host header, host[:port] */
+	char *ca_file;                /* owned, or NULL: CAs trusted besides the system store */
+	char vhost_name[32];          /* of its client vhost, when ca_file is set */
+	struct lws_vhost *vhost;      /* that vhost, or NULL: the server's own */
 
 	char **q;                     /* ring of serialised events (owned strings) */
 	size_t qhead, qlen;
@@ -141,12 +146,37 @@ parse_url(const char *url, bool *tls, char **host, int *port, char **path)
 	return 0;
 }
 
+/* ca_file must be readable and hold at least one PEM certificate: checked at startup, so a
+ * wrong path is a configuration error rather than failed deliveries later. */
+static int
+check_ca_file(const char *path, size_t i, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "webhooks[%zu].ca_file: cannot read \"%s\": %s", i, path,
+			 strerror(errno));
+		return -1;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	ERR_clear_error();
+	if (x == NULL) {
+		snprintf(err, errlen, "webhooks[%zu].ca_file: no certificate in \"%s\" (PEM expected)",
+			 i, path);
+		return -1;
+	}
+	X509_free(x);
+	return 0;
+}
+
 static int
 check_entry(const json_t *o, size_t i, char *err, size_t errlen)
 {
 	const char *key;
 	json_t *v;
-	bool tls;
+	bool tls = false;
 	char *host, *path;
 	int port;
 
@@ -200,6 +230,13 @@ check_entry(const json_t *o, size_t i, char *err, size_t errlen)
 					 i, RETRIES_MAX);
 				return -1;
 			}
+		} else if (strcmp(key, "ca_file") == 0) {
+			if (!json_is_string(v) || json_string_length(v) == 0) {
+				snprintf(err, errlen, "webhooks[%zu].ca_file: must be the path of a PEM file of CA certificates", i);
+				return -1;
+			}
+			if (check_ca_file(json_string_value(v), i, err, errlen) != 0)
+				return -1;
 		} else {
 			snprintf(err, errlen, "webhooks[%zu].%s: unknown key", i, key);
 			return -1;
@@ -211,6 +248,8 @@ check_entry(const json_t *o, size_t i, char *err, size_t errlen)
 		snprintf(err, errlen, "webhooks[%zu].events: is required", i);
 	else if (json_object_get(o, "secret") == NULL)
 		snprintf(err, errlen, "webhooks[%zu].secret: is required", i);
+	else if (json_object_get(o, "ca_file") != NULL && !tls)
+		snprintf(err, errlen, "webhooks[%zu].ca_file: only for an https:// url", i);
 	else
 		return 0;
 	return -1;
@@ -252,6 +291,8 @@ endpoint_init(struct endpoint *ep, struct webhooks *wh, size_t i, const json_t *
 	ep->timeout_ms = v != NULL ? (unsigned)json_integer_value(v) : TIMEOUT_MS_DEFAULT;
 	v = json_object_get(o, "max_retries");
 	ep->max_retries = v != NULL ? (unsigned)json_integer_value(v) : RETRIES_DEFAULT;
+	v = json_object_get(o, "ca_file");
+	ep->ca_file = v != NULL ? xstrdup(json_string_value(v)) : NULL;
 	parse_url(ep->url, &ep->tls, &ep->host, &ep->port, &ep->path);
 	ep->hosthdr = xmalloc(strlen(ep->host) + 8);
 	if (ep->port == (ep->tls ? 443 : 80))
@@ -410,7 +451,7 @@ start_request(struct endpoint *ep)
 	sign_batch(ep);
 	memset(&ci, 0, sizeof(ci));
 	ci.context = ep_ctx(ep);
-	ci.vhost = ep->wh->srv->vhost;
+	ci.vhost = ep->vhost != NULL ? ep->vhost : ep->wh->srv->vhost;
 	ci.address = ep->host;
 	ci.port = ep->port;
 	ci.path = ep->path;
@@ -713,6 +754,43 @@ webhook_init(struct server *srv)
 	return 0;
 }
 
+/* The protocols of the client-only vhosts of endpoints with a ca_file. */
+static const struct lws_protocols hook_protocols[] = {
+	{ .name = "hook", .callback = webhook_callback, .per_session_data_size = 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+int
+webhook_attach(struct server *srv)
+{
+	struct webhooks *wh = srv->webhooks;
+	struct lws_context_creation_info info;
+
+	if (wh == NULL)
+		return 0;
+	for (size_t i = 0; i < wh->neps; i++) {
+		struct endpoint *ep = &wh->eps[i];
+
+		if (ep->ca_file == NULL)
+			continue;
+		/* lws keeps one client TLS context (and trust store) per vhost. */
+		snprintf(ep->vhost_name, sizeof(ep->vhost_name), "webhook-%zu", i);
+		memset(&info, 0, sizeof(info));
+		info.port = CONTEXT_PORT_NO_LISTEN;
+		info.protocols = hook_protocols;
+		info.vhost_name = ep->vhost_name;
+		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.client_ssl_ca_filepath = ep->ca_file;
+		ep->vhost = lws_create_vhost(srv->ctx, &info);
+		if (ep->vhost == NULL) {
+			log_error("server: webhooks[%zu].ca_file: cannot use \"%s\" as CA certificates",
+				  i, ep->ca_file);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void
 webhook_shutdown(struct server *srv)
 {
@@ -752,6 +830,7 @@ webhook_fini(struct server *srv)
 		free(wh->eps[i].host);
 		free(wh->eps[i].path);
 		free(wh->eps[i].hosthdr);
+		free(wh->eps[i].ca_file);
 		free(wh->eps[i].q);
 	}
 	free(wh->eps);

@@ -33,6 +33,10 @@ int webhook_config_check(const json_t *list, char *err, size_t errlen);
  * after logging the problem (nothing is kept). */
 int webhook_init(struct server *srv);
 
+/* After the lws context exists: gives each endpoint with a ca_file its own client-only
+ * vhost, whose TLS client context trusts only that file. Returns 0, or -1 after logging. */
+int webhook_attach(struct server *srv);
+
 /* Before lws_context_destroy(): drops every queued and in-flight batch (one log line
  * with the count), cancels the timers and ignores events from then on. Idempotent. */
 void webhook_shutdown(struct server *srv);

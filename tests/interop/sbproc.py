@@ -18,13 +18,14 @@ def check(cond, what):
         FAILS.append(what)
 
 
-def start(binary, config):
-    """Starts binary with config (a dict) on 127.0.0.1:0; returns (process, port)."""
+def start(binary, config, env=None):
+    """Starts binary with config (a dict) on 127.0.0.1:0, with env (a dict, None: this
+    process's environment); returns (process, port)."""
     cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     json.dump(config, cfg)
     cfg.close()
     proc = subprocess.Popen([binary, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     port = None
     for _ in range(50):
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
