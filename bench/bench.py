@@ -70,6 +70,11 @@ def workloads(quick):
          "args": {"workload": "churn", "conns": churn, "duration": d}},
         {"id": "W6", "title": "fan-out with slow readers: 1,000 subscribers plus 10 that never read",
          "args": {"workload": "fanout", "subs": 1000, "slow": 10, "window": 32, "duration": d}},
+        # The same jobs over TLS (wss://, ECDSA P-256 certificate, TLS 1.3 as negotiated).
+        {"id": "T2", "title": "W2 over TLS: 1,000 subscribers, max rate, window 32",
+         "tls": True, "args": {"workload": "fanout", "subs": 1000, "window": 32, "duration": d}},
+        {"id": "T5", "title": f"W5 over TLS: {churn // 4:,} connections (TLS handshake, connect, subscribe, close)",
+         "tls": True, "args": {"workload": "churn", "conns": churn // 4, "duration": d}},
     ]
 
 
@@ -99,6 +104,8 @@ METRICS = {
 }
 METRICS["W3"] = METRICS["W2"]
 METRICS["W4b"] = METRICS["W4"]
+METRICS["T2"] = METRICS["W2"]
+METRICS["T5"] = METRICS["W5"]
 
 # Counters that must be 0 (or match) in a correct run; any other value is listed below the table.
 CHECKS = ["lost", "duplicated", "reordered", "errors", "stalled"]
@@ -197,32 +204,58 @@ def worker_pid(pid):
     return int(kids[0]) if len(kids) == 1 else None
 
 
-def start_server(tools, server, rundir):
-    """Starts one server on a free loopback port. Returns (proc, port, log path, pid of the
-    process that serves: the server itself, or nginx's worker)."""
+def make_cert(rundir):
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (the TLS workloads). Returns
+    (cert path, key path)."""
+    cert, key = os.path.join(rundir, "bench-cert.pem"), os.path.join(rundir, "bench-key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def start_server(tools, server, rundir, tls=False):
+    """Starts one server on a free loopback port (serving TLS if tls). Returns (proc, port,
+    log path, pid of the process that serves: the server itself, or nginx's worker)."""
     last_err = None
+    cert, key = make_cert(rundir) if tls else (None, None)
+    env = dict(os.environ)
     for attempt in range(3):
         port = free_port()
         log = os.path.join(rundir, f"{server}-{port}.log")
         if server == "switchboard":
-            argv = [tools.switchboard, "-c", SB_CONFIG, "-H", "127.0.0.1", "-p", str(port), "-l", "warn"]
+            config = SB_CONFIG
+            if tls:
+                with open(SB_CONFIG) as f:
+                    sb = json.load(f)
+                sb["tls"] = {"cert": cert, "key": key}
+                config = os.path.join(rundir, "switchboard-tls.json")
+                with open(config, "w") as f:
+                    json.dump(sb, f)
+            argv = [tools.switchboard, "-c", config, "-H", "127.0.0.1", "-p", str(port), "-l", "warn"]
         elif server == "nchan":
             ndir = os.path.join(rundir, f"nginx-{port}")
             os.makedirs(ndir, exist_ok=True)
             with open(NCHAN_TEMPLATE) as f:
                 conf = f.read()
             conf = (conf.replace("@PORT@", str(port)).replace("@RUNDIR@", ndir)
-                    .replace("@NCHAN_MODULE@", tools.nchan_module))
+                    .replace("@NCHAN_MODULE@", tools.nchan_module)
+                    .replace("@SSL@", "ssl" if tls else "")
+                    .replace("@SSL_FILES@", f"ssl_certificate {cert}; ssl_certificate_key {key};"
+                             if tls else ""))
             with open(os.path.join(ndir, "nginx.conf"), "w") as f:
                 f.write(conf)
             log = os.path.join(ndir, "error.log")
             argv = [tools.nginx, "-e", log, "-p", ndir + "/", "-c", os.path.join(ndir, "nginx.conf")]
         else:
             argv = [tools.node, os.path.join(NODE_DIR, "server.js"), str(port)]
+            if tls:
+                env.update(TLS_CERT=cert, TLS_KEY=key)
         with open(log, "ab") as out:
             proc = subprocess.Popen(tools.pinned(SERVER_CPU, argv), stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=out, cwd=ROOT, preexec_fn=raise_nofile,
-                                    start_new_session=True)
+                                    start_new_session=True, env=env)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -267,6 +300,8 @@ def run_loadgen(tools, server, port, pid, wl, connect_timeout):
             "--port", str(port), "--workload", a["workload"], "--duration", str(a["duration"]),
             "--size", str(PAYLOAD), "--channel", CHANNEL, "--server-pid", str(pid),
             "--connect-timeout", str(connect_timeout)]
+    if wl.get("tls"):
+        argv.append("--tls")
     for key in ("subs", "slow", "window", "rate", "conns", "concurrency"):
         if key in a:
             argv += [f"--{key}", str(a[key])]
@@ -663,7 +698,8 @@ def main():
                     entry = {"rep": rep, "workload": wl["id"], "server": server}
                     proc = log = None
                     try:
-                        proc, port, log, serving = start_server(tools, server, rundir)
+                        proc, port, log, serving = start_server(tools, server, rundir,
+                                                                wl.get("tls", False))
                         entry["port"] = port
                         entry["server_pid"] = serving
                         lg = run_loadgen(tools, server, port, serving, wl, args.connect_timeout)

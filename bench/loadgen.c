@@ -47,6 +47,8 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,7 +91,7 @@
 enum target { T_SWITCHBOARD, T_NCHAN, T_WS };
 enum workload { W_IDLE, W_FANOUT, W_RATE, W_CHURN };
 enum role { R_SUB, R_SLOW, R_PUB, R_CHURN };
-enum state { S_FREE, S_RETRY, S_CONNECTING, S_HANDSHAKE, S_SUBSCRIBING, S_READY, S_CLOSING, S_DEAD };
+enum state { S_FREE, S_RETRY, S_CONNECTING, S_TLS, S_HANDSHAKE, S_SUBSCRIBING, S_READY, S_CLOSING, S_DEAD };
 enum phase { PH_SETUP, PH_SETTLE, PH_RUN, PH_DRAIN, PH_POST, PH_CHURN };
 /* Why a connection ended. */
 enum down { D_TRANSPORT, D_EOF, D_CLOSE, D_HTTP, D_PROTO, D_TIMEOUT };
@@ -108,6 +110,7 @@ struct conn {
 	uint64_t last_seq, distinct, dups, reorders;
 	uint8_t *carry;
 	uint32_t carry_len, carry_cap;
+	SSL *ssl;               /* --tls: the connection's TLS state, else NULL */
 	/* cold */
 	uint8_t close_sent, close_rcvd, retries;
 	uint16_t close_code;    /* code of the close frame received (1005: no code), 0: none */
@@ -124,7 +127,7 @@ static struct options {
 	enum target target;
 	enum workload workload;
 	char host[64];
-	bool v6;
+	bool v6, tls;
 	int port;
 	long subs, slow, window, size, conns, concurrency;
 	double duration, rate, connect_timeout;
@@ -138,6 +141,7 @@ static struct options {
 
 static struct {
 	int ep, timerfd;
+	SSL_CTX *tls;                   /* --tls */
 	bool timer_fired;
 	enum phase phase;
 	struct conn *c;
@@ -316,8 +320,30 @@ static uint8_t *out_reserve(struct conn *c, size_t n)
 static int conn_flush(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		size_t len = c->out_len - c->out_off;
+		ssize_t n;
 
+		if (c->ssl != NULL) {
+			int r = SSL_write(c->ssl, c->out + c->out_off, len > INT32_MAX ? INT32_MAX : (int)len);
+
+			if (r > 0) {
+				c->out_off += (uint32_t)r;
+				continue;
+			}
+			switch (SSL_get_error(c->ssl, r)) {
+			case SSL_ERROR_WANT_WRITE:
+				if (c->in_epoll)
+					ep_set(c, c->ev | EPOLLOUT);
+				return 0;
+			case SSL_ERROR_WANT_READ:
+				return 0; /* resumed by the next readable event's flush */
+			default:
+				ERR_clear_error();
+				conn_down(c, D_TRANSPORT, "TLS write failed");
+				return -1;
+			}
+		}
+		n = send(c->fd, c->out + c->out_off, len, MSG_NOSIGNAL);
 		if (n > 0) {
 			c->out_off += (uint32_t)n;
 			continue;
@@ -455,6 +481,7 @@ static void conn_reset(struct conn *c)
 	c->ev = 0;
 	c->last_seq = c->distinct = c->dups = c->reorders = 0;
 	c->carry_len = 0;
+	c->ssl = NULL;
 	c->close_sent = c->close_rcvd = 0;
 	c->close_code = 0;
 	c->frag_len = 0;
@@ -503,21 +530,14 @@ static int conn_open(struct conn *c, int64_t now)
 	return 0;
 }
 
-static void on_connect_done(struct conn *c)
+/* The WebSocket upgrade request, once TCP (and TLS) is up. */
+static void send_upgrade(struct conn *c)
 {
-	int err = 0;
-	socklen_t l = sizeof err;
 	uint8_t rnd[16];
 	char key[25], path[300], *req;
 	uint64_t r1 = rng64(), r2 = rng64();
 	int n;
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
-		err = errno;
-	if (err) {
-		conn_down(c, D_TRANSPORT, strerror(err));
-		return;
-	}
 	memcpy(rnd, &r1, 8);
 	memcpy(rnd + 8, &r2, 8);
 	lg_base64(rnd, sizeof rnd, key);
@@ -531,6 +551,50 @@ static void on_connect_done(struct conn *c)
 	c->state = S_HANDSHAKE;
 	ep_set(c, EPOLLIN);
 	conn_flush(c);
+}
+
+/* One step of the TLS handshake (no certificate check: loopback benchmark). */
+static void tls_step(struct conn *c)
+{
+	int r = SSL_connect(c->ssl);
+
+	if (r == 1) {
+		send_upgrade(c);
+		return;
+	}
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		ep_set(c, EPOLLIN);
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		ep_set(c, EPOLLOUT);
+		break;
+	default:
+		ERR_clear_error();
+		conn_down(c, D_TRANSPORT, "TLS handshake failed");
+	}
+}
+
+static void on_connect_done(struct conn *c)
+{
+	int err = 0;
+	socklen_t l = sizeof err;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+		err = errno;
+	if (err) {
+		conn_down(c, D_TRANSPORT, strerror(err));
+		return;
+	}
+	if (g.tls == NULL) {
+		send_upgrade(c);
+		return;
+	}
+	c->ssl = SSL_new(g.tls);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		die(1, "SSL_new failed");
+	c->state = S_TLS;
+	tls_step(c);
 }
 
 static void record_close_code(unsigned code)
@@ -570,6 +634,10 @@ static void conn_down(struct conn *c, enum down kind, const char *why)
 
 	if (c->fd < 0)
 		return;
+	if (c->ssl != NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
 	close(c->fd);
 	c->fd = -1;
 	c->in_epoll = 0;
@@ -1019,7 +1087,24 @@ static void conn_read(struct conn *c)
 		buf = c->carry;
 		want = c->carry_cap - have < READ_MAX ? c->carry_cap - have : READ_MAX;
 	}
-	n = read(c->fd, buf + have, want);
+	if (c->ssl != NULL) {
+		int r = SSL_read(c->ssl, buf + have, want > INT32_MAX ? INT32_MAX : (int)want);
+
+		if (r <= 0) {
+			int e = SSL_get_error(c->ssl, r);
+
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+				return;
+			ERR_clear_error();
+			conn_down(c, e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? D_EOF : D_TRANSPORT,
+				  e == SSL_ERROR_ZERO_RETURN ? "EOF" : e == SSL_ERROR_SYSCALL ? "EOF (TLS)"
+				  : "TLS read failed");
+			return;
+		}
+		n = r;
+	} else {
+		n = read(c->fd, buf + have, want);
+	}
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
@@ -1055,12 +1140,22 @@ static void on_event(struct conn *c, uint32_t ev)
 		on_connect_done(c);
 		return;
 	}
+	if (c->state == S_TLS) {
+		tls_step(c);
+		return;
+	}
 	if ((ev & EPOLLOUT) && c->out_off < c->out_len) {
 		if (conn_flush(c) < 0)
 			return;
 	}
-	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		conn_read(c);
+		/* TLS may hold decrypted bytes the socket no longer signals. */
+		for (int k = 0; k < 64 && c->fd >= 0 && c->ssl != NULL && SSL_pending(c->ssl) > 0; k++)
+			conn_read(c);
+		if (c->fd >= 0 && c->ssl != NULL && c->out_off < c->out_len && conn_flush(c) < 0)
+			return;
+	}
 }
 
 static void poll_once(int timeout_ms)
@@ -1506,6 +1601,7 @@ static void report(long long rss_per_conn, bool rss_per_conn_ok)
 		reorders += c->reorders;
 	}
 	jstr("target", target_names[o.target]);
+	jbool("tls", o.tls, true);
 	jstr("workload", workload_names[o.workload]);
 	jint("subs", churn ? 0 : o.subs, !churn);
 	jint("slow", pubw ? o.slow : 0, true);
@@ -1579,6 +1675,7 @@ static void usage(FILE *f)
 	      "  --server-pid PID     sample server CPU and RSS from /proc/PID (idle needs it)\n"
 	      "  --channel NAME       channel (default bench)\n"
 	      "  --connect-timeout S  give up setting up connections after S s (default 60)\n"
+	      "  --tls                wss:// (TLS without certificate checks: loopback only)\n"
 	      "Prints one JSON object on stdout. Exit 0: run completed; 1: setup failed;\n"
 	      "2: bad arguments.\n", f);
 }
@@ -1638,7 +1735,7 @@ static int self_test(void)
 static void parse_args(int argc, char **argv)
 {
 	enum { O_TARGET = 256, O_HOST, O_PORT, O_WORKLOAD, O_SUBS, O_SLOW, O_DURATION, O_WINDOW,
-	       O_RATE, O_SIZE, O_CONNS, O_CONC, O_PID, O_CHANNEL, O_CTIMEOUT, O_SELFTEST, O_HELP };
+	       O_RATE, O_SIZE, O_CONNS, O_CONC, O_PID, O_CHANNEL, O_CTIMEOUT, O_TLS, O_SELFTEST, O_HELP };
 	static const struct option opts[] = {
 		{"target", required_argument, NULL, O_TARGET},
 		{"host", required_argument, NULL, O_HOST},
@@ -1655,6 +1752,7 @@ static void parse_args(int argc, char **argv)
 		{"server-pid", required_argument, NULL, O_PID},
 		{"channel", required_argument, NULL, O_CHANNEL},
 		{"connect-timeout", required_argument, NULL, O_CTIMEOUT},
+		{"tls", no_argument, NULL, O_TLS},
 		{"self-test", no_argument, NULL, O_SELFTEST},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
@@ -1695,6 +1793,7 @@ static void parse_args(int argc, char **argv)
 		case O_CTIMEOUT:
 			o.connect_timeout = arg_double("connect-timeout", optarg, 0.1, 86400);
 			break;
+		case O_TLS: o.tls = true; break;
 		case O_SELFTEST: exit(self_test() ? 1 : 0);
 		case O_HELP: usage(stdout); exit(0);
 		default:
@@ -1760,6 +1859,8 @@ static void free_all(void)
 	size_t i;
 
 	for (i = 0; i < g.n; i++) {
+		if (g.c[i].ssl != NULL)
+			SSL_free(g.c[i].ssl);
 		if (g.c[i].fd >= 0)
 			close(g.c[i].fd);
 		free(g.c[i].carry);
@@ -1768,6 +1869,7 @@ static void free_all(void)
 	}
 	free(g.c);
 	free(g.retry_q);
+	SSL_CTX_free(g.tls);
 	free(g.ring);
 	free(g.rss);
 	free(g.pay);
@@ -1788,6 +1890,14 @@ int main(int argc, char **argv)
 	g.start_us = lg_mono_us();
 	g.timerfd = -1;
 	parse_args(argc, argv);
+	if (o.tls) {
+		g.tls = SSL_CTX_new(TLS_client_method());
+		if (g.tls == NULL)
+			die(1, "SSL_CTX_new failed");
+		SSL_CTX_set_verify(g.tls, SSL_VERIFY_NONE, NULL);
+		SSL_CTX_set_mode(g.tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+					SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	}
 	if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
 		seed = (uint64_t)g.start_us * 0x9E3779B97F4A7C15ULL;
 	g.rng = seed | 1;

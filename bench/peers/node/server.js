@@ -5,17 +5,24 @@
 // client of /pub sends is sent unchanged (text stays text) to every /sub client.
 // No permessage-deflate, no slow-consumer policy: a subscriber that does not read makes
 // the server buffer for it without bound (what a minimal ws server does).
+// With TLS_CERT and TLS_KEY (PEM file paths) in the environment it serves wss:// instead.
 // Prints "listening <port>" on stdout once it accepts connections.
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const { WebSocketServer } = require('ws');
 
 const port = Number(process.argv[2] || process.env.PORT || 0);
 const subs = new Set();
 
-const server = http.createServer((req, res) => {
+const notFound = (req, res) => {
   res.writeHead(404, { 'content-type': 'text/plain' });
   res.end('not found\n');
-});
+};
+const server = process.env.TLS_CERT
+  ? https.createServer({ cert: fs.readFileSync(process.env.TLS_CERT),
+                         key: fs.readFileSync(process.env.TLS_KEY) }, notFound)
+  : http.createServer(notFound);
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
 
 server.on('upgrade', (req, socket, head) => {
