@@ -16,17 +16,21 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TIMEOUT_MS_DEFAULT 5000
 #define TIMEOUT_MS_MAX 600000
@@ -53,8 +57,9 @@ struct endpoint {
 	char *path;                   /* owned, starts with '/' */
 	char *hosthdr;                /* owned: the Host header, host[:port] */
 	char *ca_file;                /* owned, or NULL: CAs trusted besides the system store */
-	char vhost_name[32];          /* of its client vhost, when ca_file is set */
-	struct lws_vhost *vhost;      /* that vhost, or NULL: the server's own */
+	char vhost_name[32];          /* of its client vhost (https) */
+	struct lws_vhost *vhost;      /* https: its own client-only vhost; http: NULL */
+	SSL_CTX *ssl_ctx;             /* https: owned, the trust of that vhost */
 
 	char **q;                     /* ring of serialised events (owned strings) */
 	size_t qhead, qlen;
@@ -74,6 +79,7 @@ struct endpoint {
 	int status;                   /* HTTP status of the response, 0 before */
 	lws_sorted_usec_list_t timer; /* flush or retry */
 	lws_sorted_usec_list_t deadline; /* request timeout */
+	lws_sorted_usec_list_t patience; /* body sent: tell lws to wait for the answer */
 };
 
 struct webhooks {
@@ -146,28 +152,40 @@ parse_url(const char *url, bool *tls, char **host, int *port, char **path)
 	return 0;
 }
 
-/* ca_file must be readable and hold at least one PEM certificate: checked at startup, so a
- * wrong path is a configuration error rather than failed deliveries later. */
+/* ca_file must be a regular file that OpenSSL's loader (the one the client context uses)
+ * reads whole, with at least one certificate: checked at startup, so a wrong file is a
+ * configuration error rather than failed deliveries later. A FIFO or a device is refused
+ * before anything reads it (opening a FIFO would block). */
 static int
 check_ca_file(const char *path, size_t i, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	X509 *x;
+	struct stat st;
+	X509_STORE *store;
+	bool ok;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 
-	if (f == NULL) {
+	if (fd < 0) {
 		snprintf(err, errlen, "webhooks[%zu].ca_file: cannot read \"%s\": %s", i, path,
 			 strerror(errno));
 		return -1;
 	}
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	close(fd);
+	if (!ok) {
+		snprintf(err, errlen, "webhooks[%zu].ca_file: \"%s\" is not a regular file", i, path);
+		return -1;
+	}
+	store = X509_STORE_new();
+	ok = store != NULL && X509_STORE_load_file(store, path) == 1 &&
+	     sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) > 0;
+	X509_STORE_free(store);
 	ERR_clear_error();
-	if (x == NULL) {
-		snprintf(err, errlen, "webhooks[%zu].ca_file: no certificate in \"%s\" (PEM expected)",
+	if (!ok) {
+		snprintf(err, errlen,
+			 "webhooks[%zu].ca_file: \"%s\" is not a PEM file of certificates (or a part of it is damaged)",
 			 i, path);
 		return -1;
 	}
-	X509_free(x);
 	return 0;
 }
 
@@ -235,8 +253,6 @@ check_entry(const json_t *o, size_t i, char *err, size_t errlen)
 				snprintf(err, errlen, "webhooks[%zu].ca_file: must be the path of a PEM file of CA certificates", i);
 				return -1;
 			}
-			if (check_ca_file(json_string_value(v), i, err, errlen) != 0)
-				return -1;
 		} else {
 			snprintf(err, errlen, "webhooks[%zu].%s: unknown key", i, key);
 			return -1;
@@ -248,10 +264,12 @@ check_entry(const json_t *o, size_t i, char *err, size_t errlen)
 		snprintf(err, errlen, "webhooks[%zu].events: is required", i);
 	else if (json_object_get(o, "secret") == NULL)
 		snprintf(err, errlen, "webhooks[%zu].secret: is required", i);
-	else if (json_object_get(o, "ca_file") != NULL && !tls)
+	else if ((v = json_object_get(o, "ca_file")) == NULL)
+		return 0;
+	else if (!tls)
 		snprintf(err, errlen, "webhooks[%zu].ca_file: only for an https:// url", i);
 	else
-		return 0;
+		return check_ca_file(json_string_value(v), i, err, errlen);
 	return -1;
 }
 
@@ -451,7 +469,7 @@ start_request(struct endpoint *ep)
 	sign_batch(ep);
 	memset(&ci, 0, sizeof(ci));
 	ci.context = ep_ctx(ep);
-	ci.vhost = ep->vhost != NULL ? ep->vhost : ep->wh->srv->vhost;
+	ci.vhost = ep->tls ? ep->vhost : ep->wh->srv->vhost;
 	ci.address = ep->host;
 	ci.port = ep->port;
 	ci.path = ep->path;
@@ -528,6 +546,7 @@ request_done(struct endpoint *ep, int status, const char *why)
 	ep->in_flight = false;
 	ep->wsi = NULL;
 	lws_sul_cancel(&ep->deadline);
+	lws_sul_cancel(&ep->patience);
 	if (status >= 200 && status < 300) {
 		log_debug("webhook: [%zu] %s: %d (%zu events)", ep->index, ep->url, status,
 			  ep->batch_events);
@@ -654,6 +673,17 @@ on_append_headers(struct endpoint *ep, struct lws *wsi, void *in, size_t len)
 	return 0;
 }
 
+static void
+on_patience(lws_sorted_usec_list_t *sul)
+{
+	struct endpoint *ep = lws_container_of(sul, struct endpoint, patience);
+
+	/* Our deadline (on_deadline) ends the request at timeout_ms; lws's only backs it up. */
+	if (ep->in_flight && ep->wsi != NULL && !ep->wh->stopped)
+		lws_set_timeout(ep->wsi, PENDING_TIMEOUT_AWAITING_SERVER_RESPONSE,
+				(int)(ep->timeout_ms / 1000 + 2));
+}
+
 static int
 on_writeable(struct endpoint *ep, struct lws *wsi)
 {
@@ -664,6 +694,9 @@ on_writeable(struct endpoint *ep, struct lws *wsi)
 	if (lws_write(wsi, ep->body + LWS_PRE, ep->body_len, LWS_WRITE_HTTP_FINAL) !=
 	    (int)ep->body_len)
 		return -1;
+	/* lws now arms its own response timeout (the context's 10 s) when this callback
+	 * returns; on_patience() replaces it so that timeout_ms alone decides. */
+	lws_sul_schedule(ep_ctx(ep), 0, &ep->patience, on_patience, 1);
 	return 0;
 }
 
@@ -677,11 +710,28 @@ on_receive(struct lws *wsi)
 	return lws_http_client_read(wsi, &px, &lenx) < 0 ? -1 : 0;
 }
 
+/* Why a connection failed, for the log: a refused certificate by OpenSSL's reason (lws
+ * reports those only as "connect SSL err 1: error:00000001:lib(0)::reason(1)"). */
+static const char *
+connection_error(const struct endpoint *ep, struct lws *wsi, const void *in, char *buf,
+		 size_t len)
+{
+	SSL *ssl = ep->tls ? lws_get_ssl(wsi) : NULL;
+	long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	if (vr != X509_V_OK) {
+		snprintf(buf, len, "certificate refused: %s", X509_verify_cert_error_string(vr));
+		return buf;
+	}
+	return in != NULL ? (const char *)in : "connection error";
+}
+
 int
 webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		 size_t len)
 {
 	struct endpoint *ep = wsi != NULL ? lws_get_opaque_user_data(wsi) : NULL;
+	char why[200];
 	bool mine;
 
 	(void)user;
@@ -708,7 +758,7 @@ webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 		return -1; /* no keep-alive: the next batch opens its own connection */
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		if (mine)
-			request_done(ep, 0, in != NULL ? (const char *)in : "connection error");
+			request_done(ep, 0, connection_error(ep, wsi, in, why, sizeof(why)));
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
 		/* Only COMPLETED reports a status: a close before the response is complete
@@ -754,11 +804,35 @@ webhook_init(struct server *srv)
 	return 0;
 }
 
-/* The protocols of the client-only vhosts of endpoints with a ca_file. */
+/* The protocols of the client-only vhosts of https endpoints. */
 static const struct lws_protocols hook_protocols[] = {
 	{ .name = "hook", .callback = webhook_callback, .per_session_data_size = 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
+
+/* The client TLS context of an https endpoint: the system's CA store (OpenSSL's default
+ * paths, which SSL_CERT_FILE / SSL_CERT_DIR override) plus its ca_file. Ours rather than
+ * lws's, whose default also trusts hashed certificates in "../share" relative to the
+ * working directory. lws still sets, per connection, peer verification and the host name
+ * check (DNS name, or IP address for an IP URL). */
+static SSL_CTX *
+client_ctx(const struct endpoint *ep)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
+	    (ep->ca_file != NULL && SSL_CTX_load_verify_file(ctx, ep->ca_file) != 1)) {
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return NULL;
+	}
+	return ctx;
+}
 
 int
 webhook_attach(struct server *srv)
@@ -771,20 +845,26 @@ webhook_attach(struct server *srv)
 	for (size_t i = 0; i < wh->neps; i++) {
 		struct endpoint *ep = &wh->eps[i];
 
-		if (ep->ca_file == NULL)
+		if (!ep->tls)
 			continue;
-		/* lws keeps one client TLS context (and trust store) per vhost. */
+		ep->ssl_ctx = client_ctx(ep);
+		if (ep->ssl_ctx == NULL) {
+			log_error("server: webhooks[%zu]: cannot set up TLS%s%s", i,
+				  ep->ca_file != NULL ? " with ca_file " : "",
+				  ep->ca_file != NULL ? ep->ca_file : "");
+			return -1;
+		}
+		/* lws takes the client TLS context per vhost: one client-only vhost each. */
 		snprintf(ep->vhost_name, sizeof(ep->vhost_name), "webhook-%zu", i);
 		memset(&info, 0, sizeof(info));
 		info.port = CONTEXT_PORT_NO_LISTEN;
 		info.protocols = hook_protocols;
 		info.vhost_name = ep->vhost_name;
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		info.client_ssl_ca_filepath = ep->ca_file;
+		info.provided_client_ssl_ctx = ep->ssl_ctx;
 		ep->vhost = lws_create_vhost(srv->ctx, &info);
 		if (ep->vhost == NULL) {
-			log_error("server: webhooks[%zu].ca_file: cannot use \"%s\" as CA certificates",
-				  i, ep->ca_file);
+			log_error("server: webhooks[%zu]: cannot create its client vhost", i);
 			return -1;
 		}
 	}
@@ -805,6 +885,7 @@ webhook_shutdown(struct server *srv)
 
 		lws_sul_cancel(&ep->timer);
 		lws_sul_cancel(&ep->deadline);
+		lws_sul_cancel(&ep->patience);
 		events += ep->batch_events + drop_queue(ep);
 		drop_batch(ep);
 		if (ep->wsi != NULL)
@@ -831,6 +912,7 @@ webhook_fini(struct server *srv)
 		free(wh->eps[i].path);
 		free(wh->eps[i].hosthdr);
 		free(wh->eps[i].ca_file);
+		SSL_CTX_free(wh->eps[i].ssl_ctx); /* lws leaves a provided context to us */
 		free(wh->eps[i].q);
 	}
 	free(wh->eps);

@@ -33,8 +33,9 @@ int webhook_config_check(const json_t *list, char *err, size_t errlen);
  * after logging the problem (nothing is kept). */
 int webhook_init(struct server *srv);
 
-/* After the lws context exists: gives each endpoint with a ca_file its own client-only
- * vhost, whose TLS client context trusts only that file. Returns 0, or -1 after logging. */
+/* After the lws context exists: gives each https endpoint its own client-only vhost with
+ * its own TLS client context (the system's CA store plus the endpoint's ca_file).
+ * Returns 0, or -1 after logging; webhook_fini() frees what was made either way. */
 int webhook_attach(struct server *srv);
 
 /* Before lws_context_destroy(): drops every queued and in-flight batch (one log line

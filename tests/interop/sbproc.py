@@ -18,14 +18,15 @@ def check(cond, what):
         FAILS.append(what)
 
 
-def start(binary, config, env=None):
+def start(binary, config, env=None, cwd=None):
     """Starts binary with config (a dict) on 127.0.0.1:0, with env (a dict, None: this
-    process's environment); returns (process, port)."""
+    process's environment) in cwd (None: this one); returns (process, port). The process's
+    log_lines collects what the server logs from then on."""
     cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     json.dump(config, cfg)
     cfg.close()
-    proc = subprocess.Popen([binary, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([os.path.abspath(binary), "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     port = None
     for _ in range(50):
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
@@ -33,7 +34,9 @@ def start(binary, config, env=None):
             port = int(m.group(1))
             break
     os.unlink(cfg.name)
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    proc.log_lines = []  # the server's log from here on, for checks on what it said
+    threading.Thread(target=lambda: [proc.log_lines.append(line) for line in proc.stderr],
+                     daemon=True).start()
     if port is None:
         proc.kill()
         sys.exit("server did not start")

@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """https:// webhooks against a Python HTTPS receiver, with a CA and certificates made here:
 the endpoint's ca_file is trusted and the events arrive signed; a certificate for another
-host name, or one from a CA the server was not told about, is refused (the batch fails,
-nothing reaches the receiver) while the server goes on serving; bad ca_file entries refuse
-startup naming the key. Bounded in time; loopback only.
+host name, a self-signed one or one from a CA the server was not told about is refused
+(the batch fails with the reason logged, nothing reaches the receiver) while the server
+goes on serving; CA certificates lying in ../share of the working directory (lws's own
+default) are not trusted; an answer slower than lws's 10 s default still counts within
+timeout_ms; bad ca_file entries (missing, empty, damaged, a FIFO, a directory, on an
+http:// URL) refuse startup naming the key. Bounded in time; loopback only.
 
 usage: webhook_tls_e2e.py PATH/TO/switchboard
 """
@@ -14,6 +17,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -59,13 +63,14 @@ def make_pki(d):
 class Receiver:
     """An HTTPS server on a free loopback port recording every POST it is sent."""
 
-    def __init__(self, cert, key):
+    def __init__(self, cert, key, delay=0):
         self.requests = []
         rec = self.requests
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(delay)
                 rec.append((self.path, self.headers, body))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -96,10 +101,14 @@ def endpoint(url, **extra):
             "timeout_ms": 3000, **extra}
 
 
-def start(webhooks):
+def start(webhooks, cwd=None):
     # No SSL_CERT_FILE/SSL_CERT_DIR from the caller: the default store must be the system's.
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
-    return sbproc.start(BINARY, {"webhooks": webhooks}, env=env)
+    return sbproc.start(BINARY, {"webhooks": webhooks}, env=env, cwd=cwd)
+
+
+def logged(proc, text):
+    return any(text in line for line in proc.log_lines)
 
 
 def webhook_counts(port):
@@ -170,6 +179,10 @@ def refused_case(p):
         check(other.requests == [], "a certificate for another host name (or without the IP) is refused")
         check(selfsigned.requests == [], "a self-signed certificate is refused")
         check(good.requests == [], "a CA that is neither ca_file nor in the system store is refused")
+        for why in ("certificate refused: hostname mismatch", "certificate refused: IP address mismatch",
+                    "certificate refused: self-signed certificate",
+                    "certificate refused: unable to get local issuer certificate"):
+            check(wait_for(lambda: logged(proc, why), 5), f"the log says {why!r}")
         check(asyncio.run(connect_client(port, "carol")), "the server still serves clients after refused handshakes")
     finally:
         stop(proc)
@@ -177,17 +190,64 @@ def refused_case(p):
             r.close()
 
 
+def share_case(p, d):
+    """lws's default client context also trusts hashed certificates in ../share of the
+    working directory; the server's own contexts must not."""
+    root = os.path.join(d, "root")
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "share"))
+    h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", p["ca.pem"]], check=True,
+                       capture_output=True, text=True).stdout.strip()
+    with open(p["ca.pem"]) as src, open(os.path.join(root, "share", h + ".0"), "w") as dst:
+        dst.write(src.read())
+    good = Receiver(p["good.pem"], p["good.key"])
+    proc, port = start([endpoint(f"https://localhost:{good.port}/")], cwd=os.path.join(root, "bin"))
+    try:
+        check(asyncio.run(connect_client(port, "dave")), "client connects")
+        check(wait_for(lambda: webhook_counts(port).get("failed") == 1),
+              f"a CA found only in ../share is not trusted ({webhook_counts(port)})")
+        check(good.requests == [], "nothing reached the receiver")
+    finally:
+        stop(proc)
+        good.close()
+
+
+def slow_answer_case(p):
+    """An answer after 11 s with timeout_ms 15000: delivered once, not cut off at 10 s."""
+    slow = Receiver(p["good.pem"], p["good.key"], delay=11)
+    proc, port = start([endpoint(f"https://localhost:{slow.port}/", ca_file=p["ca.pem"], timeout_ms=15000)])
+    try:
+        check(asyncio.run(connect_client(port, "erin")), "client connects")
+        check(wait_for(lambda: webhook_counts(port).get("delivered") == 1, 20),
+              f"an answer after 11 s is within timeout_ms 15000 ({webhook_counts(port)})")
+        check(len(slow.requests) == 1 and webhook_counts(port).get("failed") == 0,
+              f"one request, nothing failed ({len(slow.requests)} requests)")
+    finally:
+        stop(proc)
+        slow.close()
+
+
 def config_errors(p, d):
     notpem = os.path.join(d, "notpem.txt")
     with open(notpem, "w") as f:
         f.write("this is not a certificate\n")
+    damaged = os.path.join(d, "damaged.pem")
+    with open(p["ca.pem"]) as f:
+        good = f.read()
+    with open(damaged, "w") as f:
+        f.write(good + "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    fifo = os.path.join(d, "fifo.pem")
+    os.mkfifo(fifo)
     cases = [
         (endpoint("https://localhost:1/", ca_file=os.path.join(d, "missing.pem")),
          "webhooks[0].ca_file: cannot read"),
         (endpoint("https://localhost:1/", ca_file=""), "webhooks[0].ca_file: must be"),
         (endpoint("https://localhost:1/", ca_file=7), "webhooks[0].ca_file: must be"),
         (endpoint("http://localhost:1/", ca_file=p["ca.pem"]), "webhooks[0].ca_file: only for an https:// url"),
-        (endpoint("https://localhost:1/", ca_file=notpem), "webhooks[0].ca_file: no certificate"),
+        (endpoint("https://localhost:1/", ca_file=notpem), "webhooks[0].ca_file: \"" + notpem + "\" is not a PEM file"),
+        (endpoint("https://localhost:1/", ca_file=damaged), "is not a PEM file of certificates (or a part of it is damaged)"),
+        (endpoint("https://localhost:1/", ca_file=fifo), "webhooks[0].ca_file: \"" + fifo + "\" is not a regular file"),
+        (endpoint("https://localhost:1/", ca_file=d), "is not a regular file"),
     ]
     for entry, want in cases:
         cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
@@ -204,9 +264,14 @@ def config_errors(p, d):
 def main():
     d = tempfile.mkdtemp()
     p = make_pki(d)
-    delivered_case(p)
-    refused_case(p)
-    config_errors(p, d)
+    try:
+        delivered_case(p)
+        refused_case(p)
+        share_case(p, d)
+        slow_answer_case(p)
+        config_errors(p, d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     return sbproc.summary()
 
 
