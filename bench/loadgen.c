@@ -142,6 +142,7 @@ static struct options {
 static struct {
 	int ep, timerfd;
 	SSL_CTX *tls;                   /* --tls */
+	char tls_version[16], tls_cipher[64]; /* negotiated by the first TLS connection */
 	bool timer_fired;
 	enum phase phase;
 	struct conn *c;
@@ -336,7 +337,11 @@ static int conn_flush(struct conn *c)
 					ep_set(c, c->ev | EPOLLOUT);
 				return 0;
 			case SSL_ERROR_WANT_READ:
-				return 0; /* resumed by the next readable event's flush */
+				/* Resumed by the next readable event's flush; not by EPOLLOUT,
+				 * which would spin. */
+				if (c->in_epoll && (c->ev & EPOLLOUT))
+					ep_set(c, c->ev & ~(uint32_t)EPOLLOUT);
+				return 0;
 			default:
 				ERR_clear_error();
 				conn_down(c, D_TRANSPORT, "TLS write failed");
@@ -559,6 +564,11 @@ static void tls_step(struct conn *c)
 	int r = SSL_connect(c->ssl);
 
 	if (r == 1) {
+		if (!g.tls_version[0]) {
+			snprintf(g.tls_version, sizeof g.tls_version, "%s", SSL_get_version(c->ssl));
+			snprintf(g.tls_cipher, sizeof g.tls_cipher, "%s",
+				 SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+		}
 		send_upgrade(c);
 		return;
 	}
@@ -1550,10 +1560,14 @@ static void jkey(const char *k)
 	jfirst = false;
 }
 
+/* v: plain ASCII without quotes or backslashes (names and versions), or NULL for null. */
 static void jstr(const char *k, const char *v)
 {
 	jkey(k);
-	printf("\"%s\"", v);
+	if (v != NULL)
+		printf("\"%s\"", v);
+	else
+		fputs("null", stdout);
 }
 
 static void jint(const char *k, long long v, bool ok)
@@ -1602,6 +1616,8 @@ static void report(long long rss_per_conn, bool rss_per_conn_ok)
 	}
 	jstr("target", target_names[o.target]);
 	jbool("tls", o.tls, true);
+	jstr("tls_version", o.tls && g.tls_version[0] ? g.tls_version : NULL);
+	jstr("tls_cipher", o.tls && g.tls_cipher[0] ? g.tls_cipher : NULL);
 	jstr("workload", workload_names[o.workload]);
 	jint("subs", churn ? 0 : o.subs, !churn);
 	jint("slow", pubw ? o.slow : 0, true);

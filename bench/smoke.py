@@ -9,6 +9,7 @@ usage: smoke.py SWITCHBOARD LOADGEN
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,9 +32,12 @@ BASE = {
 }
 
 
-def start(limits=None):
+def start(limits=None, tls=None):
+    """The server on BASE plus limits; tls: {"cert": ..., "key": ...} or None."""
     config = json.loads(json.dumps(BASE))
     config["limits"].update(limits or {})
+    if tls:
+        config["tls"] = tls
     return sbproc.start(SERVER, config)
 
 
@@ -93,11 +97,19 @@ def main():
 
     # The same fan-out over TLS: batches leave through SSL_write, which may take part of one.
     d = tempfile.mkdtemp()
+    try:
+        return tls_and_slow(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def tls_and_slow(d):
     cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
                    check=True, capture_output=True)
-    proc, port = sbproc.start(SERVER, dict(BASE, tls={"cert": cert, "key": key}))
+    tls = {"cert": cert, "key": key}
+    proc, port = start(tls=tls)
     try:
         r = loadgen(port, proc.pid, "--workload", "fanout", "--subs", 100, "--duration", 2, "--tls")
         if r:
@@ -113,17 +125,20 @@ def main():
     finally:
         stop(proc)
 
-    # Slow consumers: a small send queue, large messages so the kernel buffers fill fast.
-    proc, port = start({"send_queue_bytes": 262144})
-    try:
-        r = loadgen(port, proc.pid, "--workload", "fanout", "--subs", 20, "--slow", 2,
-                    "--size", 8000, "--duration", 4)
-        if r:
-            clean(r, "fanout with 2 subscribers that never read", 20)
-            check(r["slow_closed"] == 2, f"both readers that stopped were closed "
-                                         f"({r['slow_closed']}, codes {r['slow_close_codes']})")
-    finally:
-        stop(proc)
+    # Slow consumers, over TCP and over TLS (where a write the socket cannot take whole
+    # leaves a partial SSL_write for lws to finish): a small send queue, large messages so
+    # the kernel buffers fill fast.
+    for over, extra in (("", ()), (" over TLS", ("--tls",))):
+        proc, port = start({"send_queue_bytes": 262144}, tls if extra else None)
+        try:
+            r = loadgen(port, proc.pid, "--workload", "fanout", "--subs", 20, "--slow", 2,
+                        "--size", 8000, "--duration", 4, *extra)
+            if r:
+                clean(r, f"fanout{over} with 2 subscribers that never read", 20)
+                check(r["slow_closed"] == 2, f"both readers that stopped{over} were closed "
+                                             f"({r['slow_closed']}, codes {r['slow_close_codes']})")
+        finally:
+            stop(proc)
     return sbproc.summary()
 
 
