@@ -14,7 +14,8 @@
  * See bench/loadgen.h for the file layout and `loadgen --help` for the command line.
  *
  * Output: one JSON object on one line on stdout (fields that do not apply are null):
- *   target, workload, subs, slow, connected (subscribers set up; churn: cycles completed)
+ *   target, tls (--tls: wss://), tls_version and tls_cipher (as negotiated by the first
+ *   connection), workload, subs, slow, connected (subscribers set up; churn: cycles completed)
  *   duration_s        measured interval: first publish .. drain complete (or drain timeout, or the
  *                     last progress when stalled); idle: the 2 s settle; churn: the whole phase
  *   published, delivered (deliveries to non-slow subscribers in that interval)
