@@ -373,16 +373,21 @@ drop_batch(struct endpoint *ep)
 	ep->attempt = 0;
 }
 
-/* An overflow burst ends when the queue has drained below half: its count is logged
- * and the next overflow warns again. */
+/* Ends an overflow burst: its count is logged and the next overflow warns again. */
+static void
+overflow_end(struct endpoint *ep)
+{
+	log_warn("webhook: [%zu] %s: %" PRIu64 " events were dropped (queue full)", ep->index,
+		 ep->url, ep->overflow);
+	ep->overflow = 0;
+}
+
+/* A burst ends when the queue has drained below half (or at shutdown). */
 static void
 overflow_check(struct endpoint *ep)
 {
-	if (ep->overflow > 0 && ep->qlen < WEBHOOK_QUEUE_MAX / 2) {
-		log_warn("webhook: [%zu] %s: %" PRIu64 " events were dropped (queue full)",
-			 ep->index, ep->url, ep->overflow);
-		ep->overflow = 0;
-	}
+	if (ep->overflow > 0 && ep->qlen < WEBHOOK_QUEUE_MAX / 2)
+		overflow_end(ep);
 }
 
 /* Takes up to WEBHOOK_BATCH_MAX events from the head of the queue into ep->body:
@@ -886,6 +891,8 @@ webhook_shutdown(struct server *srv)
 		lws_sul_cancel(&ep->timer);
 		lws_sul_cancel(&ep->deadline);
 		lws_sul_cancel(&ep->patience);
+		if (ep->overflow > 0)
+			overflow_end(ep);
 		events += ep->batch_events + drop_queue(ep);
 		drop_batch(ep);
 		if (ep->wsi != NULL)
@@ -894,7 +901,7 @@ webhook_shutdown(struct server *srv)
 		ep->in_flight = false;
 	}
 	if (events > 0)
-		log_info("webhook: shutdown, dropping %zu undelivered events", events);
+		log_warn("webhook: shutdown, dropping %zu undelivered events", events);
 }
 
 void

@@ -1078,3 +1078,34 @@ Test(webhooks, a_full_queue_drops_the_newest_events, .fini = logged_down)
 	cr_expect_eq(count_str(log, want), 1, "want \"%s\" in the log:\n%s", want, log);
 	free(log);
 }
+
+/* A burst still going on at shutdown: its count is logged then (there is no drain to log
+ * it), with the shutdown's own count of what was not delivered. */
+Test(webhooks, a_burst_open_at_shutdown_is_logged, .fini = logged_down)
+{
+	struct receiver *r = receiver_start(0, 0, -1);
+	char *cfg = config_entry(r->port, "/hook", "\"message_published\"", API_AND_EVENTS,
+				 ",\"timeout_ms\":60000");
+	long long produced = 1;
+	char want[160], *log;
+
+	start_logged(cfg);
+	free(cfg);
+	receiver_run(r);
+	api_publish("c", 1, "0");
+	cr_assert_eq(receiver_wait(r, 1, 5000), 1); /* that one event is held in flight */
+	while (produced < 1 + QUEUE_MAX + 7) {
+		int k = 1 + QUEUE_MAX + 7 - produced < PER_REQUEST ? (int)(1 + QUEUE_MAX + 7 - produced)
+								  : PER_REQUEST;
+
+		api_publish("c", k, "1");
+		produced += k;
+	}
+	cr_assert_eq(metric(DROPPED), 7);
+	finish(r);
+	log = read_log();
+	cr_expect_eq(count_str(log, "/hook: 7 events were dropped (queue full)"), 1, "log:\n%s", log);
+	snprintf(want, sizeof(want), "dropping %d undelivered events", QUEUE_MAX + 1);
+	cr_expect_eq(count_str(log, want), 1, "want \"%s\" in the log:\n%s", want, log);
+	free(log);
+}
