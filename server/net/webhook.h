@@ -33,8 +33,9 @@ int webhook_config_check(const json_t *list, char *err, size_t errlen);
  * after logging the problem (nothing is kept). */
 int webhook_init(struct server *srv);
 
-/* After the lws context exists: gives each https endpoint its own client-only vhost with
- * its own TLS client context (the system's CA store plus the endpoint's ca_file).
+/* After the lws context exists: gives the https endpoints client-only vhosts, one per
+ * distinct ca_file (or none), each with its own TLS client context (the system's CA store
+ * plus that ca_file).
  * Returns 0, or -1 after logging; webhook_fini() frees what was made either way. */
 int webhook_attach(struct server *srv);
 
