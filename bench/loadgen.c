@@ -208,27 +208,30 @@ static void conn_down(struct conn *c, enum down kind, const char *why);
 
 /* ---------------------------------------------------------------- utilities */
 
-static void die(int code, const char *fmt, ...)
+static void vnote(const char *fmt, va_list ap)
 {
-	va_list ap;
-
 	fputs("loadgen: ", stderr);
-	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 	fputc('\n', stderr);
-	exit(code);
 }
 
 static void note(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("loadgen: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vnote(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+static void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vnote(fmt, ap);
+	va_end(ap);
+	exit(code);
 }
 
 static void *xrealloc(void *p, size_t n)

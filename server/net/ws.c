@@ -110,6 +110,23 @@ ws_closing(struct ws_conn *c)
 	return c->close_sent || c->peer_closed || lws_get_close_length(c->wsi) > 0;
 }
 
+/* Decides a close with code and reason (counted now), sent from WRITEABLE: after the
+ * queued frames with flush, else at once. */
+static void
+close_later(struct ws_conn *c, int code, const char *reason, bool flush)
+{
+	metrics_close(&c->srv->metrics, code);
+	c->closing = true;
+	c->flush_first = flush;
+	c->close_code = (uint16_t)code;
+	c->close_reason = reason;
+	dirty_remove(c);
+	lws_callback_on_writable(c->wsi);
+	/* A peer that stopped reading never makes the socket writable again: give the close
+	 * a few seconds, then drop the connection without a close frame. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 3);
+}
+
 static void
 op_kick(void *conn, int code, const char *reason, bool flush)
 {
@@ -121,16 +138,7 @@ op_kick(void *conn, int code, const char *reason, bool flush)
 		dirty_remove(c);
 		return;
 	}
-	metrics_close(&c->srv->metrics, code);
-	c->closing = true;
-	c->flush_first = flush;
-	c->close_code = (uint16_t)code;
-	c->close_reason = reason;
-	dirty_remove(c);
-	lws_callback_on_writable(c->wsi);
-	/* A peer that stopped reading never makes the socket writable again: give the close
-	 * a few seconds, then drop the connection without a close frame. */
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 3);
+	close_later(c, code, reason, flush);
 }
 
 static const struct session_ops ws_session_ops = {
@@ -364,15 +372,8 @@ close_soon(struct ws_conn *c, int code, const char *reason)
 {
 	if (c->closing || ws_closing(c))
 		return 0;
-	metrics_close(&c->srv->metrics, code);
 	session_closing(c->s);
-	c->closing = true;
-	c->flush_first = false;
-	c->close_code = (uint16_t)code;
-	c->close_reason = reason;
-	dirty_remove(c);
-	lws_callback_on_writable(c->wsi);
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 3);
+	close_later(c, code, reason, false);
 	return 0;
 }
 
