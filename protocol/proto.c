@@ -620,6 +620,16 @@ proto_encode_published(const json_t *id, const char *channel, uint64_t offset,
 }
 
 char *
+proto_encode_reset(const char *channel, uint64_t offset, const char *epoch, size_t *len)
+{
+	json_t *o = with_str(reply("reset", NULL), "channel", channel);
+
+	o = with_int(o, "offset", offset);
+	o = with_str(o, "epoch", epoch);
+	return dump(o, len);
+}
+
+char *
 proto_encode_pong(const json_t *id, size_t *len)
 {
 	return dump(reply("pong", id), len);

@@ -173,6 +173,9 @@ char *proto_encode_join_leave(bool join, const char *channel, const char *member
 char *proto_encode_unsubscribed(const json_t *id, const char *channel, size_t *len);
 char *proto_encode_published(const json_t *id, const char *channel, uint64_t offset,
 			     const char *epoch, size_t *len);
+/* {"type":"reset","channel":...,"offset":0,"epoch":...}: the channel's history was
+ * dropped and its offsets start again in a new epoch (offset is the last one, 0). */
+char *proto_encode_reset(const char *channel, uint64_t offset, const char *epoch, size_t *len);
 char *proto_encode_pong(const json_t *id, size_t *len);
 char *proto_encode_error(const json_t *id, enum proto_errcode code, const char *message,
 			 size_t *len);

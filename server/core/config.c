@@ -105,7 +105,7 @@ get_uint(json_t *v, const char *path, long long min, long long max, long long *o
 static int
 get_size(json_t *v, const char *path, size_t *out, struct cfgerr *e)
 {
-	long long n;
+	long long n = 0;
 
 	if (get_uint(v, path, 1, (long long)1 << 40, &n, e) != 0)
 		return -1;
@@ -116,7 +116,7 @@ get_size(json_t *v, const char *path, size_t *out, struct cfgerr *e)
 static int
 get_secs(json_t *v, const char *path, unsigned *out, struct cfgerr *e)
 {
-	long long n;
+	long long n = 0;
 
 	if (get_uint(v, path, 1, 65535, &n, e) != 0)
 		return -1;
@@ -161,7 +161,7 @@ load_rate(json_t *obj, const char *prefix, const char *rate_key, unsigned *rate,
 	const char *key;
 	json_t *v;
 	char path[160];
-	long long n;
+	long long n = 0;
 
 	if (need_object(obj, prefix, e) != 0)
 		return -1;
@@ -279,7 +279,7 @@ load_jwt(struct config *cfg, json_t *obj, struct cfgerr *e)
 {
 	const char *key;
 	json_t *v;
-	long long n;
+	long long n = 0;
 
 	if (need_object(obj, "auth.jwt", e) != 0)
 		return -1;
@@ -347,7 +347,7 @@ load_ns(struct ns_policy *ns, json_t *obj, const char *prefix, struct cfgerr *e)
 			{ "allow_anonymous", &ns->allow_anonymous },
 			{ "message_events", &ns->message_events },
 		};
-		long long n;
+		long long n = 0;
 		size_t i;
 
 		snprintf(path, sizeof(path), "%s.%s", prefix, key);
@@ -516,7 +516,6 @@ load_origins(struct config *cfg, json_t *v, struct cfgerr *e)
 		if (!json_is_string(o))
 			return fail(e, "allowed_origins[%zu]: must be a string", i);
 	json_decref(cfg->allowed_origins);
-	json_decref(cfg->webhooks);
 	cfg->allowed_origins = json_incref(v);
 	return 0;
 }
@@ -526,7 +525,7 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 {
 	const char *key;
 	json_t *v;
-	long long n;
+	long long n = 0;
 
 	if (!json_is_object(root))
 		return fail(e, "the configuration must be a JSON object");

@@ -1013,6 +1013,27 @@ on_presence_event(void *arg, const char *channel, size_t clen, bool join,
 	frame_unref(f);
 }
 
+/* A channel's history was dropped: every local subscriber learns the new epoch, in
+ * order with its messages, so that offset tracking goes on from offset. */
+static void
+on_reset_event(void *arg, const char *channel, size_t clen, uint64_t offset, const char *epoch)
+{
+	struct hub *hub = arg;
+	struct channel *ch = channel_find(hub, channel, clen);
+	size_t len = 0;
+	char *buf;
+	struct frame *f;
+
+	if (ch == NULL || ch->nmembers == 0)
+		return;
+	buf = xcheck(proto_encode_reset(ch->name, offset, epoch, &len));
+	f = frame_new_text(buf, len);
+	free(buf);
+	for (uint32_t i = 0; i < ch->nmembers; i++)
+		session_enqueue(ch->members[i].s, f);
+	frame_unref(f);
+}
+
 static void
 on_ping(struct session *s, const struct proto_cmd *cmd)
 {
@@ -1121,6 +1142,7 @@ hub_new(const struct config *cfg, const uint8_t seed[16])
 		.deliver = on_deliver,
 		.published = on_published,
 		.presence_event = on_presence_event,
+		.reset_event = on_reset_event,
 		.arg = hub,
 	};
 	struct engine_config ec = { .history_memory = cfg->limits.history_memory };

@@ -57,6 +57,10 @@ struct engine_callbacks {
 	/* A member joined or left channel (only for presence changes made with notify). */
 	void (*presence_event)(void *arg, const char *channel, size_t len, bool join,
 			       const struct engine_member *m);
+	/* The channel's history was dropped (engine_reset): offsets start again after
+	 * offset in the new epoch. For channels this node subscribed to. */
+	void (*reset_event)(void *arg, const char *channel, size_t len, uint64_t offset,
+			    const char *epoch);
 	void *arg;
 };
 
@@ -136,8 +140,8 @@ int engine_presence(struct engine *e, const char *channel, size_t len,
 		    void (*fn)(void *arg, const struct engine_member *m), void *arg);
 int engine_presence_stats(struct engine *e, const char *channel, size_t len,
 			  uint64_t *clients, uint64_t *users);
-/* Drops history and starts a new epoch (offset 0). A channel without state stays
- * without: offset 0, empty epoch. */
+/* Drops history and starts a new epoch (offset 0), then calls cb.reset_event. A channel
+ * without state stays without: offset 0, empty epoch, no event. */
 int engine_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
 		 char epoch[ENGINE_EPOCH_LEN + 1]);
 /* Expiry of retained messages (history_ttl). */

@@ -439,6 +439,8 @@ mem_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
 	new_epoch(m, c);
 	*offset = 0;
 	memcpy(epoch, c->epoch, ENGINE_EPOCH_LEN + 1);
+	if (e->cb.reset_event != NULL)
+		e->cb.reset_event(e->cb.arg, channel, len, 0, epoch);
 	chan_put(m, c);
 	return 0;
 }

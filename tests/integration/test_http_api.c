@@ -988,6 +988,16 @@ Test(http_api, drop_history_starts_a_new_epoch_and_recovery_fails)
 	cr_expect_str_neq(e2, e1, "the epoch did not change: %s", r.body);
 	cr_expect_eq(json_object_size(r.json), 3, "channel, offset, epoch: %s", r.body);
 	http_resp_fini(&r);
+	/* The live subscriber is told (issue 9): without it, an offset-tracking client
+	 * would take the new epoch's offsets 1, 2, 3 for duplicates. */
+	j = ws_client_recv_json(a, WAIT_MS);
+	cr_assert_not_null(j, "no reset frame after the drop");
+	cr_expect_str_eq(json_str(j, "type"), "reset");
+	cr_expect_str_eq(json_str(j, "channel"), "chat:d");
+	cr_expect_eq(json_int(j, "offset"), 0);
+	cr_expect_str_eq(json_str(j, "epoch"), e2);
+	cr_expect_eq(json_object_size(j), 4, "type, channel, offset, epoch");
+	json_decref(j);
 
 	j = get_json("/api/v1/channels/chat:d/messages");
 	expect_history(j, "chat:d", 0, e2, 1, 0, "after the drop");

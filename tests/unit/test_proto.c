@@ -1114,6 +1114,20 @@ Test(encode, pong_is_type_and_id_only)
 	assert_no_leaks();
 }
 
+Test(encode, reset_names_channel_offset_and_new_epoch)
+{
+	size_t len;
+	json_t *f = parse_frame(proto_encode_reset("chat:lobby", 0, "b71f0c2d99a4e613", &len), &len);
+
+	expect_member_str(f, "type", "reset");
+	expect_member_str(f, "channel", "chat:lobby");
+	expect_member_str(f, "epoch", "b71f0c2d99a4e613");
+	cr_expect_eq(json_integer_value(json_object_get(f, "offset")), 0);
+	cr_expect_eq(json_object_size(f), 4);
+	json_decref(f);
+	assert_no_leaks();
+}
+
 Test(encode, error_carries_the_wire_code_and_message)
 {
 	static const struct {
