@@ -2103,7 +2103,7 @@ parse_option(struct cli *c, struct argv_state *a)
 		"--count", "--token", "--token-file", "--rewind", "--limit",
 	};
 	const char *arg = a->argv[a->i], *v = NULL;
-	double num;
+	double num = 0;
 
 	if (option_is(arg, "--help", &v) && v == NULL) {
 		print_help();
