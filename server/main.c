@@ -16,48 +16,88 @@ usage(FILE *out)
 		"\n"
 		"Real-time messaging server: WebSocket (/ws) and HTTP (/api/v1/, /healthz, /metrics)\n"
 		"on one port.\n"
-		"Without --config it runs on the embedded defaults: memory engine, port 8080,\n"
-		"anonymous access. Options override the configuration file.\n"
+		"Without a configuration it runs on the embedded defaults: memory engine, port\n"
+		"8080, anonymous access.\n"
 		"\n"
-		"  -c, --config FILE      JSON configuration (docs/configuration.md)\n"
-		"  -p, --port N           port to listen on (0: any free port)\n"
-		"  -H, --host ADDR        address to listen on (default: every interface)\n"
-		"  -l, --log-level LEVEL  error | warn | info | debug (default info)\n"
-		"  -V, --version          print the version and exit\n"
-		"  -h, --help             print this help and exit\n"
+		"  -c, --config FILE        JSON configuration (docs/configuration.md);\n"
+		"                           also SWITCHBOARD_CONFIG\n"
+		"  -p, --port N             port to listen on (0: any free port); SWITCHBOARD_PORT\n"
+		"  -H, --host ADDR          address or host name to listen on (default: every\n"
+		"                           interface); SWITCHBOARD_HOST\n"
+		"  -l, --log-level LEVEL    error | warn | info | debug (default info);\n"
+		"                           SWITCHBOARD_LOG_LEVEL\n"
+		"      --log-format FORMAT  text | json (one JSON object a line);\n"
+		"                           SWITCHBOARD_LOG_FORMAT\n"
+		"      --check-config FILE  validate FILE, print the effective configuration\n"
+		"                           (secrets masked) and exit 0, or 2 if it is invalid\n"
+		"  -V, --version            print the version and exit\n"
+		"  -h, --help               print this help and exit\n"
 		"\n"
-		"Exit status: 0 after SIGINT/SIGTERM, 1 if the server could not start,\n"
-		"2 for a bad command line or configuration.\n");
+		"Options override the environment, which overrides the file.\n"
+		"Signals: SIGTERM or SIGINT drains (drain_period seconds), a second one stops at\n"
+		"once; SIGHUP reloads the configuration file.\n"
+		"Exit status: 0 after a signal, 1 if the server could not start, 2 for a bad\n"
+		"command line or configuration.\n");
 }
 
+/* The effective configuration of path (NULL: none) under ov, with the webhooks
+ * entries checked too (the core keeps them unread); errors are printed. */
 static int
-parse_port(const char *s, int *out)
+load(struct config *cfg, const char *path, const struct config_overrides *ov)
 {
-	char *end;
-	long v = strtol(s, &end, 10);
+	char err[512];
 
-	if (*s == '\0' || *end != '\0' || v < 0 || v > 65535)
+	if (config_load_effective(cfg, path, ov, err, sizeof(err)) != 0) {
+		fprintf(stderr, "switchboard: configuration error: %s\n", err);
 		return -1;
-	*out = (int)v;
+	}
+	if (webhook_config_check(cfg->webhooks, err, sizeof(err)) != 0) {
+		fprintf(stderr, "switchboard: configuration error: %s: %s\n", path, err);
+		return -1;
+	}
 	return 0;
+}
+
+/* --check-config: the effective configuration, secrets masked, on stdout. */
+static int
+check_config(const char *path, const struct config_overrides *ov)
+{
+	struct config cfg;
+	json_t *o;
+	int rc = 2;
+
+	if (load(&cfg, path, ov) == 0) {
+		o = config_to_json(&cfg, true);
+		if (json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0) {
+			printf("\n");
+			fprintf(stderr, "switchboard: %s: configuration OK\n", path);
+			rc = 0;
+		}
+		json_decref(o);
+	}
+	config_fini(&cfg);
+	return rc;
 }
 
 int
 main(int argc, char **argv)
 {
+	enum { OPT_LOG_FORMAT = 256, OPT_CHECK_CONFIG };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "check-config", required_argument, NULL, OPT_CHECK_CONFIG },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config_path = NULL, *host = NULL, *level = NULL;
-	int port = -1, opt, rc;
+	struct config_overrides ov = { .port = -1 };
+	const char *config_path = NULL, *check_path = NULL, *port = NULL;
+	int opt, rc;
 	struct config cfg;
-	char err[512];
 
 	while ((opt = getopt_long(argc, argv, "c:p:H:l:Vh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -65,16 +105,19 @@ main(int argc, char **argv)
 			config_path = optarg;
 			break;
 		case 'p':
-			if (parse_port(optarg, &port) != 0) {
-				fprintf(stderr, "switchboard: --port: \"%s\" is not a port number (0-65535)\n", optarg);
-				return 2;
-			}
+			port = optarg;
 			break;
 		case 'H':
-			host = optarg;
+			ov.host = optarg;
 			break;
 		case 'l':
-			level = optarg;
+			ov.log_level = optarg;
+			break;
+		case OPT_LOG_FORMAT:
+			ov.log_format = optarg;
+			break;
+		case OPT_CHECK_CONFIG:
+			check_path = optarg;
 			break;
 		case 'V':
 			printf("switchboard %s\n", SWITCHBOARD_VERSION);
@@ -92,28 +135,22 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (port != NULL) {
+		char *end;
+		long v = strtol(port, &end, 10);
 
-	config_defaults(&cfg);
-	if (config_path != NULL && config_load_file(&cfg, config_path, err, sizeof(err)) != 0) {
-		fprintf(stderr, "switchboard: configuration error: %s\n", err);
-		config_fini(&cfg);
-		return 2;
+		if (*port == '\0' || *end != '\0' || v < 0 || v > 65535) {
+			fprintf(stderr, "switchboard: --port: \"%s\" is not a port number (0-65535)\n", port);
+			return 2;
+		}
+		ov.port = (int)v;
 	}
-	/* The core configuration keeps the webhooks list unread; its entries (URLs, CA files)
-	 * are checked here so that a bad one is a configuration error (2) too. */
-	if (webhook_config_check(cfg.webhooks, err, sizeof(err)) != 0) {
-		fprintf(stderr, "switchboard: configuration error: %s\n", err);
-		config_fini(&cfg);
-		return 2;
-	}
-	if (port >= 0)
-		cfg.port = port;
-	if (host != NULL) {
-		free(cfg.host);
-		cfg.host = strdup(host);
-	}
-	if (level != NULL && log_level_parse(level, &cfg.log_level) != 0) {
-		fprintf(stderr, "switchboard: --log-level: \"%s\" is not error, warn, info or debug\n", level);
+	if (check_path != NULL)
+		return check_config(check_path, &ov);
+	if (config_path == NULL && getenv("SWITCHBOARD_CONFIG") != NULL &&
+	    getenv("SWITCHBOARD_CONFIG")[0] != '\0')
+		config_path = getenv("SWITCHBOARD_CONFIG");
+	if (load(&cfg, config_path, &ov) != 0) {
 		config_fini(&cfg);
 		return 2;
 	}

@@ -7,6 +7,7 @@
 #include "xalloc.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +36,6 @@ void
 config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->host = NULL;
 	cfg->port = 8080;
 	cfg->log_level = LOG_INFO;
 	cfg->engine = xstrdup("memory");
@@ -65,11 +65,14 @@ config_defaults(struct config *cfg)
 		.connect_timeout = 10,
 	};
 	cfg->policy = policy_new();
+	cfg->drain_period = 10;
+	cfg->ov.port = -1;
 }
 
 void
 config_fini(struct config *cfg)
 {
+	free(cfg->path);
 	free(cfg->host);
 	free(cfg->engine);
 	free(cfg->jwt_secret);
@@ -83,6 +86,7 @@ config_fini(struct config *cfg)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	json_decref(cfg->allowed_origins);
+	free(cfg->trusted_proxies);
 	json_decref(cfg->webhooks);
 	policy_free(cfg->policy);
 	memset(cfg, 0, sizeof(*cfg));
@@ -131,6 +135,74 @@ get_str(json_t *v, const char *path, char **out, struct cfgerr *e)
 		return fail(e, "%s: must be a string", path);
 	free(*out);
 	*out = xstrdup(json_string_value(v));
+	return 0;
+}
+
+#define SECRET_FILE_MAX 65536
+
+/* The contents of a secret file, without its trailing newlines (as `echo` writes
+ * them); NULL with e filled. */
+static char *
+read_secret_file(const char *file, const char *path, struct cfgerr *e)
+{
+	FILE *fp = fopen(file, "rb");
+	char *buf;
+	size_t n;
+
+	if (fp == NULL) {
+		fail(e, "%s: cannot read the secret file \"%s\": %m", path, file);
+		return NULL;
+	}
+	buf = xmalloc(SECRET_FILE_MAX + 1);
+	n = fread(buf, 1, SECRET_FILE_MAX + 1, fp);
+	fclose(fp);
+	if (n > SECRET_FILE_MAX) {
+		free(buf);
+		fail(e, "%s: the secret file \"%s\" is over %d bytes", path, file, SECRET_FILE_MAX);
+		return NULL;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	if (strlen(buf) != n) {
+		free(buf);
+		fail(e, "%s: the secret file \"%s\" holds a NUL byte", path, file);
+		return NULL;
+	}
+	return buf;
+}
+
+/* A secret: a string, {"file": "<path>"} (its contents) or {"env": "<VARIABLE>"}. The
+ * result is never empty. */
+static int
+get_secret(json_t *v, const char *path, char **out, struct cfgerr *e)
+{
+	json_t *file = json_object_get(v, "file"), *env = json_object_get(v, "env");
+	char *s;
+
+	if (json_is_string(v)) {
+		s = xstrdup(json_string_value(v));
+	} else if (json_is_object(v) && json_object_size(v) == 1 && json_is_string(file)) {
+		s = read_secret_file(json_string_value(file), path, e);
+		if (s == NULL)
+			return -1;
+	} else if (json_is_object(v) && json_object_size(v) == 1 && json_is_string(env)) {
+		const char *val = getenv(json_string_value(env));
+
+		if (val == NULL)
+			return fail(e, "%s: the environment variable %s is not set", path,
+				    json_string_value(env));
+		s = xstrdup(val);
+	} else {
+		return fail(e, "%s: must be a string, {\"file\": \"<path>\"} or {\"env\": \"<VARIABLE>\"}",
+			    path);
+	}
+	if (s[0] == '\0') {
+		free(s);
+		return fail(e, "%s: must not be empty", path);
+	}
+	free(*out);
+	*out = s;
 	return 0;
 }
 
@@ -287,9 +359,7 @@ load_jwt(struct config *cfg, json_t *obj, struct cfgerr *e)
 		int rc;
 
 		if (strcmp(key, "hmac_secret") == 0) {
-			rc = get_str(v, "auth.jwt.hmac_secret", &cfg->jwt_secret, e);
-			if (rc == 0 && strlen(cfg->jwt_secret) == 0)
-				rc = fail(e, "auth.jwt.hmac_secret: must not be empty");
+			rc = get_secret(v, "auth.jwt.hmac_secret", &cfg->jwt_secret, e);
 		} else if (strcmp(key, "public_key") == 0) {
 			rc = get_str(v, "auth.jwt.public_key", &cfg->jwt_public_key, e);
 		} else if (strcmp(key, "leeway") == 0) {
@@ -427,9 +497,9 @@ load_api_key(struct config_api_key *k, json_t *obj, const char *prefix, struct c
 			if (get_str(v, path, &k->name, e) != 0)
 				return -1;
 		} else if (strcmp(key, "key") == 0) {
-			if (get_str(v, path, &k->key, e) != 0)
+			if (get_secret(v, path, &k->key, e) != 0)
 				return -1;
-			if (strlen(k->key) == 0 || strlen(k->key) > 256)
+			if (strlen(k->key) > 256)
 				return fail(e, "%s: must be 1-256 characters", path);
 		} else if (strcmp(key, "channels") == 0) {
 			if (!json_is_array(v))
@@ -520,6 +590,73 @@ load_origins(struct config *cfg, json_t *v, struct cfgerr *e)
 	return 0;
 }
 
+#define MAX_TRUSTED_PROXIES 1024
+
+/* trusted_proxies: addresses and CIDR blocks (util/cidr.h), each checked as it is read. */
+static int
+load_trusted_proxies(struct config *cfg, json_t *v, struct cfgerr *e)
+{
+	size_t i;
+	json_t *o;
+
+	if (!json_is_array(v))
+		return fail(e, "trusted_proxies: must be a list of addresses and CIDRs");
+	if (json_array_size(v) > MAX_TRUSTED_PROXIES)
+		return fail(e, "trusted_proxies: at most %d entries", MAX_TRUSTED_PROXIES);
+	free(cfg->trusted_proxies);
+	cfg->trusted_proxies = xcalloc(json_array_size(v) + 1, sizeof(*cfg->trusted_proxies));
+	cfg->ntrusted_proxies = 0;
+	json_array_foreach(v, i, o) {
+		const char *s = json_string_value(o);
+		char block[CIDR_STRLEN];
+		int rc;
+
+		if (s == NULL)
+			return fail(e, "trusted_proxies[%zu]: must be a string", i);
+		rc = strlen(s) == json_string_length(o) ? cidr_parse(s, &cfg->trusted_proxies[i])
+						      : -EINVAL;
+		if (rc == -EDOM) {
+			cidr_format(&cfg->trusted_proxies[i], block);
+			return fail(e, "trusted_proxies[%zu]: \"%s\" has bits set past its prefix (%s?)",
+				    i, s, block);
+		}
+		if (rc != 0)
+			return fail(e, "trusted_proxies[%zu]: \"%s\" is not an address or CIDR", i, s);
+		cfg->ntrusted_proxies++;
+	}
+	return 0;
+}
+
+/* The webhooks list as given, with every secret given as {"file"} or {"env"} replaced
+ * by its value; the entries themselves are checked where webhooks are set up. */
+static int
+load_webhooks(struct config *cfg, json_t *v, struct cfgerr *e)
+{
+	json_t *list, *o;
+	size_t i;
+
+	if (!json_is_array(v))
+		return fail(e, "webhooks: must be a list");
+	list = xcheck(json_deep_copy(v));
+	json_array_foreach(list, i, o) {
+		json_t *secret = json_object_get(o, "secret");
+		char path[64], *s = NULL;
+
+		if (!json_is_object(secret))
+			continue;
+		snprintf(path, sizeof(path), "webhooks[%zu].secret", i);
+		if (get_secret(secret, path, &s, e) != 0) {
+			json_decref(list);
+			return -1;
+		}
+		json_object_set_new(o, "secret", xcheck(json_string(s)));
+		free(s);
+	}
+	json_decref(cfg->webhooks);
+	cfg->webhooks = list;
+	return 0;
+}
+
 static int
 load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 {
@@ -563,16 +700,21 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 		} else if (strcmp(key, "api_keys") == 0) {
 			rc = load_api_keys(cfg, v, e);
 		} else if (strcmp(key, "webhooks") == 0) {
-			/* Its entries are checked, key by key, where webhooks are set up. */
-			rc = json_is_array(v) ? 0 : fail(e, "webhooks: must be a list");
-			if (rc == 0) {
-				json_decref(cfg->webhooks);
-				cfg->webhooks = json_incref(v);
-			}
+			rc = load_webhooks(cfg, v, e);
+		} else if (strcmp(key, "log_format") == 0) {
+			rc = json_is_string(v) && log_format_parse(json_string_value(v), &cfg->log_format) == 0
+				     ? 0
+				     : fail(e, "log_format: must be \"text\" or \"json\"");
+		} else if (strcmp(key, "drain_period") == 0) {
+			rc = get_uint(v, "drain_period", 0, 3600, &n, e);
+			if (rc == 0)
+				cfg->drain_period = (unsigned)n;
 		} else if (strcmp(key, "tls") == 0) {
 			rc = load_tls(cfg, v, e);
 		} else if (strcmp(key, "allowed_origins") == 0) {
 			rc = load_origins(cfg, v, e);
+		} else if (strcmp(key, "trusted_proxies") == 0) {
+			rc = load_trusted_proxies(cfg, v, e);
 		} else {
 			rc = fail(e, "%s: unknown key", key);
 		}
@@ -645,4 +787,191 @@ config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 	if (rc != 0)
 		fail(&e, "%s: %s", path, inner);
 	return rc;
+}
+
+/* ---- the environment and the command line ---- */
+
+static int
+apply_port(struct config *cfg, const char *s, const char *what, struct cfgerr *e)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 65535)
+		return fail(e, "%s: \"%s\" is not a port number (0-65535)", what, s);
+	cfg->port = (int)v;
+	return 0;
+}
+
+/* One layer of host, port, log level and format (NULL or -1: not given). */
+static int
+apply_layer(struct config *cfg, const struct config_overrides *l, const char *const what[4],
+	    struct cfgerr *e)
+{
+	if (l->host != NULL) {
+		free(cfg->host);
+		cfg->host = xstrdup(l->host);
+	}
+	if (l->port >= 0)
+		cfg->port = l->port;
+	if (l->log_level != NULL && log_level_parse(l->log_level, &cfg->log_level) != 0)
+		return fail(e, "%s: \"%s\" is not error, warn, info or debug", what[2], l->log_level);
+	if (l->log_format != NULL && log_format_parse(l->log_format, &cfg->log_format) != 0)
+		return fail(e, "%s: \"%s\" is not text or json", what[3], l->log_format);
+	return 0;
+}
+
+static int
+apply_env(struct config *cfg, struct cfgerr *e)
+{
+	static const char *const what[4] = { "SWITCHBOARD_HOST", "SWITCHBOARD_PORT",
+					     "SWITCHBOARD_LOG_LEVEL", "SWITCHBOARD_LOG_FORMAT" };
+	struct config_overrides env = {
+		.host = getenv(what[0]),
+		.port = -1,
+		.log_level = getenv(what[2]),
+		.log_format = getenv(what[3]),
+	};
+	const char *port = getenv(what[1]);
+
+	if (port != NULL && apply_port(cfg, port, what[1], e) != 0)
+		return -1;
+	return apply_layer(cfg, &env, what, e);
+}
+
+int
+config_load_effective(struct config *cfg, const char *path, const struct config_overrides *ov,
+		      char *err, size_t errlen)
+{
+	static const char *const what[4] = { "--host", "--port", "--log-level", "--log-format" };
+	struct cfgerr e = { err, errlen };
+
+	config_defaults(cfg);
+	if (path != NULL) {
+		cfg->path = xstrdup(path);
+		if (config_load_file(cfg, path, err, errlen) != 0)
+			return -1;
+	}
+	if (apply_env(cfg, &e) != 0)
+		return -1;
+	if (ov != NULL) {
+		cfg->ov = *ov;
+		if (apply_layer(cfg, ov, what, &e) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- the effective configuration, as a file ---- */
+
+#define MASK "********"
+
+static json_t *
+secret_json(const char *s, bool mask)
+{
+	return json_string(mask ? MASK : s);
+}
+
+/* auth.jwt with the keys that are set (a key given as null would not load back). */
+static json_t *
+jwt_json(const struct config *cfg, bool mask)
+{
+	json_t *o = xcheck(json_pack("{s:i}", "leeway", (int)cfg->jwt_leeway));
+
+	if (cfg->jwt_secret != NULL)
+		json_object_set_new(o, "hmac_secret", secret_json(cfg->jwt_secret, mask));
+	if (cfg->jwt_public_key != NULL)
+		json_object_set_new(o, "public_key", json_string(cfg->jwt_public_key));
+	return o;
+}
+
+static json_t *
+ns_json(const struct ns_policy *ns)
+{
+	return xcheck(json_pack("{s:s,s:b,s:b,s:b,s:b,s:i,s:i,s:b}", "publish",
+				policy_publish_name(ns->publish), "private", ns->private_ns,
+				"presence", ns->presence, "join_leave", ns->join_leave,
+				"allow_anonymous", ns->allow_anonymous, "history_size",
+				(int)ns->history_size, "history_ttl", (int)ns->history_ttl,
+				"message_events", ns->message_events));
+}
+
+static json_t *
+limits_json(const struct config_limits *l)
+{
+	return xcheck(json_pack(
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i}}",
+		"max_message_size", (json_int_t)l->max_message_size, "max_data_size",
+		(json_int_t)l->max_data_size, "max_channels_per_connection",
+		(json_int_t)l->max_channels_per_connection, "max_connections",
+		(json_int_t)l->max_connections, "send_queue_messages",
+		(json_int_t)l->send_queue_messages, "send_queue_bytes", (json_int_t)l->send_queue_bytes,
+		"history_memory", (json_int_t)l->history_memory, "max_http_body",
+		(json_int_t)l->max_http_body, "max_connections_per_ip",
+		(json_int_t)l->max_connections_per_ip, "client_publish", "per_second",
+		(int)l->publish_per_second, "burst", (int)l->publish_burst, "client_commands",
+		"per_second", (int)l->commands_per_second, "burst", (int)l->commands_burst,
+		"connection_rate_per_ip", "per_second", (int)l->connect_rate_per_second, "burst",
+		(int)l->connect_rate_burst));
+}
+
+static json_t *
+api_keys_json(const struct config *cfg, bool mask)
+{
+	json_t *arr = xcheck(json_array());
+
+	for (size_t i = 0; i < cfg->napi_keys; i++) {
+		const struct config_api_key *k = &cfg->api_keys[i];
+
+		json_array_append_new(arr, xcheck(json_pack("{s:s,s:o,s:O,s:{s:i,s:i}}", "name", k->name,
+							    "key", secret_json(k->key, mask),
+							    "channels", k->channels, "quota",
+							    "per_minute", (int)k->per_minute,
+							    "burst", (int)k->burst)));
+	}
+	return arr;
+}
+
+static json_t *
+webhooks_json(const json_t *list, bool mask)
+{
+	json_t *copy, *o;
+	size_t i;
+
+	if (list == NULL)
+		return json_array();
+	copy = xcheck(json_deep_copy(list));
+	json_array_foreach(copy, i, o)
+		if (mask && json_is_string(json_object_get(o, "secret")))
+			json_object_set_new(o, "secret", json_string(MASK));
+	return copy;
+}
+
+json_t *
+config_to_json(const struct config *cfg, bool mask)
+{
+	const struct ns_policy *def = policy_default(cfg->policy);
+	json_t *nss = xcheck(json_object()), *o;
+
+	for (size_t i = 0; i < policy_count(cfg->policy); i++)
+		json_object_set_new(nss, policy_at(cfg->policy, i)->name,
+				    ns_json(policy_at(cfg->policy, i)));
+	o = json_pack(
+		"{s:o,s:i,s:s,s:s,s:s,s:i,s:{s:b,s:o},s:{s:i,s:i,s:i},s:o,s:o,s:o,s:o,s:o,s:O,s:o}",
+		"host", cfg->host != NULL ? json_string(cfg->host) : json_null(), "port", cfg->port,
+		"log_level", log_level_name(cfg->log_level), "log_format",
+		log_format_name(cfg->log_format), "engine", cfg->engine, "drain_period",
+		(int)cfg->drain_period, "auth", "anonymous", cfg->anonymous, "jwt",
+		jwt_json(cfg, mask), "websocket", "ping_interval", (int)cfg->ws.ping_interval,
+		"idle_timeout", (int)cfg->ws.idle_timeout, "connect_timeout",
+		(int)cfg->ws.connect_timeout, "limits", limits_json(&cfg->limits), "namespaces", nss,
+		"default_namespace", def != NULL ? ns_json(def) : json_null(), "api_keys",
+		api_keys_json(cfg, mask), "tls",
+		cfg->tls_cert != NULL
+			? json_pack("{s:s,s:s}", "cert", cfg->tls_cert, "key", cfg->tls_key)
+			: json_null(),
+		"allowed_origins", cfg->allowed_origins, "webhooks", webhooks_json(cfg->webhooks, mask));
+	return xcheck(o);
 }

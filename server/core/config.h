@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "policy.h"
 
@@ -45,10 +46,23 @@ struct config_websocket {
 	unsigned connect_timeout;           /* s allowed before a successful connect */
 };
 
+/* Settings given on the command line, applied over the file and the environment. The
+ * strings are borrowed and must outlive every configuration loaded with them (argv). */
+struct config_overrides {
+	const char *host;                   /* NULL: not given */
+	int port;                           /* -1: not given */
+	const char *log_level;              /* NULL: not given */
+	const char *log_format;
+};
+
 struct config {
+	char *path;                         /* the file it was loaded from, or NULL */
+	struct config_overrides ov;         /* what config_load_effective() applied last */
 	char *host;                         /* NULL: every interface */
 	int port;                           /* 0: any free port */
 	enum log_level log_level;
+	enum log_format log_format;         /* text or one JSON object per line */
+	unsigned drain_period;              /* s over which SIGTERM closes clients; 0: at once */
 	char *engine;                       /* "memory" */
 	bool anonymous;                     /* auth.anonymous */
 	char *jwt_secret;                   /* auth.jwt.hmac_secret, or NULL */
@@ -62,6 +76,9 @@ struct config {
 	char *tls_cert;                     /* tls.cert (PEM path), or NULL: plain HTTP */
 	char *tls_key;                      /* tls.key */
 	json_t *allowed_origins;            /* array of origins or "*" (new reference) */
+	struct cidr *trusted_proxies;       /* owned: peers whose X-Forwarded-For and
+					     * Forwarded headers are believed */
+	size_t ntrusted_proxies;
 	json_t *webhooks;                   /* the "webhooks" list as given, validated by
 					     * net/webhook.c at startup, or NULL */
 };
@@ -75,6 +92,19 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 
 /* Same, from JSON text (used by the file loader and by tests). */
 int config_load_string(struct config *cfg, const char *text, char *err, size_t errlen);
+
+/* The whole configuration as the server runs it, in order of precedence: the embedded
+ * defaults, the file at path (if not NULL), the environment (SWITCHBOARD_HOST,
+ * SWITCHBOARD_PORT, SWITCHBOARD_LOG_LEVEL, SWITCHBOARD_LOG_FORMAT), then ov (if not
+ * NULL). cfg is initialised here; call config_fini() on it whatever the result. Returns
+ * 0, or -1 with a sentence naming the file or variable, the key and the problem. */
+int config_load_effective(struct config *cfg, const char *path,
+			  const struct config_overrides *ov, char *err, size_t errlen);
+
+/* cfg in the configuration file's own format (a new reference): loading it gives the
+ * same configuration. With mask, every secret (auth.jwt.hmac_secret, api_keys[].key,
+ * webhooks[].secret) is replaced by "********". */
+json_t *config_to_json(const struct config *cfg, bool mask);
 
 void config_fini(struct config *cfg);
 

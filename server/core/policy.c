@@ -111,6 +111,24 @@ policy_for_channel(const struct policy *p, const char *name, size_t len)
 	return p->def;
 }
 
+size_t
+policy_count(const struct policy *p)
+{
+	return p->n;
+}
+
+const struct ns_policy *
+policy_at(const struct policy *p, size_t i)
+{
+	return &p->ns[i];
+}
+
+const struct ns_policy *
+policy_default(const struct policy *p)
+{
+	return p->def;
+}
+
 int
 policy_publish_parse(const char *s, enum policy_publish *out)
 {

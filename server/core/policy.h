@@ -47,6 +47,12 @@ void policy_clear_default(struct policy *p);
 /* The rules for a channel name (len bytes), or NULL if its namespace is refused. */
 const struct ns_policy *policy_for_channel(const struct policy *p, const char *name, size_t len);
 
+/* The configured namespaces in configuration order (i < policy_count()), and the default
+ * namespace or NULL (borrowed). */
+size_t policy_count(const struct policy *p);
+const struct ns_policy *policy_at(const struct policy *p, size_t i);
+const struct ns_policy *policy_default(const struct policy *p);
+
 int policy_publish_parse(const char *s, enum policy_publish *out);
 const char *policy_publish_name(enum policy_publish v);
 

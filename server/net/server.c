@@ -250,6 +250,7 @@ server_run(const struct config *cfg, int ready_fd)
 	int rc = 1;
 
 	log_level_current = cfg->log_level;
+	log_format_current = cfg->log_format;
 	lws_set_log_level(lws_log_mask(cfg->log_level), lws_emit);
 	if (RAND_bytes(seed, sizeof(seed)) != 1) {
 		log_error("server: no randomness available");

@@ -5,8 +5,15 @@
 #define SWITCHBOARD_LOG_H
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
 
 extern enum log_level log_level_current;
+/* How records are written: "<time> <letter> <text>" or {"time","level","msg"}. Set
+ * with the level, at start and on reload. */
+extern enum log_format log_format_current;
+
+int log_format_parse(const char *name, enum log_format *out);
+const char *log_format_name(enum log_format f);
 
 /* Parses "error" | "warn" | "info" | "debug"; returns 0 or -1. */
 int log_level_parse(const char *name, enum log_level *out);
