@@ -3,11 +3,13 @@ BUILD      ?= build
 BUILD_SAN  ?= build-asan
 BUILD_REL  ?= build-rel
 BUILD_HARD ?= build-hard
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 BENCH_ARGS ?=
 
-.PHONY: all deps deps-test build run test test-fast test-asan test-builds clean bench \
+.PHONY: all deps deps-test build run test test-fast test-asan test-builds install clean bench \
 	bench-quick
 
 all: build
@@ -51,6 +53,10 @@ test-builds: deps
 	cmake -S . -B $(BUILD_HARD) -DCMAKE_BUILD_TYPE=None -DWERROR=ON -DBUILD_TESTS=OFF \
 		-DCMAKE_C_FLAGS="$$CPPFLAGS $$CFLAGS" -DCMAKE_EXE_LINKER_FLAGS="$$LDFLAGS" >/dev/null
 	cmake --build $(BUILD_HARD) -j $(JOBS) --target switchboard switchboard-cli
+
+# Binaries, man pages, the systemd unit and the docs into $(DESTDIR)$(PREFIX).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL) $(BUILD_HARD)
