@@ -11,6 +11,10 @@ pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-d
       libcriterion-dev libcurl4-openssl-dev python3-websockets curl openssl)
 
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
+# The install_layout test renders the man pages.
+if [ "$want_test" -eq 1 ]; then
+	pkgs+=(groff-base man-db)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
