@@ -22,6 +22,7 @@
 #include "log.h"
 #include "map.h"
 #include "net.h"
+#include "peer.h"
 #include "proto.h"
 #include "xalloc.h"
 
@@ -48,7 +49,7 @@ struct ws_conn {
 	bool flush_first;         /* write what is queued before the close frame */
 	uint16_t close_code;
 	const char *close_reason; /* a string constant (session_kick callers) */
-	char ip[48];              /* peer address, counted in srv->ip_conns */
+	char ip[48];              /* client address (peer.h), counted in srv->ip_conns */
 };
 
 size_t
@@ -184,13 +185,6 @@ struct ip_entry {
 	uint64_t last_ms;
 };
 
-static void
-peer_of(struct lws *wsi, char ip[48])
-{
-	if (lws_get_peer_simple(wsi, ip, 48) == NULL)
-		ip[0] = '\0';
-}
-
 static struct ip_entry *
 ip_entry(struct server *srv, const char *ip)
 {
@@ -213,16 +207,14 @@ ip_adjust(struct server *srv, const char *ip, int delta)
 	e->conns = (size_t)((ptrdiff_t)e->conns + delta);
 }
 
-/* Refuses an upgrade past limits.max_connections_per_ip (503) or past the address's
- * connection rate (429). Returns 0, or 1 after answering. */
+/* Refuses an upgrade from client address ip past limits.max_connections_per_ip (503) or
+ * past the address's connection rate (429). Returns 0, or 1 after answering. */
 static int
-ip_admit(struct server *srv, struct lws *wsi)
+ip_admit(struct server *srv, struct lws *wsi, const char *ip)
 {
 	const struct config_limits *l = &srv->cfg->limits;
-	char ip[48];
 	struct ip_entry *e;
 
-	peer_of(wsi, ip);
 	e = ip_entry(srv, ip);
 	if (e->conns >= l->max_connections_per_ip) {
 		log_warn("ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
@@ -289,7 +281,7 @@ ws_ip_fini(struct server *srv)
 }
 
 static int
-on_filter(struct server *srv, struct lws *wsi)
+on_filter(struct ws_conn *c, struct server *srv, struct lws *wsi)
 {
 	/* WebSocket over HTTP/2 would put our raw frames inside h2 DATA frames: refuse. */
 	if (lws_get_network_wsi(wsi) != wsi) {
@@ -307,7 +299,10 @@ on_filter(struct server *srv, struct lws *wsi)
 		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
 		return 1;
 	}
-	if (ip_admit(srv, wsi) != 0)
+	/* The per-session data exists from FILTER on (lws 4.1.6 allocates it first) and the
+	 * headers only until ESTABLISHED: the client address is resolved once, here. */
+	net_client_addr(srv, wsi, c->ip);
+	if (ip_admit(srv, wsi, c->ip) != 0)
 		return 1;
 	if (srv->shutting_down || srv->connections >= srv->cfg->limits.max_connections) {
 		log_warn("ws: refusing upgrade: %s", srv->shutting_down ? "shutting down"
@@ -345,9 +340,8 @@ on_established(struct ws_conn *c, struct lws *wsi)
 	c->established = true;
 	c->srv->connections++;
 	c->srv->metrics.ws_opened++;
-	peer_of(wsi, c->ip);
-	ip_adjust(c->srv, c->ip, +1);
-	log_debug("ws: client=%s connected", session_client_id(c->s));
+	ip_adjust(c->srv, c->ip, +1); /* c->ip was set in FILTER */
+	log_debug("ws: client=%s connected from %s", session_client_id(c->s), c->ip);
 	return 0;
 }
 
@@ -593,7 +587,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return net_confirm_upgrade(in);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return on_filter(server_of(wsi), wsi);
+		return on_filter(c, server_of(wsi), wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(c, wsi);
 	case LWS_CALLBACK_RECEIVE:
