@@ -613,8 +613,7 @@ load_trusted_proxies(struct config *cfg, json_t *v, struct cfgerr *e)
 
 		if (s == NULL)
 			return fail(e, "trusted_proxies[%zu]: must be a string", i);
-		rc = strlen(s) == json_string_length(o) ? cidr_parse(s, &cfg->trusted_proxies[i])
-						      : -EINVAL;
+		rc = cidr_parse(s, &cfg->trusted_proxies[i]);
 		if (rc == -EDOM) {
 			cidr_format(&cfg->trusted_proxies[i], block);
 			return fail(e, "trusted_proxies[%zu]: \"%s\" has bits set past its prefix (%s?)",
@@ -949,6 +948,19 @@ webhooks_json(const json_t *list, bool mask)
 	return copy;
 }
 
+static json_t *
+trusted_proxies_json(const struct config *cfg)
+{
+	json_t *arr = xcheck(json_array());
+	char s[CIDR_STRLEN];
+
+	for (size_t i = 0; i < cfg->ntrusted_proxies; i++) {
+		cidr_format(&cfg->trusted_proxies[i], s);
+		json_array_append_new(arr, xcheck(json_string(s)));
+	}
+	return arr;
+}
+
 json_t *
 config_to_json(const struct config *cfg, bool mask)
 {
@@ -973,5 +985,7 @@ config_to_json(const struct config *cfg, bool mask)
 			? json_pack("{s:s,s:s}", "cert", cfg->tls_cert, "key", cfg->tls_key)
 			: json_null(),
 		"allowed_origins", cfg->allowed_origins, "webhooks", webhooks_json(cfg->webhooks, mask));
-	return xcheck(o);
+	xcheck(o);
+	json_object_set_new(o, "trusted_proxies", trusted_proxies_json(cfg));
+	return o;
 }

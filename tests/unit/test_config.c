@@ -765,3 +765,77 @@ Test(config, missing_file_is_an_error_naming_it)
 	config_fini(&cfg);
 	assert_no_leaks();
 }
+
+/* ---- trusted_proxies ---- */
+
+Test(config, trusted_proxies_are_parsed_into_blocks)
+{
+	struct config cfg;
+	char s[CIDR_STRLEN];
+
+	config_defaults(&cfg);
+	cr_expect_eq(cfg.ntrusted_proxies, 0, "no proxy is trusted by default");
+	config_fini(&cfg);
+	expect_loaded(&cfg, "{\"trusted_proxies\":[\"127.0.0.1\",\"10.0.0.0/8\",\"::1\","
+			    "\"fd00::/8\",\"::ffff:172.16.0.0/108\"]}");
+	cr_assert_eq(cfg.ntrusted_proxies, 5);
+	cidr_format(&cfg.trusted_proxies[0], s);
+	cr_expect_str_eq(s, "127.0.0.1/32");
+	cidr_format(&cfg.trusted_proxies[1], s);
+	cr_expect_str_eq(s, "10.0.0.0/8");
+	cidr_format(&cfg.trusted_proxies[2], s);
+	cr_expect_str_eq(s, "::1/128");
+	cidr_format(&cfg.trusted_proxies[3], s);
+	cr_expect_str_eq(s, "fd00::/8");
+	cidr_format(&cfg.trusted_proxies[4], s);
+	cr_expect_str_eq(s, "172.16.0.0/12", "a mapped block is an IPv4 block");
+	config_fini(&cfg);
+	assert_no_leaks();
+}
+
+Test(config, trusted_proxies_errors_name_the_index_and_the_entry)
+{
+	static const struct {
+		const char *text, *error;
+	} cases[] = {
+		{ "{\"trusted_proxies\":[\"127.0.0.1\",\"::1\",\"10.0.0.0/33\"]}",
+		  "trusted_proxies[2]: \"10.0.0.0/33\" is not an address or CIDR" },
+		{ "{\"trusted_proxies\":[\"localhost\"]}",
+		  "trusted_proxies[0]: \"localhost\" is not an address or CIDR" },
+		{ "{\"trusted_proxies\":[\"10.0.0.0/8 \"]}",
+		  "trusted_proxies[0]: \"10.0.0.0/8 \" is not an address or CIDR" },
+		{ "{\"trusted_proxies\":[\"\"]}", "trusted_proxies[0]: \"\" is not an address or CIDR" },
+		{ "{\"trusted_proxies\":[\"::/129\"]}", "trusted_proxies[0]: \"::/129\" is not" },
+		{ "{\"trusted_proxies\":[\"[::1]\"]}", "trusted_proxies[0]: \"[::1]\" is not" },
+		{ "{\"trusted_proxies\":[\"10.1.2.3/8\"]}",
+		  "trusted_proxies[0]: \"10.1.2.3/8\" has bits set past its prefix (10.0.0.0/8?)" },
+		{ "{\"trusted_proxies\":[\"fd00::1/8\"]}", "(fd00::/8?)" },
+		{ "{\"trusted_proxies\":[\"::1\",5]}", "trusted_proxies[1]: must be a string" },
+		{ "{\"trusted_proxies\":\"127.0.0.1\"}",
+		  "trusted_proxies: must be a list of addresses and CIDRs" },
+		{ "{\"trusted_proxies\":null}", "trusted_proxies: must be a list" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_refused(cases[i].text, cases[i].error);
+	assert_no_leaks();
+}
+
+Test(config, trusted_proxies_are_bounded)
+{
+	size_t n = 1025, len = 0;
+	char *text = malloc(n * 12 + 64);
+
+	len += (size_t)sprintf(text, "{\"trusted_proxies\":[");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "%s\"::%zx\"", i ? "," : "", i + 1);
+	strcpy(text + len, "]}");
+	expect_refused(text, "trusted_proxies: at most 1024 entries");
+	strcpy(text + len - strlen(",\"::401\""), "]}");
+	struct config cfg;
+	expect_loaded(&cfg, text);
+	cr_expect_eq(cfg.ntrusted_proxies, 1024);
+	config_fini(&cfg);
+	free(text);
+	assert_no_leaks();
+}

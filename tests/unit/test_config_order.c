@@ -39,7 +39,8 @@ static const char full[] =
 	"\"webhooks\":[{\"url\":\"http://127.0.0.1:1/hook\",\"events\":[\"channel_occupied\"],"
 	"\"secret\":\"whsec\",\"timeout_ms\":500,\"max_retries\":2}],"
 	"\"tls\":{\"cert\":\"/etc/ssl/c.pem\",\"key\":\"/etc/ssl/k.pem\"},"
-	"\"allowed_origins\":[\"https://a.example\",\"https://b.example\"]}";
+	"\"allowed_origins\":[\"https://a.example\",\"https://b.example\"],"
+	"\"trusted_proxies\":[\"127.0.0.1\",\"10.0.0.0/8\",\"::ffff:192.168.0.0/112\",\"fd00::/8\"]}";
 
 static uint64_t rng;
 
