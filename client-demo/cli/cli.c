@@ -40,7 +40,7 @@
 
 /* Exit codes, documented in --help. */
 #define EXIT_OK 0
-#define EXIT_SERVER 1 /* error reply, or the server closed the connection */
+#define EXIT_SERVER 1 /* error reply, the server closed the connection, chat refused a line */
 #define EXIT_USAGE 2
 #define EXIT_CONNECT 3	     /* cannot connect, or no reply within --timeout */
 #define EXIT_INTERRUPTED 130 /* SIGINT/SIGTERM before the command's work was done */
@@ -1096,6 +1096,7 @@ publish_line(struct cli *c, const char *s, size_t n)
 	text = json_stringn(s, n);
 	if (text == NULL) {
 		errmsg("line is not valid UTF-8, not sent");
+		set_status(c, EXIT_SERVER); /* the chat goes on, and exits 1 */
 		return;
 	}
 	data = json_object();
@@ -1114,6 +1115,7 @@ publish_line(struct cli *c, const char *s, size_t n)
 		errmsg("line too long (%zu bytes as a frame, limit %d), not sent", len,
 		       FRAME_MAX_BYTES);
 		free(frame);
+		set_status(c, EXIT_SERVER);
 		return;
 	}
 	c->next_id++;
@@ -1191,6 +1193,7 @@ on_stdin_readable(struct cli *c, struct lws *wsi)
 		/* A full buffer without a newline: drop the line rather than send a frame
 		 * over the server's size limit. */
 		errmsg("line longer than %d bytes, not sent", LINE_MAX_BYTES);
+		set_status(c, EXIT_SERVER);
 		c->line_len = 0;
 		c->line_discard = true;
 	}
@@ -1530,7 +1533,9 @@ on_error_frame(struct cli *c, json_t *root, const char *buf, size_t len)
 		c->inflight--;
 		c->nerrors++;
 		if (c->o.mode == MODE_CHAT) {
-			/* One refused line does not end an interactive chat. */
+			/* One refused line does not end an interactive chat; it makes it exit
+			 * 1, also when a signal ends it. */
+			set_status(c, EXIT_SERVER);
 			update_deadline(c, true);
 			pump_stdin(c);
 			check_drained(c);
@@ -1875,7 +1880,8 @@ print_help(void)
 	       "                        one JSON line; reconnect and recover after a drop\n"
 	       "  pub CHANNEL JSON      publish JSON as data; print the published reply line\n"
 	       "  chat CHANNEL          publish each stdin line as {\"text\":LINE}; print\n"
-	       "                        messages as \"user: text\"; exit at end of input\n"
+	       "                        messages as \"user: text\"; exit at end of input (1 if\n"
+	       "                        a line was refused)\n"
 	       "  ticks CHANNEL         publish a synthetic price feed:\n"
 	       "                        {\"symbol\":\"BTC\",\"price\":64000.12,\"ts\":UNIX_MS}\n"
 	       "  presence CHANNEL      print the channel's members, one JSON line each, then\n"
@@ -1924,7 +1930,9 @@ print_help(void)
 	       "Exit status:\n"
 	       "  0    success (sub, chat and ticks also when ended by SIGINT/SIGTERM)\n"
 	       "  1    the server replied with an error, or closed the connection (sub: only\n"
-	       "       with --no-reconnect, or when its token expired)\n"
+	       "       with --no-reconnect, or when its token expired); chat: a line was not\n"
+	       "       sent, refused by the server or here (not UTF-8, frame over 64 KiB),\n"
+	       "       however the chat ended\n"
 	       "  2    usage error (bad option, channel name, JSON or token)\n"
 	       "  3    cannot connect, or no reply within --timeout (sub: only before its\n"
 	       "       first connection was accepted)\n"

@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -121,6 +122,7 @@ def test_client(port):
     r = run([CLI, *url, "--user", "carol", "chat", "room"], input="hello\nsecond line\n")
     check(r.returncode == 0 and "carol: hello" in r.stdout and "carol: second line" in r.stdout,
           f"chat publishes stdin lines and prints them ({r.stdout.strip()!r})")
+    test_chat_refusals(url)
     # ticks may not publish into ticks:x (publish: none): it uses an open namespace.
     r = run([CLI, *url, "ticks", "room", "--rate", "50", "--count", "5", "--symbols", "BTC,ETH"])
     check(r.returncode == 0 and "5 published" in r.stdout, f"ticks --count 5 ({r.stdout.strip()})")
@@ -146,6 +148,67 @@ def test_client(port):
     ticks = [f["data"] for f in frames[3:]]
     check(all(set(t) == {"symbol", "price", "ts"} and t["symbol"] in ("BTC", "ETH") for t in ticks),
           "ticks publish {symbol, price, ts}")
+
+
+def test_chat_refusals(url):
+    """A line chat refuses before sending (not UTF-8, a frame over 64 KiB) or that the
+    server refuses is reported, the chat goes on, and the exit status is 1: also when a
+    signal ends the chat. Publishes nothing into "room" (test_client counts its messages)."""
+    def chat(stdin):
+        return subprocess.run([CLI, *url, "--user", "dave", "chat", "chat-refused"], input=stdin,
+                              capture_output=True, timeout=20)
+
+    r = chat(b"before\n\xff\xfe not utf-8\nafter\n")
+    out, err = r.stdout.decode(), r.stderr.decode()
+    check(r.returncode == 1 and "not valid UTF-8, not sent" in err,
+          f"chat: a line that is not UTF-8 is refused here, exit 1 ({r.returncode}: {err.strip()!r})")
+    check("dave: before" in out and "dave: after" in out, f"and the lines around it are sent ({out!r})")
+    r = chat(b"x" * 70000 + b"\nafter\n")
+    check(r.returncode == 1 and "not sent" in r.stderr.decode() and "dave: after" in r.stdout.decode(),
+          f"chat: a line over 64 KiB is refused here, exit 1 ({r.returncode}: {r.stderr.decode().strip()!r})")
+    r = chat(b"y" * 65500 + b"\n")
+    check(r.returncode == 1 and "not sent" in r.stderr.decode(),
+          f"chat: a line making a frame over 64 KiB is refused here, exit 1 ({r.returncode})")
+    r = chat(b"z" * 62000 + b"\nafter\n")
+    check(r.returncode == 1 and "too_large" in r.stderr.decode() and "dave: after" in r.stdout.decode(),
+          f"chat: a line the server refuses (too_large) exits 1 ({r.returncode}: {r.stderr.decode().strip()[:120]!r})")
+    r = chat(b"fine\n\nalso fine\n")
+    check(r.returncode == 0 and r.stderr == b"", f"chat: no refused line (empty lines skipped): exit 0 ({r.returncode})")
+
+    # Interactive: SIGINT ends a chat with 0, but with 1 after a refused line.
+    for lines, want in [(b"ok\n", 0), (b"\xc3\x28\nok\n", 1)]:
+        with subprocess.Popen([CLI, *url, "chat", "chat-refused"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+            p.stdin.write(lines)
+            p.stdin.flush()
+            echoed = read_until(p.stdout, b": ok")
+            p.send_signal(signal.SIGINT)
+            rc = wait_exit(p)
+            err = p.stderr.read().decode()
+        check(echoed and rc == want, f"chat {lines!r} ended by SIGINT exits {want} (got {rc}: {err.strip()!r})")
+
+
+def wait_exit(proc, timeout=10):
+    """The exit status of proc, killed if it has not exited within timeout."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def read_until(pipe, needle, timeout=10):
+    """Reads a binary pipe until needle has been seen (True) or EOF or the deadline (False)."""
+    seen = b""
+    deadline = time.time() + timeout
+    while needle not in seen and time.time() < deadline:
+        if not select.select([pipe], [], [], max(0, deadline - time.time()))[0]:
+            break
+        chunk = os.read(pipe.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+    return needle in seen
 
 
 SECRET = "cli-e2e-secret-0123456789abcdef0123"
@@ -187,11 +250,7 @@ class Cli:
     def stop(self, sig=signal.SIGINT):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return wait_exit(self.proc)
 
 
 def presence_users(url, channel):
