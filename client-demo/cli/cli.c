@@ -13,8 +13,9 @@
  * `sub` outlives its connection: when the connection drops it waits (exponential
  * backoff with jitter), connects again and resubscribes every channel with "recover"
  * from the last offset and epoch it saw (struct chan), so that the messages missed in
- * between are printed once, in order. Everything tied to one connection is reset by
- * reset_connection(); what survives reconnects is the run state below it.
+ * between are printed once, in order; a `reset` frame (a backend dropped the channel's
+ * history) moves that position to the new epoch. Everything tied to one connection is
+ * reset by reset_connection(); what survives reconnects is the run state below it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,7 +132,7 @@ struct cmdq {
 struct chan {
 	const char *name;
 	char epoch[EPOCH_MAX + 1];
-	uint64_t pos;	  /* recover from here: the reply's offset, then each printed offset */
+	uint64_t pos;	  /* recover from here: a reply's or reset's offset, then each printed */
 	uint64_t printed; /* highest offset printed in this epoch (0: none) */
 	bool have_pos;	  /* pos and epoch are known (the server sent them) */
 	bool rewound;	  /* --rewind was applied: a subscribe of this channel succeeded */
@@ -1631,6 +1632,45 @@ on_message(struct cli *c, json_t *root, char *buf, size_t len)
 	}
 }
 
+/* The server side dropped the channel's history (DELETE .../messages): the channel goes
+ * on in a new epoch whose last offset is the frame's (0: the next message is offset 1).
+ * Adopting that position lets the next messages print instead of passing for second
+ * copies, and makes a reconnect recover from the new epoch. Frames of the old epoch all
+ * came before this one. */
+static void
+on_reset(struct cli *c, json_t *root, char *buf, size_t len)
+{
+	struct chan *ch = find_chan(c, json_string_value(json_object_get(root, "channel")));
+	json_t *off = json_object_get(root, "offset"), *ep = json_object_get(root, "epoch");
+
+	if (ch == NULL || c->phase >= PHASE_CLOSING)
+		return;
+	if (!json_is_integer(off) || json_integer_value(off) < 0 || !json_is_string(ep) ||
+	    json_string_length(ep) > EPOCH_MAX) {
+		errmsg("ignoring a reset of %s without a usable offset and epoch", ch->name);
+		return;
+	}
+	snprintf(ch->epoch, sizeof(ch->epoch), "%s", json_string_value(ep));
+	ch->pos = ch->printed = (uint64_t)json_integer_value(off);
+	ch->have_pos = true;
+	switch (c->o.mode) {
+	case MODE_SUB:
+		print_json_line(c, buf, len);
+		break;
+	case MODE_CHAT:
+		/* The echo of every line published before the reset has arrived. */
+		c->seen_offset = c->last_pub_offset = ch->pos;
+		errmsg("%s was reset by the server: earlier messages are gone, offsets start "
+		       "again at %" PRIu64,
+		       ch->name, ch->pos + 1);
+		update_deadline(c, true);
+		check_drained(c);
+		break;
+	default:
+		break; /* pub, ticks: offsets are not tracked */
+	}
+}
+
 static void
 on_frame(struct cli *c, char *buf, size_t len)
 {
@@ -1647,6 +1687,8 @@ on_frame(struct cli *c, char *buf, size_t len)
 		/* Events of the subscribed channels: sub prints them, the others ignore them. */
 		if (c->o.mode == MODE_SUB && c->phase < PHASE_CLOSING)
 			print_json_line(c, buf, len);
+	} else if (strcmp(type, "reset") == 0) {
+		on_reset(c, root, buf, len);
 	} else {
 		on_reply(c, root, type, buf, len);
 	}
@@ -1876,8 +1918,9 @@ print_help(void)
 	printf("usage: " PROG " [OPTIONS] COMMAND ARGS...\n"
 	       "\n"
 	       "Commands:\n"
-	       "  sub CHANNEL...        subscribe; print every message, join and leave frame as\n"
-	       "                        one JSON line; reconnect and recover after a drop\n"
+	       "  sub CHANNEL...        subscribe; print every message, join, leave and reset\n"
+	       "                        frame as one JSON line; reconnect and recover after a\n"
+	       "                        drop\n"
 	       "  pub CHANNEL JSON      publish JSON as data; print the published reply line\n"
 	       "  chat CHANNEL          publish each stdin line as {\"text\":LINE}; print\n"
 	       "                        messages as \"user: text\"; exit at end of input (1 if\n"

@@ -9,6 +9,7 @@ usage: cli_e2e.py PATH/TO/switchboard PATH/TO/switchboard-cli
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
@@ -212,6 +213,7 @@ def read_until(pipe, needle, timeout=10):
 
 
 SECRET = "cli-e2e-secret-0123456789abcdef0123"
+API_KEY = "cli-e2e-api-key"
 
 
 def b64url(b):
@@ -350,6 +352,78 @@ def test_tokens(url):
     os.unlink(tf.name)
 
 
+def api_delete(port, path):
+    """DELETE path with the test's API key; returns (status, decoded body or {})."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("DELETE", path, headers={"Authorization": f"Bearer {API_KEY}"})
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    try:
+        return resp.status, json.loads(body)
+    except ValueError:
+        return resp.status, {}
+
+
+def test_reset(url, port):
+    """A backend drops a channel's history: sub prints the reset frame and every message
+    of the new epoch (offsets 1, 2, 3 again) exactly once, and a reconnect afterwards
+    recovers from the new epoch. chat still prints the echo of each line."""
+    def pub(channel, i):
+        r = run([CLI, *url, "pub", channel, json.dumps({"n": i})])
+        return json.loads(r.stdout) if r.returncode == 0 else {}
+
+    sub = Cli([*url, "--user", "watcher", "sub", "chat:reset"])
+    check(sub.wait_for(lambda: "watcher" in (presence_users(url, "chat:reset") or [])), "sub subscribed to chat:reset")
+    acks = [pub("chat:reset", i) for i in range(3)]
+    check(sub.wait_for(lambda: len(sub.frames()) == 3), "sub printed the first 3 messages")
+    status, body = api_delete(port, "/api/v1/channels/chat:reset/messages")
+    epoch = body.get("epoch")
+    check(status == 200 and body.get("offset") == 0 and epoch and epoch != acks[0].get("epoch"),
+          f"DELETE /api/v1/channels/chat:reset/messages: a new epoch ({status} {body})")
+    acks += [pub("chat:reset", i) for i in range(3, 6)]
+    check([a.get("offset") for a in acks] == [1, 2, 3, 1, 2, 3], f"offsets start again at 1 ({[a.get('offset') for a in acks]})")
+    check(sub.wait_for(lambda: len(sub.frames()) == 6),
+          f"sub printed the 3 messages after the reset too ({len(sub.frames())}: {sub.stderr().strip()!r})")
+    time.sleep(0.3)
+    check([m["data"]["n"] for m in sub.frames()] == list(range(6)), "each of the 6 messages exactly once, in order")
+    check(sub.frames("reset") == [{"type": "reset", "channel": "chat:reset", "offset": 0, "epoch": epoch}],
+          f"sub prints the reset frame as one JSON line ({sub.frames('reset')})")
+    order = [f["type"] for f in map(json.loads, list(sub.out)) if f["type"] in ("message", "reset")]
+    check(order == ["message"] * 3 + ["reset"] + ["message"] * 3, f"between the old epoch and the new one ({order})")
+    check("second copy" not in sub.stderr(), "no message taken for a second copy")
+
+    # A reconnect resumes from the new epoch's offset 3.
+    sub.proc.send_signal(signal.SIGSTOP)
+    try:
+        check(sub.wait_for(lambda: presence_users(url, "chat:reset") == [], 15), "the stopped sub was dropped")
+        acks = [pub("chat:reset", i) for i in range(6, 8)]
+    finally:
+        sub.proc.send_signal(signal.SIGCONT)
+    check(sub.wait_for(lambda: "chat:reset recovered 2 missed messages" in sub.stderr(), 15),
+          f"sub reconnects and recovers the 2 messages from the new epoch ({sub.stderr().strip()!r})")
+    check(sub.wait_for(lambda: len(sub.frames()) == 8) and
+          [m["data"]["n"] for m in sub.frames()] == list(range(8)), "and prints them once")
+    check(sub.stop() == 0, "sub exits 0")
+
+    # chat: the echo of a line sent after a reset is printed before it exits.
+    with subprocess.Popen([CLI, *url, "--user", "chatter", "chat", "chat:reset2"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        p.stdin.write(b"one\ntwo\n")
+        p.stdin.flush()
+        echoed = read_until(p.stdout, b"chatter: two")
+        status, _ = api_delete(port, "/api/v1/channels/chat:reset2/messages")
+        told = read_until(p.stderr, b"was reset")
+        p.stdin.write(b"three\n")
+        p.stdin.close()
+        rc = wait_exit(p)
+        out = p.stdout.read().decode()
+    check(echoed and status == 200 and told, "chat says on stderr that the channel was reset")
+    check(rc == 0 and "chatter: three" in out, f"chat prints the echo of the line after the reset, exits 0 ({rc}: {out!r})")
+
+
 def test_reconnect(url, server):
     """sub is stopped (SIGSTOP) past the server's idle timeout: the server drops it. Five
     messages are published meanwhile; once continued, sub reconnects, recovers and prints
@@ -410,6 +484,7 @@ def main():
         "log_level": "info",
         "websocket": {"ping_interval": 1, "idle_timeout": 2},
         "auth": {"anonymous": True, "jwt": {"hmac_secret": SECRET, "leeway": 0}},
+        "api_keys": [{"name": "e2e", "key": API_KEY}],
         "namespaces": {
             "chat": {"publish": "clients", "presence": True, "join_leave": True, "history_size": 100,
                      "history_ttl": 600},
@@ -420,6 +495,7 @@ def main():
     try:
         test_presence_history(url)
         test_tokens(url)
+        test_reset(url, port)
         test_reconnect(url, proc)
     finally:
         if proc.poll() is None:
