@@ -16,6 +16,8 @@
  * between are printed once, in order; a `reset` frame (a backend dropped the channel's
  * history) moves that position to the new epoch. Everything tied to one connection is
  * reset by reset_connection(); what survives reconnects is the run state below it.
+ *
+ * `token` never connects: it signs a JWT with HMAC (OpenSSL) and prints it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,9 @@
 
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "proto.h"
 
@@ -55,6 +60,8 @@
 #define USEC_PER_SEC 1000000.0
 #define TOKEN_MAX 8192	       /* bytes in a token (docs/protocol.md) */
 #define TOKEN_FILE_MAX 65536   /* a token file may hold this much, whitespace included */
+#define SECRET_FILE_MAX 65536  /* token: bytes in a --secret-file */
+#define TTL_MAX 315360000.0    /* token: --ttl and --nbf, seconds either way (10 years) */
 #define EPOCH_MAX 64	       /* bytes in an epoch string */
 #define COUNT_MAX 1000000000.0 /* --rewind, --limit */
 #define RETRY_MIN_US (LWS_USEC_PER_SEC / 2) /* sub: first reconnect backoff */
@@ -72,6 +79,7 @@ enum mode {
 	MODE_TICKS,
 	MODE_PRESENCE,
 	MODE_HISTORY,
+	MODE_TOKEN,
 };
 
 enum phase {
@@ -144,6 +152,22 @@ struct symbol {
 	int64_t cents; /* price in hundredths, so it always prints with 2 decimals */
 };
 
+/* token: the key and the claims of the JWT to mint (docs/tokens.md). */
+struct mint {
+	const char *alg; /* HS256, HS384 or HS512 */
+	const EVP_MD *(*md)(void);
+	const char *secret;	 /* --secret, or NULL */
+	const char *secret_file; /* --secret-file, or NULL */
+	const char *sub;	 /* --sub (else --user) */
+	int64_t ttl;		 /* exp = now + ttl; 0: no exp */
+	int64_t nbf;		 /* nbf = now + nbf, when nbf_set */
+	bool nbf_set;
+	json_t *info;	     /* owned: the info object, or NULL */
+	json_t *channels;    /* owned: the channels patterns, or NULL */
+	json_t *publish;     /* owned: the publish patterns, or NULL */
+	const char *channel; /* a channel token for this channel, or NULL */
+};
+
 struct opts {
 	const char *url;
 	const char *user;	/* NULL: connect without a user */
@@ -161,6 +185,7 @@ struct opts {
 	uint64_t count;	 /* ticks: 0 means unlimited */
 	uint64_t rewind; /* sub: 0 means none */
 	uint64_t limit;	 /* history: 0 means all retained */
+	struct mint mint;
 };
 
 struct url {
@@ -406,14 +431,15 @@ token_problem(const char *t)
 	return NULL;
 }
 
-/* Reads the token in path (surrounding whitespace dropped). Returns a malloc'd string,
- * or NULL with the reason in why. */
+/* Reads the whole of path, at most max bytes (what: what the file holds, for the
+ * message), into a malloc'd buffer with a NUL after the *len bytes read. Returns it, or
+ * NULL with the reason in why. */
 static char *
-read_token_file(const char *path, char *why, size_t why_len)
+read_small_file(const char *path, size_t max, const char *what, size_t *len, char *why,
+		size_t why_len)
 {
 	FILE *f = fopen(path, "re");
-	char *buf, *s, *e;
-	const char *problem;
+	char *buf;
 	size_t n;
 	bool bad;
 
@@ -421,22 +447,39 @@ read_token_file(const char *path, char *why, size_t why_len)
 		snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	buf = malloc(TOKEN_FILE_MAX + 1);
+	buf = malloc(max + 1);
 	if (buf == NULL) {
 		fclose(f);
 		snprintf(why, why_len, "out of memory");
 		return NULL;
 	}
-	n = fread(buf, 1, TOKEN_FILE_MAX + 1, f);
+	n = fread(buf, 1, max + 1, f);
 	bad = ferror(f) != 0;
 	fclose(f);
-	if (bad || n > TOKEN_FILE_MAX) {
-		snprintf(why, why_len, bad ? "cannot read %s" : "%s is too large for a token",
-			 path);
+	if (bad || n > max) {
+		if (bad)
+			snprintf(why, why_len, "cannot read %s", path);
+		else
+			snprintf(why, why_len, "%s is too large for %s", path, what);
 		free(buf);
 		return NULL;
 	}
 	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* Reads the token in path (surrounding whitespace dropped). Returns a malloc'd string,
+ * or NULL with the reason in why. */
+static char *
+read_token_file(const char *path, char *why, size_t why_len)
+{
+	size_t n;
+	char *buf = read_small_file(path, TOKEN_FILE_MAX, "a token", &n, why, why_len), *s, *e;
+	const char *problem;
+
+	if (buf == NULL)
+		return NULL;
 	for (s = buf; *s != '\0' && strchr(" \t\r\n", *s) != NULL; s++)
 		;
 	for (e = buf + n; e > s && strchr(" \t\r\n", e[-1]) != NULL; e--)
@@ -1343,6 +1386,7 @@ on_all_subscribed(struct cli *c)
 	c->attempt = 0; /* the next drop starts the backoff afresh */
 	switch (c->o.mode) {
 	case MODE_SUB:
+	case MODE_TOKEN: /* never connects */
 		break;
 	case MODE_PUB:
 		send_publish_raw(c, c->o.json, c->o.json_len);
@@ -1931,6 +1975,8 @@ print_help(void)
 	       "                        the presence_stats reply line (clients, users)\n"
 	       "  history CHANNEL       print the channel's retained messages, one JSON line\n"
 	       "                        each ({\"offset\",\"data\",\"from\"}), oldest first\n"
+	       "  token                 print a JWT signed with the server's HMAC secret, for\n"
+	       "                        tests (needs no server)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --url URL             server, ws:// or wss:// (default " DEFAULT_URL ")\n"
@@ -1955,6 +2001,21 @@ print_help(void)
 	       "  --rate N              messages per second, all symbols together (default 10)\n"
 	       "  --symbols A,B,...     symbols, each 1-15 of [A-Za-z0-9_.-] (default BTC,ETH)\n"
 	       "  --count N             stop after N messages (default: until interrupted)\n"
+	       "token options (claims: docs/tokens.md):\n"
+	       "  --secret-file FILE    the HMAC secret (auth.jwt.hmac_secret): FILE's content\n"
+	       "                        without its final line breaks\n"
+	       "  --secret S            the secret itself (visible in the process list); with\n"
+	       "                        neither, $SWITCHBOARD_JWT_SECRET\n"
+	       "  --sub USER            the user (sub claim; default: --user), required\n"
+	       "  --ttl SECONDS         exp = now + SECONDS (default 3600; 0: no exp; negative:\n"
+	       "                        already expired)\n"
+	       "  --nbf SECONDS         nbf = now + SECONDS: not valid before then\n"
+	       "  --info JSON           presence info, a JSON object (info claim)\n"
+	       "  --channels P,...      channel patterns the user may subscribe to (channels\n"
+	       "                        claim; repeatable)\n"
+	       "  --publish P,...       channel patterns the user may publish to (publish claim)\n"
+	       "  --channel CHANNEL     a channel token for a private namespace (channel claim)\n"
+	       "  --alg ALG             HS256 (default), HS384 or HS512\n"
 	       "\n"
 	       "Commands subscribe before publishing (the server's default namespace only\n"
 	       "lets subscribers publish). SIGINT or SIGTERM closes the connection with 1000;\n"
@@ -1976,7 +2037,7 @@ print_help(void)
 	       "       with --no-reconnect, or when its token expired); chat: a line was not\n"
 	       "       sent, refused by the server or here (not UTF-8, frame over 64 KiB),\n"
 	       "       however the chat ended\n"
-	       "  2    usage error (bad option, channel name, JSON or token)\n"
+	       "  2    usage error (bad option, channel name, JSON or token; token: no secret)\n"
 	       "  3    cannot connect, or no reply within --timeout (sub: only before its\n"
 	       "       first connection was accepted)\n"
 	       "  130  interrupted before the command was done (e.g. pub before its reply)\n"
@@ -2124,10 +2185,93 @@ option_is(const char *arg, const char *name, const char **value)
 	return false;
 }
 
+/* Splits a comma-separated list of channel patterns (globs of channel characters, `*`
+ * and `?`) onto the array *list, created if need be. An empty value adds nothing. */
+static int
+add_patterns(const char *opt, const char *v, json_t **list)
+{
+	const char *p = v;
+
+	if (*list == NULL && (*list = json_array()) == NULL)
+		return usage_error("out of memory");
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+
+		if (n == 0 || n > PROTO_CHANNEL_MAX ||
+		    strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			      "_:.@=-*?") < n)
+			return usage_error("%s: \"%.*s\" is not a channel pattern (1-%d bytes of "
+					   "[A-Za-z0-9_:.@=-*?])",
+					   opt, (int)n, p, PROTO_CHANNEL_MAX);
+		if (json_array_append_new(*list, json_stringn(p, n)) != 0)
+			return usage_error("out of memory");
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			return usage_error("%s: a pattern is missing after the last comma", opt);
+	}
+	return 0;
+}
+
+/* --ttl and --nbf: whole seconds from now, either way. */
+static int
+parse_seconds(const char *opt, const char *v, int64_t *out)
+{
+	double num;
+
+	if (parse_number(opt, v, -TTL_MAX, TTL_MAX, &num) != 0)
+		return EXIT_USAGE;
+	if (num != (double)(int64_t)num)
+		return usage_error("%s: expected a whole number of seconds, got \"%s\"", opt, v);
+	*out = (int64_t)num;
+	return 0;
+}
+
+/* Parses an option of the token command (name, with its value v). Returns 0, -1 after a
+ * usage error, or 1 when name is not a token option. */
+static int
+parse_mint_option(struct mint *m, const char *name, const char *v)
+{
+	json_error_t jerr;
+
+	if (strcmp(name, "--secret") == 0) {
+		m->secret = v;
+	} else if (strcmp(name, "--secret-file") == 0) {
+		m->secret_file = v;
+	} else if (strcmp(name, "--sub") == 0) {
+		m->sub = v;
+	} else if (strcmp(name, "--ttl") == 0) {
+		return parse_seconds(name, v, &m->ttl) != 0 ? -1 : 0;
+	} else if (strcmp(name, "--nbf") == 0) {
+		m->nbf_set = true;
+		return parse_seconds(name, v, &m->nbf) != 0 ? -1 : 0;
+	} else if (strcmp(name, "--info") == 0) {
+		json_decref(m->info);
+		m->info = json_loads(v, JSON_REJECT_DUPLICATES, &jerr);
+		if (m->info == NULL) {
+			usage_error("--info: invalid JSON: %s", jerr.text);
+			return -1;
+		}
+	} else if (strcmp(name, "--channels") == 0) {
+		return add_patterns(name, v, &m->channels) != 0 ? -1 : 0;
+	} else if (strcmp(name, "--publish") == 0) {
+		return add_patterns(name, v, &m->publish) != 0 ? -1 : 0;
+	} else if (strcmp(name, "--channel") == 0) {
+		if (check_channel(v) != 0)
+			return -1;
+		m->channel = v;
+	} else if (strcmp(name, "--alg") == 0) {
+		m->alg = v;
+	} else {
+		return 1;
+	}
+	return 0;
+}
+
 struct argv_state {
 	int argc, i;
 	char **argv;
 	bool rate_set, symbols_set, count_set, rewind_set, limit_set, no_reconnect_set;
+	bool mint_set;	   /* an option of the token command */
 	const char *token; /* --token */
 };
 
@@ -2150,11 +2294,14 @@ static int
 parse_option(struct cli *c, struct argv_state *a)
 {
 	static const char *const with_value[] = {
-		"--url",   "--user",  "--timeout",    "--rate",	  "--symbols",
-		"--count", "--token", "--token-file", "--rewind", "--limit",
+		"--url",    "--user",	     "--timeout",    "--rate",	  "--symbols",
+		"--count",  "--token",	     "--token-file", "--rewind",  "--limit",
+		"--secret", "--secret-file", "--sub",	     "--ttl",	  "--nbf",
+		"--info",   "--channels",    "--publish",    "--channel", "--alg",
 	};
 	const char *arg = a->argv[a->i], *v = NULL;
 	double num = 0;
+	int rc;
 
 	if (option_is(arg, "--help", &v) && v == NULL) {
 		print_help();
@@ -2183,6 +2330,11 @@ parse_option(struct cli *c, struct argv_state *a)
 		v = option_value(a, name, v);
 		if (v == NULL)
 			return EXIT_USAGE;
+		rc = parse_mint_option(&c->o.mint, name, v);
+		if (rc <= 0) {
+			a->mint_set = true;
+			return rc == 0 ? 0 : EXIT_USAGE;
+		}
 		if (strcmp(name, "--url") == 0) {
 			c->o.url = v;
 		} else if (strcmp(name, "--user") == 0) {
@@ -2336,7 +2488,7 @@ parse_token(struct cli *c, const struct argv_state *a)
 static int
 setup_channels(struct cli *c)
 {
-	if (c->o.mode == MODE_PRESENCE || c->o.mode == MODE_HISTORY)
+	if (c->o.mode == MODE_PRESENCE || c->o.mode == MODE_HISTORY || c->o.mode == MODE_TOKEN)
 		return 0;
 	c->ch = calloc(c->o.nchannels, sizeof(*c->ch));
 	if (c->ch == NULL)
@@ -2344,6 +2496,53 @@ setup_channels(struct cli *c)
 	c->nch = c->o.nchannels;
 	for (size_t i = 0; i < c->nch; i++)
 		c->ch[i].name = c->o.channels[i];
+	return 0;
+}
+
+/* token: the claims must make a token the server can accept (docs/tokens.md). */
+static int
+check_mint(struct cli *c, const struct argv_state *a)
+{
+	struct mint *m = &c->o.mint;
+	static const struct {
+		const char *alg;
+		const EVP_MD *(*md)(void);
+	} algs[] = {{"HS256", EVP_sha256}, {"HS384", EVP_sha384}, {"HS512", EVP_sha512}};
+	json_t *sub;
+	char *info;
+	bool ok;
+
+	if (a->token != NULL || c->o.token_file != NULL)
+		return usage_error("token: --token and --token-file do not apply (--secret does)");
+	if (m->secret != NULL && m->secret_file != NULL)
+		return usage_error("--secret and --secret-file are mutually exclusive");
+	if (m->sub == NULL)
+		m->sub = c->o.user;
+	if (m->sub == NULL)
+		return usage_error("token: --sub USER is required (the token's user)");
+	sub = json_string(m->sub);
+	ok = sub != NULL && m->sub[0] != '\0' && strlen(m->sub) <= PROTO_USER_MAX;
+	json_decref(sub);
+	if (!ok)
+		return usage_error("--sub: expected 1-%d bytes of UTF-8", PROTO_USER_MAX);
+	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]) && m->md == NULL; i++)
+		if (strcmp(m->alg != NULL ? m->alg : "HS256", algs[i].alg) == 0) {
+			m->alg = algs[i].alg;
+			m->md = algs[i].md;
+		}
+	if (m->md == NULL)
+		return usage_error("--alg: expected HS256, HS384 or HS512, got \"%s\"", m->alg);
+	if (m->info != NULL) {
+		/* The server measures info as jansson writes it compactly. */
+		info = json_is_object(m->info) ? json_dumps(m->info, JSON_COMPACT) : NULL;
+		ok = info != NULL && strlen(info) <= PROTO_INFO_MAX;
+		free(info);
+		if (!ok)
+			return usage_error("--info: expected a JSON object of at most %d bytes",
+					   PROTO_INFO_MAX);
+	}
+	if (m->channel != NULL && m->ttl == 0)
+		return usage_error("--channel: a channel token needs an exp (--ttl other than 0)");
 	return 0;
 }
 
@@ -2366,8 +2565,17 @@ parse_command(struct cli *c, char **pos, size_t npos, const struct argv_state *a
 		c->o.mode = MODE_PRESENCE;
 	else if (strcmp(cmd, "history") == 0)
 		c->o.mode = MODE_HISTORY;
+	else if (strcmp(cmd, "token") == 0)
+		c->o.mode = MODE_TOKEN;
 	else
 		return usage_error("unknown command \"%s\"", cmd);
+
+	if (c->o.mode == MODE_TOKEN)
+		return nargs == 0 ? check_mint(c, a) : usage_error("token: takes options only");
+	if (a->mint_set)
+		return usage_error(
+			"--secret, --secret-file, --sub, --ttl, --nbf, --info, "
+			"--channels, --publish, --channel and --alg only apply to token");
 
 	if (c->o.mode != MODE_TICKS && (a->rate_set || a->symbols_set || a->count_set))
 		return usage_error("--rate, --symbols and --count only apply to ticks");
@@ -2418,6 +2626,7 @@ parse_args(struct cli *c, int argc, char **argv)
 		.rate = 10,
 		.symbols = "BTC,ETH",
 		.reconnect = true,
+		.mint = {.ttl = 3600},
 	};
 	/* pos[] reuses argv's pointer array: positional arguments only move down. */
 	pos = argv + 1;
@@ -2438,13 +2647,161 @@ parse_args(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (npos == 0)
-		return usage_error("missing command (sub, pub, chat, ticks, presence or history)");
+		return usage_error(
+			"missing command (sub, pub, chat, ticks, presence, history or token)");
 	rc = parse_command(c, pos, npos, &a);
 	if (rc == 0)
 		rc = setup_channels(c);
 	if (rc != 0)
 		return rc;
 	return parse_url(c);
+}
+
+/* ---- token: mint an HS* JWT for tests (docs/tokens.md) ---- */
+
+/* Writes the base64url form of n bytes, without padding, and a NUL at out, which holds
+ * 4 * (n / 3 + 1) + 1 bytes. Returns the length written. */
+static size_t
+b64url(char *out, const unsigned char *p, size_t n)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+
+		out[o++] = abc[v >> 18 & 63];
+		out[o++] = abc[v >> 12 & 63];
+		if (i + 1 < n)
+			out[o++] = abc[v >> 6 & 63];
+		if (i + 2 < n)
+			out[o++] = abc[v & 63];
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The HMAC key: --secret, the content of --secret-file without its final line breaks
+ * (as the server reads {"file": ...}), or $SWITCHBOARD_JWT_SECRET. Returns a malloc'd
+ * copy (*len bytes), or NULL after a message. */
+static char *
+mint_secret(const struct mint *m, size_t *len)
+{
+	const char *env = getenv("SWITCHBOARD_JWT_SECRET");
+	char why[300], *key;
+
+	if (m->secret_file != NULL) {
+		key = read_small_file(m->secret_file, SECRET_FILE_MAX, "a secret", len, why,
+				      sizeof(why));
+		if (key == NULL) {
+			errmsg("--secret-file: %s", why);
+			return NULL;
+		}
+		while (*len > 0 && (key[*len - 1] == '\n' || key[*len - 1] == '\r'))
+			key[--*len] = '\0';
+		if (strlen(key) != *len) {
+			/* The server refuses such a file too: its secret is a C string. */
+			errmsg("--secret-file: %s holds a NUL byte", m->secret_file);
+			free(key);
+			return NULL;
+		}
+	} else if (m->secret != NULL || env != NULL) {
+		key = strdup(m->secret != NULL ? m->secret : env);
+		if (key == NULL) {
+			errmsg("out of memory");
+			return NULL;
+		}
+		*len = strlen(key);
+	} else {
+		errmsg("token: no secret: give --secret-file FILE, --secret S or "
+		       "SWITCHBOARD_JWT_SECRET (auth.jwt.hmac_secret of the server)");
+		return NULL;
+	}
+	if (*len == 0 || *len > INT32_MAX) {
+		errmsg("token: the secret is %s", *len == 0 ? "empty" : "too long");
+		free(key);
+		return NULL;
+	}
+	return key;
+}
+
+/* The claims: sub and iat, then those the options ask for. NULL when out of memory. */
+static json_t *
+mint_claims(const struct mint *m, int64_t now)
+{
+	json_t *o = json_pack("{s:s, s:I}", "sub", m->sub, "iat", (json_int_t)now);
+
+	if (m->nbf_set)
+		add_member(&o, "nbf", json_integer((json_int_t)(now + m->nbf)));
+	if (m->ttl != 0)
+		add_member(&o, "exp", json_integer((json_int_t)(now + m->ttl)));
+	if (m->info != NULL)
+		add_member(&o, "info", json_incref(m->info));
+	if (m->channels != NULL)
+		add_member(&o, "channels", json_incref(m->channels));
+	if (m->publish != NULL)
+		add_member(&o, "publish", json_incref(m->publish));
+	if (m->channel != NULL)
+		add_member(&o, "channel", json_string(m->channel));
+	return o;
+}
+
+/* Prints the token: BASE64URL(header).BASE64URL(claims).BASE64URL(HMAC of the two). */
+static int
+mint_token(struct cli *c)
+{
+	const struct mint *m = &c->o.mint;
+	json_t *header = json_pack("{s:s, s:s}", "alg", m->alg, "typ", "JWT");
+	json_t *claims = mint_claims(m, (int64_t)time(NULL));
+	char *h = header != NULL ? json_dumps(header, JSON_COMPACT) : NULL;
+	char *p = claims != NULL ? json_dumps(claims, JSON_COMPACT) : NULL;
+	size_t key_len = 0, hl = h != NULL ? strlen(h) : 0, pl = p != NULL ? strlen(p) : 0, n;
+	char *key = NULL, *tok = NULL;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	int rc = EXIT_USAGE;
+
+	json_decref(header);
+	json_decref(claims);
+	if (h == NULL || p == NULL ||
+	    (tok = malloc(4 * (hl / 3 + pl / 3 + EVP_MAX_MD_SIZE / 3 + 3) + 3)) == NULL) {
+		errmsg("out of memory");
+		rc = EXIT_SERVER;
+		goto out;
+	}
+	key = mint_secret(m, &key_len);
+	if (key == NULL)
+		goto out;
+	n = b64url(tok, (const unsigned char *)h, hl);
+	tok[n++] = '.';
+	n += b64url(tok + n, (const unsigned char *)p, pl);
+	if (HMAC(m->md(), key, (int)key_len, (const unsigned char *)tok, n, mac, &mac_len) ==
+	    NULL) {
+		errmsg("token: HMAC failed");
+		rc = EXIT_SERVER;
+		goto out;
+	}
+	tok[n++] = '.';
+	n += b64url(tok + n, mac, mac_len);
+	if (n > TOKEN_MAX) {
+		errmsg("token: the token would be %zu bytes; the server accepts at most %d", n,
+		       TOKEN_MAX);
+		goto out;
+	}
+	printf("%s\n", tok);
+	rc = fflush(stdout) == 0 && !ferror(stdout) ? EXIT_OK : EXIT_SERVER;
+	if (rc != EXIT_OK)
+		errmsg("cannot write to stdout: %s", strerror(errno));
+out:
+	if (key != NULL)
+		OPENSSL_cleanse(key, key_len);
+	free(key);
+	free(tok);
+	free(h);
+	free(p);
+	return rc;
 }
 
 /* ---- main ---- */
@@ -2580,7 +2937,7 @@ main(int argc, char **argv)
 	reserve_std_fds();
 	rc = parse_args(&c, argc, argv);
 	if (rc == 0)
-		rc = run(&c);
+		rc = c.o.mode == MODE_TOKEN ? mint_token(&c) : run(&c);
 	else if (rc < 0)
 		rc = EXIT_OK;
 	cmdq_clear(&c.outq);
@@ -2593,5 +2950,8 @@ main(int argc, char **argv)
 	free(c.line);
 	free(c.sym);
 	free(c.u.buf);
+	json_decref(c.o.mint.info);
+	json_decref(c.o.mint.channels);
+	json_decref(c.o.mint.publish);
 	return rc;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """End-to-end test of the two programs a user runs: `switchboard` (command line,
 configuration errors, exit codes) and `switchboard-cli` (sub, pub, chat, ticks,
-presence, history, tokens, and sub's reconnection with recovery, with their exit codes)
-against a real server on a free loopback port. Bounded in time.
+presence, history, tokens, minting tokens, channel resets, and sub's reconnection with
+recovery, with their exit codes) against a real server on a free loopback port. Bounded
+in time.
 
 usage: cli_e2e.py PATH/TO/switchboard PATH/TO/switchboard-cli
 """
@@ -352,6 +353,112 @@ def test_tokens(url):
     os.unlink(tf.name)
 
 
+def mint(*args, env=None):
+    """Runs `switchboard-cli token ARGS`; returns (exit status, the token or "", stderr)."""
+    r = run([CLI, "token", *args], env=env)
+    return r.returncode, r.stdout.strip(), r.stderr
+
+
+def jwt_decode(tok, secret=SECRET):
+    """The header and claims of an HS256 JWT (None, None when its signature is not
+    secret's or it is not a JWT)."""
+    def part(s):
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+    try:
+        h, p, sig = tok.split(".")
+        mac = hmac.new(secret.encode(), f"{h}.{p}".encode(), hashlib.sha256).digest()
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", sig) or part(sig) != mac:
+            return None, None
+        return json.loads(part(h)), json.loads(part(p))
+    except ValueError:
+        return None, None
+
+
+def test_mint_token():
+    """`token` mints JWTs that a server with anonymous access off accepts, and that it
+    refuses when they have expired, are not yet valid or were signed with another secret;
+    the grants it writes are the claims the server enforces."""
+    proc, port = start_server({
+        "log_level": "info",
+        "auth": {"anonymous": False, "jwt": {"hmac_secret": SECRET, "leeway": 0}},
+        "namespaces": {"chat": {"publish": "clients", "presence": True, "history_size": 10}},
+    })
+    url = ["--url", f"ws://127.0.0.1:{port}/ws"]
+
+    def connects(tok, channel="chat:t"):
+        return run([CLI, *url, "--token", tok, "pub", channel, '"minted"'])
+
+    try:
+        rc, tok, err = mint("--secret", SECRET, "--sub", "alice", "--ttl", "60")
+        header, claims = jwt_decode(tok)
+        check(rc == 0 and header == {"alg": "HS256", "typ": "JWT"},
+              f"token prints an HS256 JWT signed with the secret ({rc}: {tok!r} {err.strip()!r})")
+        claims = claims or {}
+        check(set(claims) == {"sub", "iat", "exp"} and claims["sub"] == "alice" and
+              claims["exp"] - claims["iat"] == 60 and abs(claims["iat"] - time.time()) < 5,
+              f"with sub, iat and exp = iat + --ttl ({claims})")
+        r = run([CLI, *url, "pub", "chat:t", "1"])
+        check(r.returncode == 1 and "unauthorized" in r.stderr, "the server refuses a client without a token")
+        r = connects(tok)
+        check(r.returncode == 0, f"and accepts the minted token ({r.stderr.strip()!r})")
+        r = run([CLI, *url, "--token", tok, "history", "chat:t"])
+        check(r.returncode == 0 and [json.loads(l)["from"]["user"] for l in r.stdout.splitlines()] == ["alice"],
+              f"as the token's sub ({r.stdout.strip()!r})")
+
+        # The secret from a file (final newline dropped) or the environment; --user as sub.
+        sf = write_config(SECRET + "\n")
+        rc, tok2, err = mint("--secret-file", sf, "--user", "bob", "--alg", "HS512")
+        os.unlink(sf)
+        check(rc == 0 and json.loads(base64.urlsafe_b64decode(tok2.split(".")[0] + "==")) == {"alg": "HS512", "typ": "JWT"},
+              f"--secret-file, --alg HS512 ({err.strip()!r})")
+        check(connects(tok2).returncode == 0, "the server accepts it")
+        env = dict(os.environ, SWITCHBOARD_JWT_SECRET=SECRET)
+        rc, tok3, err = mint("--sub", "carol", "--info", '{"name":"Carol"}', env=env)
+        check(rc == 0 and (jwt_decode(tok3)[1] or {}).get("info") == {"name": "Carol"},
+              f"the secret from SWITCHBOARD_JWT_SECRET, --info ({err.strip()!r})")
+        carol = Cli([*url, "--token", tok3, "sub", "chat:t"])
+        check(carol.wait_for(lambda: run([CLI, *url, "--token", tok, "presence", "chat:t"]).stdout.count('"info":{"name":"Carol"}') == 1),
+              "the server takes the user and info from it (presence)")
+        check(carol.stop() == 0, "sub with the minted token exits 0")
+
+        for args, what in [(["--ttl", "-10"], "a token that has expired (--ttl -10)"),
+                           (["--nbf", "60"], "a token not valid yet (--nbf 60)"),
+                           (["--secret", "another-secret"], "a token signed with another secret")]:
+            rc, bad, _ = mint("--secret", SECRET, "--sub", "mallory", *args)
+            r = connects(bad)
+            check(rc == 0 and r.returncode == 1 and "unauthorized" in r.stderr,
+                  f"the server refuses {what} ({r.returncode}: {r.stderr.strip()[-90:]!r})")
+
+        rc, granted, _ = mint("--secret", SECRET, "--sub", "dan", "--channels", "chat:a*", "--channels", "chat:z",
+                              "--publish", "chat:a1,chat:z")
+        check((jwt_decode(granted)[1] or {}).get("channels") == ["chat:a*", "chat:z"] and
+              jwt_decode(granted)[1].get("publish") == ["chat:a1", "chat:z"], "--channels and --publish lists")
+        check(connects(granted, "chat:a1").returncode == 0, "a granted channel is open")
+        r = connects(granted, "chat:a2")
+        check(r.returncode == 1 and "forbidden" in r.stderr, "publishing outside the publish claim is forbidden")
+        r = connects(granted, "chat:b")
+        check(r.returncode == 1 and "forbidden" in r.stderr, "subscribing outside the channels claim is forbidden")
+        rc, chan_tok, _ = mint("--secret", SECRET, "--sub", "dan", "--channel", "chat:a1", "--ttl", "30")
+        check((jwt_decode(chan_tok)[1] or {}).get("channel") == "chat:a1", "--channel mints a channel token")
+        r = connects(chan_tok)
+        check(r.returncode == 1 and "unauthorized" in r.stderr, "which cannot identify a connection")
+
+        no_env = {k: v for k, v in os.environ.items() if k != "SWITCHBOARD_JWT_SECRET"}
+        rc, out, err = mint("--sub", "x", env=no_env)
+        check(rc == 2 and out == "" and "no secret" in err, f"token without a secret exits 2 ({err.strip()!r})")
+        for args in (["--secret", SECRET], ["--secret", SECRET, "--sub", "x", "--alg", "RS256"],
+                     ["--secret", SECRET, "--sub", "x", "--info", "[1]"], ["--secret", SECRET, "--sub", "x", "stray"],
+                     ["--secret", SECRET, "--secret-file", "/dev/null", "--sub", "x"]):
+            rc, out, err = mint(*args)
+            check(rc == 2 and out == "", f"token {' '.join(args)}: usage error, exit 2 ({err.strip()[:80]!r})")
+        r = run([CLI, *url, "--ttl", "5", "sub", "chat:t"])
+        check(r.returncode == 2 and "only apply to token" in r.stderr, "token options only apply to token")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        check(proc.wait(timeout=10) == 0, "token server exits 0 after SIGTERM")
+
+
 def api_delete(port, path):
     """DELETE path with the test's API key; returns (status, decoded body or {})."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -470,6 +577,7 @@ def test_reconnect(url, server):
 
 def main():
     test_server_command_line()
+    test_mint_token()
     proc, port = start_server({"log_level": "info", "namespaces": {"ticks": {"publish": "none"}}})
     try:
         test_client(port)
