@@ -11,9 +11,9 @@ pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-d
       libcriterion-dev libcurl4-openssl-dev python3-websockets curl openssl)
 
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
-# The install_layout test renders the man pages.
+# The install_layout test renders the man pages; proxy_end_to_end starts its own nginx.
 if [ "$want_test" -eq 1 ]; then
-	pkgs+=(groff-base man-db)
+	pkgs+=(groff-base man-db nginx-light)
 fi
 
 missing=()
@@ -35,6 +35,14 @@ fi
 cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -eq 0 ]; then
 	echo "install-deps: installing ${missing[*]}"
+	# nginx's postinst would start a system nginx on port 80: no service starts meanwhile
+	# (a policy-rc.d of our own, only if there is none, removed on exit).
+	policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# temporary, from switchboard scripts/install-deps.sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
 	apt-get update -q >/dev/null
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 	install_npm
