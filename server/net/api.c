@@ -25,6 +25,17 @@
 
 #define PUBLISH_MAX_CHANNELS 100
 #define HTTP_RESPONSE_BUDGET (1u << 20) /* bytes of history in one response */
+/* The answer to a POST says "Connection: close" and ends the connection: lws 4.1.6
+ * misreads a request pipelined behind a body (it takes the next request's head for its
+ * body, then spins on what is left), so no request may follow one with a body. Pooled
+ * clients see the announced close and open a new connection.
+ *
+ * A POST answered before its body was read (a refusal) still has its body read and
+ * dropped, so that the client, which may still be sending, reads the answer rather than
+ * a reset (RFC 9112 §9.6): the connection closes at the end of the body, after
+ * LINGER_MAX bytes, or LINGER_MS after the answer, whichever comes first. */
+#define LINGER_MAX (4u << 20)
+#define LINGER_MS 5000
 
 enum route {
 	R_NONE = 0,
@@ -48,6 +59,11 @@ struct api_req {
 	char *body;                  /* being received, or NULL */
 	size_t body_len, body_max;
 	bool body_too_large;
+	unsigned early;              /* POST: http_send() flags of an answer made before the
+				      * body (HTTP_LINGER unless there is no Content-Length) */
+	bool discard;                /* answered early: the body is read and dropped */
+	size_t discard_left;         /* bytes still dropped before closing */
+	uint64_t linger_until;       /* when dropping stops and the connection closes */
 };
 
 /* One token bucket per configured key, in configuration order. */
@@ -63,21 +79,21 @@ api_req_size(void)
 
 /* ---- responses ---- */
 
-/* POST requests end their connection with the response: a body we did not read (an
- * early refusal), or pipelined bytes after it, must never be parsed as a request. */
-static bool
-keep_alive(struct lws *wsi)
-{
-	const struct api_req *r = lws_wsi_user(wsi);
-
-	return r == NULL || r->method != LWSHUMETH_POST;
-}
-
+/* Every API answer. One made to a POST closes the connection; before its body arrived it
+ * lingers first (see LINGER_MAX): the body is dropped as it comes. */
 static int
 respond(struct lws *wsi, unsigned status, const char *body, size_t len, const char *hname,
 	const char *hvalue)
 {
-	return http_respond_full(wsi, status, body, len, hname, hvalue, keep_alive(wsi));
+	struct api_req *r = lws_wsi_user(wsi);
+	unsigned flags = r != NULL && r->method == LWSHUMETH_POST ? HTTP_CLOSE : 0;
+
+	if (r != NULL && r->early != 0) {
+		r->discard = (r->early & HTTP_LINGER) != 0;
+		r->linger_until = net_now_ms() + LINGER_MS;
+		flags |= r->early;
+	}
+	return http_send(wsi, status, "application/json", body, len, hname, hvalue, flags);
 }
 
 static int
@@ -544,27 +560,52 @@ on_body_complete(struct lws *wsi, struct server *srv, struct api_req *r)
 	return rc;
 }
 
+/* The request's Content-Length: 0, -1 when there is none (or the body is chunked, which
+ * lws does not decode), -2 when it is not one decimal number. */
+static int
+content_length(struct lws *wsi, unsigned long long *n)
+{
+	char buf[32], *end;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
+	    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+		return -1;
+	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+	    lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) > 0)
+		return -2;
+	errno = 0;
+	*n = strtoull(buf, &end, 10);
+	return buf[0] >= '0' && buf[0] <= '9' && *end == '\0' && errno == 0 ? 0 : -2;
+}
+
+/* How an answer to this POST made before its body ends (see LINGER_MAX). */
+static void
+plan_early(struct lws *wsi, struct api_req *r)
+{
+	unsigned long long n = 0;
+
+	if (content_length(wsi, &n) != 0) {
+		r->early = HTTP_CLOSE; /* where the body ends is unknown: close at once */
+		return;
+	}
+	r->early = HTTP_LINGER;
+	r->discard_left = n > LINGER_MAX ? LINGER_MAX : (size_t)n;
+}
+
 /* Checks a body's headers before it arrives; returns 0 to read it, or what the
  * callback returns after answering. */
 static int
 expect_body(struct lws *wsi, struct server *srv, struct api_req *r)
 {
 	char buf[128];
-	unsigned long long n;
+	unsigned long long n = 0;
+	int rc = content_length(wsi, &n);
 
-	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
-	    lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+	if (rc == -1)
 		return fail(wsi, 411, "length_required",
 			    "send the body with a Content-Length (chunked bodies are not accepted)");
-	{
-		char *end;
-
-		errno = 0;
-		n = strtoull(buf, &end, 10);
-		if (buf[0] < '0' || buf[0] > '9' || *end != '\0' || errno != 0 ||
-		    lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) > 0)
-			return fail(wsi, 400, "bad_request", "Content-Length must be one decimal number");
-	}
+	if (rc != 0)
+		return fail(wsi, 400, "bad_request", "Content-Length must be one decimal number");
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 ||
 	    strncasecmp(buf, "application/json", 16) != 0 ||
 	    (buf[16] != '\0' && buf[16] != ';' && buf[16] != ' '))
@@ -573,15 +614,8 @@ expect_body(struct lws *wsi, struct server *srv, struct api_req *r)
 		return fail(wsi, 413, "too_large", "the body is over limits.max_http_body (%zu bytes)",
 			    srv->cfg->limits.max_http_body);
 	r->body_max = (size_t)n;
+	r->early = 0; /* the body is read: the answer comes at its end */
 	return 0;
-}
-
-/* An answer given before a POST body was read: the connection then closes, so the unread
- * body is never parsed as the next request. */
-static int
-early(int method, int rc)
-{
-	return method == LWSHUMETH_POST ? -1 : rc;
 }
 
 static int
@@ -589,41 +623,49 @@ on_http(struct lws *wsi, struct api_req *r)
 {
 	struct server *srv = lws_context_user(lws_get_context(wsi));
 	char *uri = NULL;
-	int ulen = 0, rc, method;
+	int ulen = 0, rc;
 
 	memset(r, 0, sizeof(*r));
-	/* Kept in a local too: answering may let lws reset r before early() looks. */
-	method = r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	if (r->method == LWSHUMETH_POST)
+		plan_early(wsi, r);
 	r->route = uri != NULL ? route_of(uri, (size_t)ulen, r) : R_NONE;
 	if (r->route == R_NONE)
-		return early(method, fail(wsi, 404, "not_found", "no such route (see docs/http-api.md)"));
+		return fail(wsi, 404, "not_found", "no such route (see docs/http-api.md)");
 	r->key = find_key(wsi, srv->cfg);
 	if (r->key == NULL)
-		return early(method, fail(wsi, 401, "unauthorized", "send Authorization: Bearer <api key>"));
+		return fail(wsi, 401, "unauthorized", "send Authorization: Bearer <api key>");
 	if (route_names_channel(r->route) && !proto_channel_valid(r->arg, r->arg_len))
-		return early(method, fail(wsi, 400, "bad_request", "invalid channel name in the path"));
+		return fail(wsi, 400, "bad_request", "invalid channel name in the path");
 	if (!method_ok(r->route, r->method))
-		return early(method, respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
-					      "this route does not take that method", "allow:",
-					      method_allow(r->route)));
+		return respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
+				     "this route does not take that method", "allow:",
+				     method_allow(r->route));
 	if (route_names_channel(r->route) ? !key_allows(r->key, r->arg, r->arg_len)
 					  : (r->route != R_PUBLISH && r->route != R_USER_UNSUBSCRIBE &&
 					     !key_is_global(r->key)))
-		return early(method, fail(wsi, 403, "forbidden", "the API key \"%s\" does not cover this",
-				     r->key->name));
+		return fail(wsi, 403, "forbidden", "the API key \"%s\" does not cover this",
+			    r->key->name);
 	rc = charge(wsi, srv, r->key);
 	if (rc != 0)
-		return early(method, rc > 0 ? 0 : -1);
-	if (r->method == LWSHUMETH_POST) {
-		rc = expect_body(wsi, srv, r);
-		return rc == 0 ? 0 : -1;
-	}
+		return rc > 0 ? 0 : -1;
+	if (r->method == LWSHUMETH_POST)
+		return expect_body(wsi, srv, r);
 	return on_get_or_delete(wsi, srv, r);
 }
 
 static int
 on_body(struct api_req *r, const char *in, size_t len)
 {
+	if (r->discard) {
+		/* Answered already: drop, within the linger bounds. */
+		if (net_now_ms() > r->linger_until)
+			return -1;
+		if (len >= r->discard_left)
+			return -1;
+		r->discard_left -= len;
+		return 0;
+	}
 	if (len == 0)
 		return 0; /* an empty body still gets one empty BODY callback */
 	if (r->body_too_large || r->body_len + len > r->body_max) {
@@ -637,12 +679,24 @@ on_body(struct api_req *r, const char *in, size_t len)
 	return 0;
 }
 
+/* The whole body is in: answer it, or, when it was answered early and dropped, close. */
+static int
+on_body_end(struct lws *wsi, struct api_req *r)
+{
+	int rc;
+
+	if (r->discard)
+		return -1;
+	rc = on_body_complete(wsi, lws_context_user(lws_get_context(wsi)), r);
+	free(r->body);
+	r->body = NULL;
+	return rc;
+}
+
 int
 api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	struct api_req *r = user;
-	struct server *srv;
-	int rc;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
@@ -650,11 +704,7 @@ api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void
 	case LWS_CALLBACK_HTTP_BODY:
 		return on_body(r, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		srv = lws_context_user(lws_get_context(wsi));
-		rc = on_body_complete(wsi, srv, r);
-		free(r->body);
-		r->body = NULL;
-		return rc;
+		return on_body_end(wsi, r);
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (r != NULL) {

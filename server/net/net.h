@@ -79,24 +79,33 @@ size_t ws_conn_size(void);
  * no HTTP/2 connection can carry our raw-framed writes). Returns the callback's result. */
 int net_confirm_upgrade(const char *upgrade);
 
-/* A complete response of any content type; returns what the callback should return. */
-int http_respond_typed(struct lws *wsi, unsigned status, const char *type, const char *body,
-		       size_t len);
-/* Sends a complete JSON HTTP response; returns what the callback should return. */
+/* How http_send() ends: HTTP_CLOSE says "Connection: close" and the callback returns
+ * -1; HTTP_LINGER leaves the connection to the caller (it returns 0 and must end the
+ * transaction or the connection itself later); HTTP_REFUSE is for a refusal made in
+ * FILTER_PROTOCOL_CONNECTION, before an upgrade (returns 1, lws closes). Without a flag
+ * the transaction completes and the connection is kept alive. */
+#define HTTP_CLOSE 1u
+#define HTTP_LINGER 2u
+#define HTTP_REFUSE 4u
+
+/* Sends a complete HTTP/1.1 response (status line with its reason phrase, Content-Type,
+ * Content-Length, one more header hname:hvalue unless hname is NULL; hname ends with
+ * ':'), headers and body in one write, the body left out for HEAD. Returns what the
+ * callback should return (see the flags). */
+int http_send(struct lws *wsi, unsigned status, const char *type, const char *body, size_t len,
+	      const char *hname, const char *hvalue, unsigned flags);
+/* The same with {"error":{"code":code,"message":message}}. */
+int http_send_error(struct lws *wsi, unsigned status, const char *code, const char *message,
+		    const char *hname, const char *hvalue, unsigned flags);
+/* A JSON response, kept alive. */
 int http_respond(struct lws *wsi, unsigned status, const char *body, size_t len);
-/* The same with one more header (hname ends with ':', e.g. "allow:"), or none if NULL. */
-int http_respond_with(struct lws *wsi, unsigned status, const char *body, size_t len,
-		      const char *hname, const char *hvalue);
-/* With complete false the response ends the connection: it returns -1, which the
- * callback returns (for requests whose body may be unread). */
-int http_respond_full(struct lws *wsi, unsigned status, const char *body, size_t len,
-		      const char *hname, const char *hvalue, bool complete);
+int http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message);
 /* A new malloc'd {"error":{"code":code,"message":message}}, or NULL. */
 char *http_error_body(const char *code, const char *message);
-/* Sends {"error":{"code":code,"message":message}} with status (and one more header). */
-int http_respond_error(struct lws *wsi, unsigned status, const char *code, const char *message);
-int http_respond_error_with(struct lws *wsi, unsigned status, const char *code,
-			    const char *message, const char *hname, const char *hvalue);
+/* Refuses a WebSocket upgrade from FILTER_PROTOCOL_CONNECTION with a JSON error (and
+ * Retry-After: retry_after seconds unless 0); returns what FILTER returns. */
+int net_refuse(struct lws *wsi, unsigned status, const char *code, const char *message,
+	       unsigned retry_after);
 
 /* The HTTP API (api.c): its protocol callback, per-request state size, and the state
  * it keeps in struct server (key quotas). */

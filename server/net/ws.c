@@ -214,21 +214,23 @@ ip_admit(struct server *srv, struct lws *wsi, const char *ip)
 {
 	const struct config_limits *l = &srv->cfg->limits;
 	struct ip_entry *e;
+	uint64_t retry_ms = 0;
 
 	e = ip_entry(srv, ip);
 	if (e->conns >= l->max_connections_per_ip) {
 		log_warn("ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
 		srv->metrics.ws_refused[METRICS_REFUSED_PER_IP]++;
-		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-				       "too many connections from this address");
-		return 1;
+		return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too_many_connections",
+				  "too many connections from this address (limits.max_connections_per_ip)",
+				  1);
 	}
 	if (!bucket_take(&e->rate, l->connect_rate_per_second, l->connect_rate_burst, net_now_ms(),
-			 NULL)) {
+			 &retry_ms)) {
 		log_warn("ws: refusing upgrade from %s: limits.connection_rate_per_ip reached", ip);
 		srv->metrics.ws_refused[METRICS_REFUSED_RATE]++;
-		lws_return_http_status(wsi, 429, "connecting too fast from this address");
-		return 1;
+		return net_refuse(wsi, 429, "rate_limited",
+				  "connecting too fast from this address (limits.connection_rate_per_ip)",
+				  (unsigned)((retry_ms + 999) / 1000));
 	}
 	return 0;
 }
@@ -286,18 +288,18 @@ on_filter(struct ws_conn *c, struct server *srv, struct lws *wsi)
 	/* WebSocket over HTTP/2 would put our raw frames inside h2 DATA frames: refuse. */
 	if (lws_get_network_wsi(wsi) != wsi) {
 		srv->metrics.ws_refused[METRICS_REFUSED_PATH]++;
-		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket over HTTP/2 is not supported");
-		return 1;
+		return net_refuse(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
+				  "WebSocket over HTTP/2 is not supported", 0);
 	}
 	if (!path_is_endpoint(wsi)) {
 		srv->metrics.ws_refused[METRICS_REFUSED_PATH]++;
-		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here; use /ws");
-		return 1;
+		return net_refuse(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
+				  "no WebSocket endpoint here; use /ws", 0);
 	}
 	if (!origin_allowed(srv, wsi)) {
 		srv->metrics.ws_refused[METRICS_REFUSED_ORIGIN]++;
-		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
-		return 1;
+		return net_refuse(wsi, HTTP_STATUS_FORBIDDEN, "forbidden",
+				  "origin not allowed (allowed_origins)", 0);
 	}
 	/* The per-session data exists from FILTER on (lws 4.1.6 allocates it first) and the
 	 * headers only until ESTABLISHED: the client address is resolved once, here. */
@@ -308,9 +310,11 @@ on_filter(struct ws_conn *c, struct server *srv, struct lws *wsi)
 		log_warn("ws: refusing upgrade: %s", srv->shutting_down ? "shutting down"
 								       : "limits.max_connections reached");
 		srv->metrics.ws_refused[METRICS_REFUSED_CAPACITY]++;
-		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-				       "server is at its connection limit");
-		return 1;
+		if (srv->shutting_down)
+			return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
+					  "the server is shutting down; connect to another node", 5);
+		return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
+				  "the server is at its connection limit (limits.max_connections)", 1);
 	}
 	return 0;
 }

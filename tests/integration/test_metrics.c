@@ -621,7 +621,7 @@ Test(metrics, scrape_is_valid_prometheus_text_and_needs_no_key)
 	itest_finish();
 }
 
-Test(metrics, other_methods_are_405_with_allow_get)
+Test(metrics, other_methods_are_405_with_allow_get_and_head)
 {
 	static const char *const methods[] = { "POST", "PUT", "DELETE" };
 	struct scrape a, b;
@@ -635,7 +635,7 @@ Test(metrics, other_methods_are_405_with_allow_get)
 		http_call(itest_port(), methods[i], "/metrics", NULL, NULL, &r);
 		cr_assert_eq(r.status, 405, "%s /metrics: %ld (%s)", methods[i], r.status, r.error);
 		allow = http_resp_header(&r, "Allow");
-		cr_expect(allow != NULL && strcmp(allow, "GET") == 0, "%s /metrics: Allow: %s",
+		cr_expect(allow != NULL && strcmp(allow, "GET, HEAD") == 0, "%s /metrics: Allow: %s",
 			  methods[i], allow ? allow : "(none)");
 		free(allow);
 		ct = http_resp_header(&r, "Content-Type");
