@@ -14,6 +14,8 @@
 #include "xalloc.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -194,6 +196,62 @@ is_ipv4_literal(const char *host)
 	return inet_pton(AF_INET, host, &a) == 1;
 }
 
+/* What lws can bind for host: an address literal ("[::1]" loses its brackets), a
+ * network interface name, or the first address a host name resolves to (IPv4 first, as
+ * "localhost" users expect 127.0.0.1). lws itself takes only the first two and, given
+ * anything else, logs an error yet starts with no listening socket. Returns 0 with the
+ * result in out, or -1 after logging why. */
+static int
+resolve_host(const char *host, char *out, size_t len)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct in6_addr a6;
+	size_t n = strlen(host);
+	int rc;
+
+	if (n == 0) {
+		log_error("server: the host is empty; leave it out (or null) to listen on every interface");
+		return -1;
+	}
+	if (n >= len) {
+		log_error("server: the host \"%.64s...\" is too long", host);
+		return -1;
+	}
+	if (host[0] == '[' && host[n - 1] == ']') {
+		snprintf(out, len, "%.*s", (int)(n - 2), host + 1);
+		if (inet_pton(AF_INET6, out, &a6) == 1)
+			return 0;
+		log_error("server: host \"%s\" is not an IPv6 address", host);
+		return -1;
+	}
+	snprintf(out, len, "%s", host);
+	if (is_ipv4_literal(host) || inet_pton(AF_INET6, host, &a6) == 1 || if_nametoindex(host) != 0)
+		return 0;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0) {
+		log_error("server: host \"%s\" is not an address, a network interface or a name that "
+			  "resolves (%s)", host, gai_strerror(rc));
+		return -1;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			const void *a = ai->ai_family == AF_INET
+						? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+						: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+
+			if (ai->ai_family != (pass == 0 ? AF_INET : AF_INET6) ||
+			    inet_ntop(ai->ai_family, a, out, (socklen_t)len) == NULL)
+				continue;
+			freeaddrinfo(res);
+			log_info("server: host %s is %s", host, out);
+			return 0;
+		}
+	}
+	freeaddrinfo(res);
+	log_error("server: host \"%s\" resolves to no IPv4 or IPv6 address", host);
+	return -1;
+}
+
 /* Runs the loop until a signal, then drains: 1001 to everyone, up to the grace period. */
 static void
 serve(struct server *srv)
@@ -246,6 +304,7 @@ server_run(const struct config *cfg, int ready_fd)
 	};
 	struct lws_context_creation_info info;
 	struct server srv = { .cfg = cfg };
+	char iface[256];
 	uint8_t seed[16];
 	int rc = 1;
 
@@ -254,6 +313,11 @@ server_run(const struct config *cfg, int ready_fd)
 	lws_set_log_level(lws_log_mask(cfg->log_level), lws_emit);
 	if (RAND_bytes(seed, sizeof(seed)) != 1) {
 		log_error("server: no randomness available");
+		return 1;
+	}
+	if (cfg->host != NULL && resolve_host(cfg->host, iface, sizeof(iface)) != 0) {
+		if (ready_fd >= 0)
+			close(ready_fd);
 		return 1;
 	}
 	srv.hub = hub_new(cfg, seed);
@@ -287,13 +351,16 @@ server_run(const struct config *cfg, int ready_fd)
 	protocols[1].per_session_data_size = ws_conn_size();
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->port;
-	info.iface = cfg->host;
+	info.iface = cfg->host != NULL ? iface : NULL;
 	info.protocols = protocols;
 	info.pvo = &pvo;
 	info.mounts = &mount;
 	info.user = &srv;
 	/* TLS is initialised even without tls.cert: https:// webhooks need the client side. */
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* Without FAIL_UPON_UNABLE_TO_BIND, lws starts with no listening socket when the
+	 * address is not (yet) on an interface, and waits for it to appear. */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	if (cfg->tls_cert != NULL) {
 		/* wss and https on the same port. HTTP/1.1 only: our raw-framed writes must not
 		 * travel inside HTTP/2 (ALPN would otherwise pick h2). */
@@ -303,7 +370,7 @@ server_run(const struct config *cfg, int ready_fd)
 	}
 	/* lws 4.1 binds an IPv4 address given as iface on its dual-stack socket as "any"
 	 * (it listened on *:port): an IPv4 literal must turn IPv6 off to be honoured. */
-	if (cfg->host != NULL && is_ipv4_literal(cfg->host))
+	if (cfg->host != NULL && is_ipv4_literal(iface))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.retry_and_idle_policy = &srv.idle_policy;
 	info.max_http_header_data = 16384;
