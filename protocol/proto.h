@@ -28,6 +28,7 @@
 #define PROTO_CLOSE_UNSUPPORTED 1003       /* binary frame */
 #define PROTO_CLOSE_INVALID_UTF8 1007      /* text frame that is not UTF-8 */
 #define PROTO_CLOSE_TOO_BIG 1009           /* frame over limits.max_message_size */
+#define PROTO_CLOSE_RESTART 4012           /* graceful drain: reconnect, with jitter */
 #define PROTO_CLOSE_TOKEN_EXPIRED 4001     /* the connection's token expired */
 #define PROTO_CLOSE_CONNECT_TIMEOUT 4002   /* no connect command in time */
 #define PROTO_CLOSE_DISCONNECTED 4003      /* disconnected through the HTTP API */

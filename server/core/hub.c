@@ -1281,6 +1281,42 @@ kick_for_shutdown(void *arg, const char *key, size_t len, void *value)
 	session_kick(value, PROTO_CLOSE_GOING_AWAY, "server shutdown");
 }
 
+struct drain_op {
+	size_t left, kicked;
+};
+
+static void
+kick_for_drain(void *arg, const char *key, size_t len, void *value)
+{
+	struct drain_op *op = arg;
+	struct session *s = value;
+
+	(void)key, (void)len;
+	if (op->left == 0 || s->kicked)
+		return;
+	session_kick(s, PROTO_CLOSE_RESTART, "server restart");
+	op->left--;
+	op->kicked++;
+}
+
+size_t
+hub_drain(struct hub *hub, size_t n)
+{
+	struct drain_op op = { .left = n };
+	struct session *s;
+
+	while (op.left > 0 && (s = hub->pend_head) != NULL) {
+		pend_remove(hub, s);
+		if (s->kicked)
+			continue;
+		session_kick(s, PROTO_CLOSE_RESTART, "server restart");
+		op.left--;
+		op.kicked++;
+	}
+	map_foreach(hub->sessions, kick_for_drain, &op);
+	return op.kicked;
+}
+
 void
 hub_shutdown(struct hub *hub)
 {

@@ -67,6 +67,9 @@ void hub_tick(struct hub *hub, uint64_t now_ms);
 
 /* Kicks every session with 1001 "server shutdown". */
 void hub_shutdown(struct hub *hub);
+/* A graceful drain's step: kicks up to n sessions not kicked yet with 4012 "server
+ * restart", those that have not connected first. Returns how many it kicked. */
+size_t hub_drain(struct hub *hub, size_t n);
 
 /* ---- The server side (HTTP API): no session; the caller has checked the API key. ----
  * The *_json functions return a new malloc'd JSON object text (the response body), or

@@ -64,11 +64,13 @@ struct api_req {
 	bool discard;                /* answered early: the body is read and dropped */
 	size_t discard_left;         /* bytes still dropped before closing */
 	uint64_t linger_until;       /* when dropping stops and the connection closes */
+	uint64_t gen;                /* api_state.gen when the key was found */
 };
 
 /* One token bucket per configured key, in configuration order. */
 struct api_state {
 	struct bucket *quota;
+	uint64_t gen;                /* bumped when a reload replaces the keys */
 };
 
 size_t
@@ -537,6 +539,11 @@ on_body_complete(struct lws *wsi, struct server *srv, struct api_req *r)
 	if (r->body_too_large)
 		return fail(wsi, 413, "too_large", "the body is over limits.max_http_body (%zu bytes)",
 			    srv->cfg->limits.max_http_body);
+	/* r->key belonged to keys a SIGHUP replaced while the body arrived. */
+	if (r->gen != srv->api->gen)
+		return respond_error(wsi, 503, "unavailable",
+				     "the API keys were reloaded while this request arrived; send it again",
+				     "retry-after:", "1");
 	root = json_loadb(r->body != NULL ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(root)) {
 		json_decref(root);
@@ -633,6 +640,7 @@ on_http(struct lws *wsi, struct api_req *r)
 	if (r->route == R_NONE)
 		return fail(wsi, 404, "not_found", "no such route (see docs/http-api.md)");
 	r->key = find_key(wsi, srv->cfg);
+	r->gen = srv->api->gen;
 	if (r->key == NULL)
 		return fail(wsi, 401, "unauthorized", "send Authorization: Bearer <api key>");
 	if (route_names_channel(r->route) && !proto_channel_valid(r->arg, r->arg_len))
@@ -724,6 +732,28 @@ api_init(struct server *srv)
 	srv->api->quota = xcalloc(srv->cfg->napi_keys ? srv->cfg->napi_keys : 1,
 				  sizeof(*srv->api->quota));
 	return 0;
+}
+
+void
+api_reload(struct server *srv, struct config *next)
+{
+	struct config *cfg = srv->cfg;
+	struct bucket *quota = xcalloc(next->napi_keys ? next->napi_keys : 1, sizeof(*quota));
+	struct config_api_key *keys = cfg->api_keys;
+	size_t n = cfg->napi_keys;
+
+	/* A key kept under its name keeps its bucket: a reload refills no quota. */
+	for (size_t i = 0; i < next->napi_keys; i++)
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(next->api_keys[i].name, keys[j].name) == 0)
+				quota[i] = srv->api->quota[j];
+	free(srv->api->quota);
+	srv->api->quota = quota;
+	srv->api->gen++;
+	cfg->api_keys = next->api_keys;
+	cfg->napi_keys = next->napi_keys;
+	next->api_keys = keys;
+	next->napi_keys = n;
 }
 
 void

@@ -31,13 +31,18 @@ struct ws_conn;
 #define NET_FLUSH_BATCHES 4
 
 struct server {
-	const struct config *cfg;
+	struct config *cfg;            /* borrowed; SIGHUP updates its reloadable parts */
 	struct hub *hub;
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
 	unsigned char *batch;          /* NET_BATCH_MAX bytes, shared by every write */
 	size_t connections;            /* established WebSocket connections */
-	bool shutting_down;
+	bool shutting_down;            /* a drain (or a stop) has begun: no new upgrades */
+	bool stopping;                 /* closing everyone at once (a second signal) */
+	uint64_t drain_start, drain_end; /* ms: clients are closed spread over this span */
+	size_t drain_total, drain_kicked;
+	uint64_t deadline;             /* ms: the loop ends by then whatever is left */
+	lws_sorted_usec_list_t drain_timer; /* 100 ms steps of a drain */
 	lws_sorted_usec_list_t tick;   /* 1 s housekeeping timer */
 	lws_retry_bo_t idle_policy;    /* ping / hang-up timing */
 	struct jwt_verifier *jwt;      /* owned, or NULL without auth.jwt */
@@ -114,5 +119,12 @@ int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 size_t api_req_size(void);
 int api_init(struct server *srv);
 void api_fini(struct server *srv);
+/* SIGHUP: the API keys of next replace the running ones (next gets the old ones, to be
+ * freed with it); a key kept under the same name keeps its quota bucket. */
+void api_reload(struct server *srv, struct config *next);
+
+/* SIGHUP (reload.c): loads cfg->path again and applies what can change while running;
+ * a file that does not load changes nothing. Logs what changed. */
+void server_reload(struct server *srv);
 
 #endif

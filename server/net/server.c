@@ -1,7 +1,9 @@
 /* server.c: one libwebsockets context (default poll loop) serving HTTP and WebSocket on
- * one port, the housekeeping timer, and the orderly shutdown on SIGINT/SIGTERM: every
- * connection gets a 1001 close, then the loop ends (after at most 2 s) and the context
- * is destroyed.
+ * one port, the housekeeping timer, the configuration reload on SIGHUP, and the graceful
+ * drain on SIGINT/SIGTERM: upgrades are refused and /readyz fails at once, clients are
+ * closed with 4012 spread over drain_period seconds, webhook queues are flushed, then the
+ * loop ends and the context is destroyed. A second signal (or drain_period 0) closes
+ * everyone at once with 1001 and ends the loop within 2 s.
  */
 #include "server.h"
 #include "config.h"
@@ -14,6 +16,7 @@
 #include "xalloc.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <openssl/rand.h>
@@ -26,18 +29,24 @@
 #include <unistd.h>
 
 #define SHUTDOWN_GRACE_MS 2000
+#define DRAIN_STEP_US (100 * 1000)
 /* File descriptors kept beyond limits.max_connections: the listener, HTTP API clients,
  * webhook requests, configuration and log files. */
 #define FD_RESERVE 1024
 
-/* Signal handlers can reach nothing else: these two are the only process-wide state. */
-static volatile sig_atomic_t got_signal;
+/* Signal handlers can reach nothing else: these are the only process-wide state. */
+static volatile sig_atomic_t got_signal, signal_count, got_hup;
 static struct lws_context *volatile signal_ctx;
 
 static void
 on_signal(int sig)
 {
-	got_signal = sig;
+	if (sig == SIGHUP) {
+		got_hup = 1;
+	} else {
+		got_signal = sig;
+		signal_count++;
+	}
 	if (signal_ctx != NULL)
 		lws_cancel_service(signal_ctx);
 }
@@ -141,10 +150,11 @@ install_signals(struct lws_context *ctx)
 	struct sigaction sa = { .sa_handler = on_signal };
 
 	signal_ctx = ctx;
-	got_signal = 0;
+	got_signal = signal_count = got_hup = 0;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -252,12 +262,74 @@ resolve_host(const char *host, char *out, size_t len)
 	return -1;
 }
 
-/* Runs the loop until a signal, then drains: 1001 to everyone, up to the grace period. */
+static void on_drain_step(lws_sorted_usec_list_t *sul);
+
+/* Everyone still open is closed now with 1001; the loop ends within the grace period. */
+static void
+stop_now(struct server *srv)
+{
+	log_info("server: signal %d, closing %zu connections now", (int)got_signal,
+		 srv->connections);
+	srv->shutting_down = srv->stopping = true;
+	hub_shutdown(srv->hub);
+	srv->deadline = net_now_ms() + SHUTDOWN_GRACE_MS;
+	/* Wake the loop at the deadline even if no socket moves. */
+	lws_sul_schedule(srv->ctx, 0, &srv->drain_timer, on_drain_step, SHUTDOWN_GRACE_MS * 1000);
+}
+
+/* One step of a drain: the clients open at its start are closed (4012) at an even pace,
+ * the first at once and the last by the end of drain_period: client i of n goes at
+ * i/n of the period (a lone client goes at once). */
+static void
+on_drain_step(lws_sorted_usec_list_t *sul)
+{
+	struct server *srv = lws_container_of(sul, struct server, drain_timer);
+	uint64_t now = net_now_ms();
+	size_t due = now >= srv->drain_end
+			     ? SIZE_MAX
+			     : (size_t)ceil((double)srv->drain_total * (double)(now - srv->drain_start) /
+					    (double)(srv->drain_end - srv->drain_start));
+
+	if (!srv->stopping && due > srv->drain_kicked)
+		srv->drain_kicked += hub_drain(srv->hub, due - srv->drain_kicked);
+	lws_sul_schedule(srv->ctx, 0, &srv->drain_timer, on_drain_step, DRAIN_STEP_US);
+}
+
+static void
+start_drain(struct server *srv)
+{
+	uint64_t now = net_now_ms();
+
+	if (srv->cfg->drain_period == 0) {
+		stop_now(srv);
+		return;
+	}
+	srv->shutting_down = true;
+	srv->drain_total = hub_session_count(srv->hub);
+	srv->drain_start = now;
+	srv->drain_end = now + (uint64_t)srv->cfg->drain_period * 1000;
+	srv->deadline = srv->drain_end + SHUTDOWN_GRACE_MS;
+	log_info("server: signal %d, draining %zu connections over %u s (a second signal stops "
+		 "at once)", (int)got_signal, srv->drain_total, srv->cfg->drain_period);
+	on_drain_step(&srv->drain_timer);
+}
+
+/* A drain is done once every client is gone and every webhook event delivered; a stop
+ * once every client is gone. Either ends at its deadline. */
+static bool
+finished(struct server *srv)
+{
+	if (net_now_ms() >= srv->deadline)
+		return true;
+	if (srv->connections > 0)
+		return false;
+	return srv->stopping || webhook_pending(srv) == 0;
+}
+
+/* Runs the loop until a signal, then drains (see the file head). */
 static void
 serve(struct server *srv)
 {
-	uint64_t deadline = 0;
-
 	for (;;) {
 		uint64_t until = srv->metrics.bytes_in + NET_READ_BUDGET;
 
@@ -269,22 +341,22 @@ serve(struct server *srv)
 			;
 		srv->nrx_fds = 0;
 		ws_flush(srv);
-		if (got_signal && !srv->shutting_down) {
-			log_info("server: signal %d, closing %zu connections", (int)got_signal,
-				 srv->connections);
-			srv->shutting_down = true;
-			hub_shutdown(srv->hub);
-			deadline = net_now_ms() + SHUTDOWN_GRACE_MS;
-			/* Wake the loop at the deadline even if no socket moves. */
-			lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, SHUTDOWN_GRACE_MS * 1000);
+		if (got_hup) {
+			got_hup = 0;
+			server_reload(srv);
+			lws_set_log_level(lws_log_mask(srv->cfg->log_level), lws_emit);
 		}
-		if (srv->shutting_down && (srv->connections == 0 || net_now_ms() >= deadline))
+		if (signal_count > 0 && !srv->shutting_down)
+			start_drain(srv);
+		else if (signal_count > 1 && !srv->stopping)
+			stop_now(srv);
+		if (srv->shutting_down && finished(srv))
 			break;
 	}
 }
 
 int
-server_run(const struct config *cfg, int ready_fd)
+server_run(struct config *cfg, int ready_fd)
 {
 	static const struct lws_protocol_vhost_options pvo_default = {
 		.name = "default", .value = "1" };
@@ -403,6 +475,7 @@ server_run(const struct config *cfg, int ready_fd)
 
 	signal_ctx = NULL;
 	lws_sul_cancel(&srv.tick);
+	lws_sul_cancel(&srv.drain_timer);
 	webhook_shutdown(&srv); /* drops pending deliveries before their connections go */
 	lws_context_destroy(srv.ctx); /* closes what is left; CLOSED empties the hub */
 	log_info("server: stopped");

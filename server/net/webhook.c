@@ -913,6 +913,19 @@ webhook_shutdown(struct server *srv)
 		log_warn("webhook: shutdown, dropping %zu undelivered events", events);
 }
 
+size_t
+webhook_pending(const struct server *srv)
+{
+	const struct webhooks *wh = srv->webhooks;
+	size_t n = 0;
+
+	if (wh == NULL || wh->stopped)
+		return 0;
+	for (size_t i = 0; i < wh->neps; i++)
+		n += wh->eps[i].qlen + wh->eps[i].batch_events;
+	return n;
+}
+
 void
 webhook_fini(struct server *srv)
 {

@@ -42,6 +42,9 @@ int webhook_attach(struct server *srv);
 /* Before lws_context_destroy(): drops every queued and in-flight batch (one log line
  * with the count), cancels the timers and ignores events from then on. Idempotent. */
 void webhook_shutdown(struct server *srv);
+/* Events queued or in a batch not yet delivered, over every endpoint (0 without
+ * webhooks): a drain waits for them. */
+size_t webhook_pending(const struct server *srv);
 
 /* After lws_context_destroy(): frees everything (calls webhook_shutdown() if needed). */
 void webhook_fini(struct server *srv);

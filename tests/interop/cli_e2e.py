@@ -565,10 +565,11 @@ def test_reconnect(url, server):
     check([m["data"] for m in msgs[1:6]] == [{"missed": i} for i in range(5)], "the missed data")
     check("second copy" not in sub.stderr(), "the server sent no duplicate")
 
-    # Server shutdown (1001): sub says it reconnects, and SIGINT while it waits exits 0.
+    # A drain (SIGTERM, 4012 "server restart"; a lone client goes at once): sub says it
+    # reconnects, and SIGINT while it waits exits 0.
     server.send_signal(signal.SIGTERM)
     check(server.wait(timeout=10) == 0, "second server exits 0 after SIGTERM")
-    check(sub.wait_for(lambda: "1001" in sub.stderr() and "reconnecting in" in sub.stderr()),
+    check(sub.wait_for(lambda: "4012" in sub.stderr() and "reconnecting in" in sub.stderr()),
           "sub reports the shutdown and reconnects")
     check(sub.wait_for(lambda: sub.stderr().count("reconnecting in") >= 2, 5), "and retries the refused connection")
     rc = sub.stop()

@@ -14,7 +14,7 @@ specification with raw sockets, http.client/urllib and Python websockets:
   F  DELETE of a channel's history sends a `reset` frame with the new epoch
   G  SIGHUP reloads the configuration file (new api key), keeps the old one on an
      invalid file, and keeps connections open
-  H  graceful drain: SIGTERM with drain_period closes clients with 1012 spread over the
+  H  graceful drain: SIGTERM with drain_period closes clients with 4012 spread over the
      period, /readyz 503, upgrades 503; a second SIGTERM ends it at once
 
 Every part starts its own server, is bounded in time, and reports its own failures; the
@@ -889,8 +889,8 @@ async def drain(proc, port, period):
     done, _ = await asyncio.wait(waits, timeout=period + 3)
     ends = [w.result() for w in done]
     codes = sorted({c for _, c in ends})
-    check(len(ends) == N_DRAIN and codes == [1012],
-          f"H: all {N_DRAIN} clients are closed with 1012 (closed {len(ends)}, codes {codes})")
+    check(len(ends) == N_DRAIN and codes == [4012],
+          f"H: all {N_DRAIN} clients are closed with 4012 (closed {len(ends)}, codes {codes})")
     if ends:
         times = [t for t, _ in ends]
         spread = max(times) - min(times)
@@ -916,8 +916,8 @@ async def drain_cut(proc, port, period):
     ends = [w.result() for w in done]
     late = [t - t1 for t, _ in ends if t - t1 > 1.5]
     codes = sorted({c for _, c in ends})
-    check(len(ends) == N_DRAIN and not late and set(codes) <= {1001, 1012},
-          f"H: a second SIGTERM closes everyone at once with 1001 or 1012 (closed {len(ends)}/{N_DRAIN}, "
+    check(len(ends) == N_DRAIN and not late and set(codes) <= {1001, 4012},
+          f"H: a second SIGTERM closes everyone at once with 1001 or 4012 (closed {len(ends)}/{N_DRAIN}, "
           f"codes {codes}, {len(late)} later than 1.5 s)")
     rc = await asyncio.to_thread(wait_exit, proc, t1 + 3)
     check(rc == 0, f"H: after a second SIGTERM the server exits 0 within 3 s (got {rc})")

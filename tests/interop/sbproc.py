@@ -23,6 +23,9 @@ def start(binary, config, env=None, cwd=None):
     process's environment) in cwd (None: this one); returns (process, port). The process's
     log_lines collects what the server logs from then on."""
     cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    # SIGTERM closes everyone at once unless a test is about the drain itself.
+    config = dict(config)
+    config.setdefault("drain_period", 0)
     json.dump(config, cfg)
     cfg.close()
     proc = subprocess.Popen([os.path.abspath(binary), "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],

@@ -83,6 +83,9 @@ child_main(int ready_fd, pid_t parent, const char *json, server_fixture_tweak_fn
 	cfg.host = strdup("127.0.0.1");
 	cfg.port = 0;
 	cfg.log_level = LOG_WARN;
+	/* SIGTERM at the end of a test closes everyone at once (1001), as the tests of
+	 * other things expect; the drain tests set drain_period themselves. */
+	cfg.drain_period = 0;
 	/* SWITCHBOARD_TEST_LOG=debug makes a failing test talkative. */
 	level = getenv("SWITCHBOARD_TEST_LOG");
 	if (level != NULL)

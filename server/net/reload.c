@@ -1,0 +1,142 @@
+/* reload.c: SIGHUP. The configuration file is loaded again, with the same environment and
+ * command-line overrides, into a second struct config; only when all of it is valid are
+ * the parts that can change in a running server moved into the live configuration:
+ *
+ *   log_level, log_format     at once
+ *   api_keys                  keys and quotas (a key kept under its name keeps its bucket)
+ *   allowed_origins           for the next upgrades
+ *   tls (same cert/key paths) the certificate and key are read again (a renewal)
+ *
+ * Every other key (port, limits, namespaces, auth, webhooks, ...) is compared and, when it
+ * changed, named in the log as waiting for a restart. A file that does not load changes
+ * nothing and the reason is logged.
+ */
+#include "config.h"
+#include "log.h"
+#include "net.h"
+#include "webhook.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The configuration keys applied by a reload. */
+static const char *const reloadable[] = { "log_level", "log_format", "api_keys",
+					  "allowed_origins", "tls" };
+
+static bool
+is_reloadable(const char *key)
+{
+	for (size_t i = 0; i < sizeof(reloadable) / sizeof(reloadable[0]); i++)
+		if (strcmp(key, reloadable[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Checks that cert and key load and belong together, as lws will need them to; returns
+ * 0, or -1 with OpenSSL's reason in err. */
+static int
+tls_files_ok(const char *cert, const char *key, char *err, size_t len)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = "tls.cert";
+	int rc = -1;
+
+	if (ctx == NULL) {
+		snprintf(err, len, "no TLS context");
+		return -1;
+	}
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1) {
+		what = "tls.key";
+		if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1) {
+			what = "tls.key (does not match tls.cert)";
+			if (SSL_CTX_check_private_key(ctx) == 1)
+				rc = 0;
+		}
+	}
+	if (rc != 0)
+		snprintf(err, len, "%s: %s", what, ERR_reason_error_string(ERR_peek_last_error()));
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Appends key to list (a ", "-separated line). */
+static void
+note(char *list, size_t len, const char *key)
+{
+	size_t n = strlen(list);
+
+	snprintf(list + n, len - n, "%s%s", n > 0 ? ", " : "", key);
+}
+
+void
+server_reload(struct server *srv)
+{
+	struct config *cfg = srv->cfg, next;
+	char err[512], applied[256] = "", restart[512] = "";
+	json_t *before, *after, *v;
+	const char *key;
+
+	if (cfg->path == NULL) {
+		log_warn("server: SIGHUP: started without a configuration file, nothing to reload");
+		return;
+	}
+	if (config_load_effective(&next, cfg->path, &cfg->ov, err, sizeof(err)) != 0 ||
+	    webhook_config_check(next.webhooks, err, sizeof(err)) != 0) {
+		log_error("server: SIGHUP: %s not reloaded, the running configuration stays: %s",
+			  cfg->path, err);
+		config_fini(&next);
+		return;
+	}
+	if (cfg->tls_cert != NULL && same_str(cfg->tls_cert, next.tls_cert) &&
+	    same_str(cfg->tls_key, next.tls_key) &&
+	    tls_files_ok(next.tls_cert, next.tls_key, err, sizeof(err)) != 0) {
+		log_error("server: SIGHUP: %s not reloaded, the running configuration stays: %s",
+			  cfg->path, err);
+		config_fini(&next);
+		return;
+	}
+
+	before = config_to_json(cfg, false);
+	after = config_to_json(&next, false);
+	json_object_foreach(after, key, v) {
+		if (json_equal(v, json_object_get(before, key)))
+			continue;
+		if (is_reloadable(key) && (strcmp(key, "tls") != 0 || cfg->tls_cert != NULL) &&
+		    (strcmp(key, "tls") != 0 || (same_str(cfg->tls_cert, next.tls_cert) &&
+						 same_str(cfg->tls_key, next.tls_key))))
+			note(applied, sizeof(applied), key);
+		else
+			note(restart, sizeof(restart), key);
+	}
+	json_decref(before);
+	json_decref(after);
+
+	cfg->log_level = log_level_current = next.log_level;
+	cfg->log_format = log_format_current = next.log_format;
+	api_reload(srv, &next);
+	json_decref(cfg->allowed_origins);
+	cfg->allowed_origins = json_incref(next.allowed_origins);
+	/* A renewal writes new files under the same names; lws reads them again for the
+	 * vhost that uses them (checked above, so the vhost is never left without). */
+	if (cfg->tls_cert != NULL && same_str(cfg->tls_cert, next.tls_cert) &&
+	    same_str(cfg->tls_key, next.tls_key)) {
+		lws_tls_cert_updated(srv->ctx, cfg->tls_cert, cfg->tls_key, NULL, 0, NULL, 0);
+		if (strstr(applied, "tls") == NULL)
+			note(applied, sizeof(applied), "tls (certificate read again)");
+	}
+	config_fini(&next);
+	log_info("server: SIGHUP: reloaded %s; applied: %s", cfg->path,
+		 applied[0] != '\0' ? applied : "nothing changed");
+	if (restart[0] != '\0')
+		log_warn("server: SIGHUP: changed in %s but applied only at the next restart: %s",
+			 cfg->path, restart);
+}
