@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 static const int close_codes[METRICS_CLOSE_COUNT] = { 1001, 1003, 1007, 1009, 4001,
-						      4002, 4003, 4008, 4029, 0 };
+						      4002, 4003, 4008, 4012, 4029, 0 };
 static const size_t queue_bounds[METRICS_QUEUE_BUCKETS] = { 1, 2, 4, 8, 16, 32, 64, 128,
 							    256, 512, 1024, 2048, 4096 };
 

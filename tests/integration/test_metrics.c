@@ -559,6 +559,7 @@ Test(metrics, scrape_is_valid_prometheus_text_and_needs_no_key)
 		"switchboard_closes_total{code=\"4002\"}",
 		"switchboard_closes_total{code=\"4003\"}",
 		"switchboard_closes_total{code=\"4008\"}",
+		"switchboard_closes_total{code=\"4012\"}",
 		"switchboard_closes_total{code=\"4029\"}",
 		"switchboard_closes_total{code=\"other\"}",
 		"switchboard_messages_published_total{source=\"client\"}",
