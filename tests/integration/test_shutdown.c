@@ -1,6 +1,8 @@
 /* test_shutdown.c: SIGTERM and SIGINT stop the server in order (docs/protocol.md, close
- * codes): every WebSocket client gets 1001 "server shutdown" and the process exits 0,
- * also when some clients do not cooperate.
+ * codes). With drain_period 0 (the fixture's default) every WebSocket client gets 1001
+ * "server shutdown" and the process exits 0, also when some clients do not cooperate;
+ * with a drain_period, clients get 4012 "server restart" spread over it, and a second
+ * signal closes the rest at once.
  */
 #include <criterion/criterion.h>
 
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -159,5 +162,92 @@ Test(shutdown, no_new_upgrade_is_accepted_while_stopping)
 	ws_client_free(late);
 	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
 	ws_client_free(deaf);
+	assert_no_leaks();
+}
+
+/* ---- graceful drain (issue 9): drain_period set ---- */
+
+TestSuite(drain, .fini = itest_server_down, .timeout = 30);
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+Test(drain, sigterm_closes_clients_with_4012_over_the_period_and_refuses_upgrades)
+{
+	enum { N = 4 };
+	struct ws_client *c[N], *late;
+	uint64_t t0, last = 0;
+	int status = 0;
+	char *body = NULL;
+
+	itest_start("{\"drain_period\":2}");
+	for (int i = 0; i < N; i++) {
+		char user[8];
+
+		snprintf(user, sizeof(user), "u%d", i);
+		c[i] = sb_connect(itest_port(), user);
+		cr_assert_not_null(c[i]);
+	}
+	t0 = now_ms();
+	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
+	/* Readiness fails and upgrades are refused while the clients are still open. */
+	for (int tries = 0; tries < 50 && status != 503; tries++) {
+		free(body);
+		body = NULL;
+		cr_assert_eq(http_get(itest_port(), "/readyz", &status, &body), 0);
+		if (status != 503)
+			usleep(20 * 1000);
+	}
+	cr_expect_eq(status, 503, "/readyz during a drain: %d %s", status, body ? body : "");
+	free(body);
+	late = ws_client_open(itest_port(), "/ws", NULL);
+	cr_expect(late != NULL && !late->upgraded && late->http_status == 503,
+		  "an upgrade during the drain: %d", late ? late->http_status : -1);
+	ws_client_free(late);
+	for (int i = 0; i < N; i++) {
+		int code = ws_client_wait_close(c[i], 5000, NULL);
+
+		cr_expect_eq(code, 4012, "client %d: close code %d", i, code);
+		cr_expect_str_eq(c[i]->close_reason, "server restart", "client %d", i);
+		if (now_ms() - t0 > last)
+			last = now_ms() - t0;
+	}
+	/* At an even pace over 2 s: the last of 4 goes at 3/4 of it, not at once. */
+	cr_expect_geq(last, 1200, "every client was closed within %llu ms", (unsigned long long)last);
+	cr_assert_eq(server_fixture_wait(&itest_server, 5000), 0, "server: %s", itest_server.error);
+	for (int i = 0; i < N; i++)
+		ws_client_free(c[i]);
+	assert_no_leaks();
+}
+
+Test(drain, a_second_signal_closes_everyone_at_once_with_1001)
+{
+	struct ws_client *a = NULL, *b = NULL;
+	uint64_t t0;
+	int ca, cb;
+
+	itest_start("{\"drain_period\":30}");
+	a = sb_connect(itest_port(), "a");
+	b = sb_connect(itest_port(), "b");
+	cr_assert(a && b);
+	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
+	/* One of the two goes at once (4012); the other would wait 15 s. */
+	usleep(300 * 1000);
+	t0 = now_ms();
+	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
+	ca = ws_client_wait_close(a, 5000, NULL);
+	cb = ws_client_wait_close(b, 5000, NULL);
+	cr_expect((ca == 4012 && cb == 1001) || (ca == 1001 && cb == 4012), "codes %d and %d", ca, cb);
+	cr_assert_eq(server_fixture_wait(&itest_server, 5000), 0, "server: %s", itest_server.error);
+	cr_expect_leq(now_ms() - t0, 4500, "the second signal took %llu ms",
+		      (unsigned long long)(now_ms() - t0));
+	ws_client_free(a);
+	ws_client_free(b);
 	assert_no_leaks();
 }
