@@ -2216,7 +2216,7 @@ add_patterns(const char *opt, const char *v, json_t **list)
 static int
 parse_seconds(const char *opt, const char *v, int64_t *out)
 {
-	double num;
+	double num = 0;
 
 	if (parse_number(opt, v, -TTL_MAX, TTL_MAX, &num) != 0)
 		return EXIT_USAGE;
