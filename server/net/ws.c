@@ -375,6 +375,30 @@ close_soon(struct ws_conn *c, int code, const char *reason)
 	return 0;
 }
 
+/* The peer's close frame; in/len is its payload, which lws 4.1.6 echoes as its reply
+ * unless we return -1, and then it sends the close reason set here instead. lws has
+ * already replaced a code below 1000, 1004-1006 or 1012-2999 with 1002 in place, but it
+ * echoes a 1-byte payload, a code of 5000 and above and a reason that is not UTF-8:
+ * RFC 6455 (5.5.1, 7.4) makes each a protocol error. */
+static int
+on_peer_close(struct ws_conn *c, const unsigned char *in, size_t len)
+{
+	bool closing = ws_closing(c);
+	unsigned code = len >= 2 ? (unsigned)in[0] << 8 | in[1] : 0;
+
+	/* lws answers the close itself; data written now would follow our close reply. */
+	c->peer_closed = true;
+	dirty_remove(c);
+	session_closing(c->s);
+	if (closing)
+		return 0; /* our own close frame is already on its way */
+	if (len == 1 || code >= 5000)
+		return close_with(c, LWS_CLOSE_STATUS_PROTOCOL_ERR, "invalid close frame");
+	if (len > 2 && !proto_utf8_valid((const char *)in + 2, len - 2))
+		return close_with(c, PROTO_CLOSE_INVALID_UTF8, "invalid UTF-8");
+	return 0;
+}
+
 /* One complete text message. RFC 6455 requires failing the connection on invalid
  * UTF-8; we check it here rather than with lws's VALIDATE_UTF8, whose close we would not
  * see (and would keep writing after). */
@@ -599,11 +623,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		/* lws answers the close itself; data written now would follow our close reply. */
-		c->peer_closed = true;
-		dirty_remove(c);
-		session_closing(c->s);
-		return 0;
+		return on_peer_close(c, in, len);
 	case LWS_CALLBACK_CLOSED:
 		on_closed(c);
 		return 0;
