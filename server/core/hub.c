@@ -1047,10 +1047,12 @@ on_ping(struct session *s, const struct proto_cmd *cmd)
 
 /* Token buckets per connection: every frame (even one that does not decode) takes from
  * the command bucket, a publish also from the publish bucket. Returns true after
- * refusing (rate_limited, with id when known), or kicking a client that ignores the
- * refusals (4029). */
+ * refusing (rate_limited, echoing cmd's id when it has one), or kicking a client that
+ * ignores the refusals (4029). The command bucket is taken before decoding: a frame it
+ * refuses is decoded into *cmd (which the caller finishes) only to learn that id. */
 static bool
-rate_limited(struct hub *hub, struct session *s, const json_t *id, bool publish)
+rate_limited(struct hub *hub, struct session *s, struct proto_cmd *cmd, const char *buf,
+	     size_t len, bool publish)
 {
 	const struct config_limits *l = &hub->cfg->limits;
 	uint64_t retry = 0;
@@ -1066,7 +1068,9 @@ rate_limited(struct hub *hub, struct session *s, const json_t *id, bool publish)
 		session_kick(s, PROTO_CLOSE_RATE_LIMIT, "rate limit");
 		return true;
 	}
-	send_error(s, id, PROTO_ERR_RATE_LIMITED, "%s rate limit: retry in %" PRIu64 " ms",
+	if (!publish)
+		proto_decode(buf, len, cmd, NULL);
+	send_error(s, cmd->id, PROTO_ERR_RATE_LIMITED, "%s rate limit: retry in %" PRIu64 " ms",
 		   publish ? "publish" : "command", retry);
 	return true;
 }
@@ -1075,16 +1079,19 @@ void
 hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t len,
 		    uint64_t now_ms)
 {
-	struct proto_cmd cmd;
+	struct proto_cmd cmd = { 0 };
 	struct proto_error err = { 0 };
 
 	if (s->kicked)
 		return;
 	hub->now_ms = now_ms;
-	if (rate_limited(hub, s, NULL, false))
-		return;
+	if (rate_limited(hub, s, &cmd, buf, len, false))
+		goto out;
 	if (proto_decode(buf, len, &cmd, &err) != 0) {
-		hub->stats.commands[PROTO_KIND_NONE]++;
+		/* A known command refused for its channel name counts under its type; a
+		 * frame that does not decode into a command is "invalid". */
+		hub->stats.commands[err.code == PROTO_ERR_INVALID_CHANNEL ? cmd.kind
+									   : PROTO_KIND_NONE]++;
 		send_error(s, cmd.id, err.code, "%s", err.text);
 		goto out;
 	}
@@ -1093,7 +1100,7 @@ hub_session_receive(struct hub *hub, struct session *s, const char *buf, size_t 
 		send_error(s, cmd.id, PROTO_ERR_NOT_CONNECTED, "send connect first");
 		goto out;
 	}
-	if (cmd.kind == PROTO_KIND_PUBLISH && rate_limited(hub, s, cmd.id, true))
+	if (cmd.kind == PROTO_KIND_PUBLISH && rate_limited(hub, s, &cmd, buf, len, true))
 		goto out;
 	s->refusals = 0; /* an accepted command ends a run of refusals */
 	switch (cmd.kind) {

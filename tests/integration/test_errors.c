@@ -751,6 +751,52 @@ Test(limits, publishes_past_the_rate_limit_get_rate_limited_then_4029)
 	itest_finish();
 }
 
+/* Issue 9 defect 11: a frame refused by the command bucket, which is taken before the
+ * frame is decoded, still echoes the command's id (docs/protocol.md: direct replies carry
+ * it); a refused frame without an id, or one that is not JSON, gets an error without. */
+Test(limits, issue_9_command_rate_limited_echoes_the_id)
+{
+	struct ws_client *c;
+	json_t *j;
+	int limited = 0, pongs = 0;
+
+	itest_start("{\"limits\":{\"client_commands\":{\"per_second\":1,\"burst\":4}}}");
+	c = sb_connect(itest_port(), "eager");  /* the connect takes one token */
+	cr_assert_not_null(c);
+	for (int i = 0; i < 6; i++)
+		ws_client_sendf(c, "{\"type\":\"ping\",\"id\":%d}", 100 + i);
+	ws_client_sendf(c, "{\"type\":\"ping\",\"id\":\"s-1\"}");
+	ws_client_sendf(c, "{\"type\":\"ping\"}");
+	ws_client_send_text(c, "not json");
+	for (int i = 0; i < 6; i++) {
+		j = ws_client_wait_id(c, 100 + i, WAIT_MS);
+		cr_assert_not_null(j, "no reply with id %d", 100 + i);
+		if (strcmp(json_str(j, "type"), "error") == 0) {
+			cr_expect_str_eq(json_str(j, "code"), "rate_limited");
+			limited++;
+		} else {
+			pongs++;
+		}
+		json_decref(j);
+	}
+	cr_expect_eq(pongs, 3, "3 pings fit the burst after the connect");
+	cr_expect_eq(limited, 3);
+	j = ws_client_recv_json(c, WAIT_MS);
+	cr_assert_not_null(j);
+	cr_expect_str_eq(json_str(j, "code"), "rate_limited");
+	cr_expect_str_eq(json_str(j, "id"), "s-1", "a string id is echoed too");
+	json_decref(j);
+	for (int i = 0; i < 2; i++) {
+		j = ws_client_recv_json(c, WAIT_MS);
+		cr_assert_not_null(j);
+		cr_expect_str_eq(json_str(j, "code"), "rate_limited");
+		cr_expect_null(json_object_get(j, "id"), "no id to echo");
+		json_decref(j);
+	}
+	ws_client_free(c);
+	itest_finish();
+}
+
 /* ---- nothing after a close frame ---- */
 
 /* Reads the raw byte stream of c for up to ms and counts the data frames that follow the

@@ -800,6 +800,33 @@ Test(metrics, errors_and_invalid_commands_are_counted_by_code)
 
 /* ---- closes ---- */
 
+/* Issue 9 defect 11: a subscribe or publish that decodes but names an invalid channel is
+ * counted under its type (with its invalid_channel error), not as "invalid"; a missing
+ * channel still makes the frame invalid. */
+Test(metrics, issue_9_an_invalid_channel_counts_under_the_command_type)
+{
+	struct ws_client *c;
+	struct scrape a, b;
+
+	itest_start(CONFIG);
+	c = connected("ic");
+	scrape(&a);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"subscribe\",\"channel\":\"bad channel!\""), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"publish\",\"channel\":\"a/b\",\"data\":1"), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\""), 0);
+	scrape(&b);
+	expect_delta(&a, &b, "switchboard_commands_total{type=\"subscribe\"}", 1);
+	expect_delta(&a, &b, "switchboard_commands_total{type=\"publish\"}", 1);
+	expect_delta(&a, &b, "switchboard_commands_total{type=\"invalid\"}", 1);
+	expect_delta(&a, &b, "switchboard_errors_total{code=\"invalid_channel\"}", 2);
+	ws_client_free(c);
+	scrape_fini(&a);
+	scrape_fini(&b);
+	itest_finish();
+}
+
 Test(metrics, binary_frame_close_is_counted_1003)
 {
 	struct ws_client *bad;
