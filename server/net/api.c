@@ -460,6 +460,19 @@ post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 	return respond(wsi, 201, body, strlen(body), NULL, NULL);
 }
 
+/* True if an entry of chans before index i equals chans[i]. */
+static bool
+listed_before(const json_t *chans, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (json_equal(json_array_get(chans, j), json_array_get(chans, i)))
+			return true;
+	return false;
+}
+
+/* A list of channels: one result per distinct channel, in the order first given. A
+ * channel that is invalid, not covered by the key or refused by the hub gets an error
+ * result and does not stop the others; only a body that is not such a list is a 400. */
 static int
 post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
 {
@@ -473,8 +486,8 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 		return fail(wsi, 400, "bad_request", "\"channels\" must be a list of 1-%d channel names",
 			    PUBLISH_MAX_CHANNELS);
 	json_array_foreach(chans, i, c)
-		if (!json_is_string(c) || !proto_channel_valid(json_string_value(c), json_string_length(c)))
-			return fail(wsi, 400, "bad_request", "channels[%zu] is not a valid channel name", i);
+		if (!json_is_string(c))
+			return fail(wsi, 400, "bad_request", "channels[%zu] is not a string", i);
 	data = body_data(wsi, r, root, &dlen, &rc);
 	if (data == NULL)
 		return rc;
@@ -489,6 +502,14 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 		uint64_t offset;
 		unsigned status;
 
+		if (listed_before(chans, i))
+			continue;
+		if (!proto_channel_valid(name, nlen)) {
+			json_array_append_new(results, json_pack("{s:s%,s:{s:s,s:s}}", "channel", name, nlen,
+								 "error", "code", "invalid_channel", "message",
+								 "channel must be 1-255 bytes of [A-Za-z0-9_:.@=-]"));
+			continue;
+		}
 		if (!key_allows(r->key, name, nlen)) {
 			json_array_append_new(results, json_pack("{s:s,s:{s:s,s:s}}", "channel", name, "error",
 								 "code", "forbidden", "message",

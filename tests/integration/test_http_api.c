@@ -623,6 +623,50 @@ Test(http_api, publish_to_several_channels_reports_each_result_in_order)
 	itest_finish();
 }
 
+/* Issue 9 defect 11: in POST /api/v1/publish an invalid channel name is an error result
+ * (invalid_channel), not a 400 for the whole request, and a channel listed twice is
+ * published once: one result per distinct channel, in the order first given. */
+Test(http_api, issue_9_multi_publish_invalid_names_and_duplicates)
+{
+	static const char *const want[] = { "chat:a", "bad name", "chat:b", "x/y" };
+	struct ws_client *s;
+	struct http_resp r;
+	const json_t *res, *x;
+	json_t *h;
+
+	itest_start(CONFIG);
+	s = peer("s", NULL, NULL);
+	sub(s, "chat:a");
+	sub(s, "chat:b");
+	call(&r, "POST", "/api/v1/publish", KEY,
+	     "{\"channels\":[\"chat:a\",\"bad name\",\"chat:b\",\"chat:a\",\"bad name\",\"x/y\","
+	     "\"chat:b\"],\"data\":7}");
+	expect_ok(&r, 200, "an invalid name does not refuse the request");
+	res = json_object_get(r.json, "results");
+	cr_assert_eq(json_array_size(res), 4, "one result per distinct channel: %s", r.body);
+	for (size_t i = 0; i < 4; i++) {
+		x = json_array_get(res, i);
+		cr_expect_str_eq(json_str(x, "channel"), want[i], "result %zu: %s", i, r.body);
+		if (i == 0 || i == 2) {
+			cr_expect_eq(json_int(x, "offset"), 1, "%s", r.body);
+			cr_expect_null(json_object_get(x, "error"), "%s", r.body);
+		} else {
+			cr_expect_str_eq(json_str(json_object_get(x, "error"), "code"),
+					 "invalid_channel", "%s", r.body);
+			cr_expect_null(json_object_get(x, "offset"), "%s", r.body);
+		}
+	}
+	http_resp_fini(&r);
+	expect_server_message(s, "chat:a", 1, "7");
+	expect_server_message(s, "chat:b", 1, "7");
+	expect_nothing_before_sentinel(s, "chat:a", "subscriber");
+	h = get_json("/api/v1/channels/chat:b/messages");
+	cr_expect_eq(json_int(h, "offset"), 1, "chat:b was published once");
+	json_decref(h);
+	ws_client_free(s);
+	itest_finish();
+}
+
 /* ---- channels ---- */
 
 /* Asserts that the list body is exactly {"channels":[...]} with these names and counts
