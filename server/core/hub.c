@@ -1253,7 +1253,7 @@ expire_token(void *arg, const char *key, size_t len, void *value)
 	if (s->exp == 0 || s->exp + (int64_t)hub->cfg->jwt_leeway > hub->now_unix || s->kicked)
 		return;
 	s->exp = 0;
-	log_info("hub: client=%s user=%s token expired, closing", s->client, s->user);
+	log_debug("hub: client=%s user=%s token expired, closing", s->client, s->user);
 	send_error(s, NULL, PROTO_ERR_TOKEN_EXPIRED, "the token expired; connect again with a new one");
 	session_kick(s, PROTO_CLOSE_TOKEN_EXPIRED, "token expired");
 }
@@ -1268,7 +1268,7 @@ hub_tick(struct hub *hub, uint64_t now_ms)
 	/* The list is in open order, so the first young session ends the scan. */
 	while ((s = hub->pend_head) != NULL && now_ms - s->opened_ms >= limit) {
 		pend_remove(hub, s);
-		log_info("hub: client=%s did not connect within %us, closing", s->client,
+		log_debug("hub: client=%s did not connect within %us, closing", s->client,
 			 hub->cfg->ws.connect_timeout);
 		session_kick(s, PROTO_CLOSE_CONNECT_TIMEOUT, "connect timeout");
 	}
@@ -1550,7 +1550,7 @@ hub_disconnect_client(struct hub *hub, const char *client, size_t len)
 
 	if (s == NULL || s->kicked)
 		return 0;
-	log_info("hub: client=%s disconnected through the HTTP API", s->client);
+	log_debug("hub: client=%s disconnected through the HTTP API", s->client);
 	session_kick(s, PROTO_CLOSE_DISCONNECTED, "disconnected by the server");
 	return 1;
 }

@@ -52,6 +52,12 @@ session_client_id(const struct session *s)
 	return s->client;
 }
 
+const char *
+session_user(const struct session *s)
+{
+	return s->connected ? s->user : NULL;
+}
+
 bool
 session_has_room(const struct session *s, size_t frames, size_t bytes)
 {

@@ -38,5 +38,8 @@ bool session_is_kicked(const struct session *s);
 void session_closing(struct session *s);
 /* The client id ("" before connect). */
 const char *session_client_id(const struct session *s);
+/* The user the client connected as ("" for an anonymous one without a user), or NULL
+ * before connect. */
+const char *session_user(const struct session *s);
 
 #endif

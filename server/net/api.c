@@ -14,6 +14,8 @@
 #include "proto.h"
 #include "xalloc.h"
 
+#include "peer.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define PUBLISH_MAX_CHANNELS 100
 #define HTTP_RESPONSE_BUDGET (1u << 20) /* bytes of history in one response */
@@ -64,6 +67,10 @@ struct api_req {
 	bool discard;                /* answered early: the body is read and dropped */
 	size_t discard_left;         /* bytes still dropped before closing */
 	uint64_t linger_until;       /* when dropping stops and the connection closes */
+	uint64_t start_us;           /* the request's head arrived (the access log's time) */
+	char key_name[64];           /* the key's name, "" without a valid key */
+	char path[160];              /* the request path, cleaned for the log */
+	char ip[48];                 /* the client address (peer.h) */
 	uint64_t gen;                /* api_state.gen when the key was found */
 };
 
@@ -81,6 +88,44 @@ api_req_size(void)
 
 /* ---- responses ---- */
 
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static const char *
+method_name(int m)
+{
+	static const char *const names[] = { "GET", "POST", "OPTIONS", "PUT", "PATCH",
+					     "DELETE", "CONNECT", "HEAD" };
+
+	return m >= 0 && m < (int)(sizeof(names) / sizeof(names[0])) ? names[m] : "-";
+}
+
+/* The access log: one line per answered request (401 and 429 at most once a second). */
+static void
+log_access(struct lws *wsi, const struct api_req *r, unsigned status)
+{
+	struct server *srv = lws_context_user(lws_get_context(wsi));
+	double ms = r != NULL ? (double)(now_us() - r->start_us) / 1000.0 : 0;
+	const char *key = r != NULL && r->key_name[0] != '\0' ? r->key_name : "-";
+	const char *addr = r != NULL && r->ip[0] != '\0' ? r->ip : "-";
+	const char *method = r != NULL ? method_name(r->method) : "-";
+	const char *path = r != NULL && r->path[0] != '\0' ? r->path : "-";
+
+	if (status == 401 || status == 429)
+		net_log_limited(srv, status == 401 ? NET_LOG_API_401 : NET_LOG_API_429,
+				"api: key=%s addr=%s %s %s %u %.1f ms", key, addr, method, path,
+				status, ms);
+	else
+		log_info("api: key=%s addr=%s %s %s %u %.1f ms", key, addr, method, path, status,
+			 ms);
+}
+
 /* Every API answer. One made to a POST closes the connection; before its body arrived it
  * lingers first (see LINGER_MAX): the body is dropped as it comes. */
 static int
@@ -95,6 +140,8 @@ respond(struct lws *wsi, unsigned status, const char *body, size_t len, const ch
 		r->linger_until = net_now_ms() + LINGER_MS;
 		flags |= r->early;
 	}
+	/* Before the write: a completed transaction may reset r for the next request. */
+	log_access(wsi, r, status);
 	return http_send(wsi, status, "application/json", body, len, hname, hvalue, flags);
 }
 
@@ -654,13 +701,19 @@ on_http(struct lws *wsi, struct api_req *r)
 	int ulen = 0, rc;
 
 	memset(r, 0, sizeof(*r));
+	r->start_us = now_us();
 	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	if (uri != NULL)
+		log_clean(r->path, sizeof(r->path), uri, (size_t)ulen);
+	net_client_addr(srv, wsi, r->ip);
 	if (r->method == LWSHUMETH_POST)
 		plan_early(wsi, r);
 	r->route = uri != NULL ? route_of(uri, (size_t)ulen, r) : R_NONE;
 	if (r->route == R_NONE)
 		return fail(wsi, 404, "not_found", "no such route (see docs/http-api.md)");
 	r->key = find_key(wsi, srv->cfg);
+	if (r->key != NULL)
+		log_clean(r->key_name, sizeof(r->key_name), r->key->name, strlen(r->key->name));
 	r->gen = srv->api->gen;
 	if (r->key == NULL)
 		return fail(wsi, 401, "unauthorized", "send Authorization: Bearer <api key>");

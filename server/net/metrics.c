@@ -135,6 +135,9 @@ render(FILE *f, struct server *srv)
 	one(f, "switchboard_slow_consumer_closes_total", "counter",
 	    "Connections closed because their send queue passed its bound (4008).",
 	    m->ws_closes[METRICS_CLOSE_4008]);
+	one(f, "switchboard_idle_timeouts_total", "counter",
+	    "Connections dropped after websocket.idle_timeout without traffic (no close frame).",
+	    m->idle_timeouts);
 	one(f, "switchboard_subscriptions", "gauge", "Subscriptions held now.", hs->subscriptions);
 	one(f, "switchboard_channels", "gauge", "Channels with at least one local subscriber now.",
 	    hub_channel_count(srv->hub));

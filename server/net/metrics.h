@@ -30,6 +30,7 @@ struct metrics {
 	uint64_t ws_opened;                      /* WebSocket connections established */
 	uint64_t ws_refused[METRICS_REFUSED_COUNT];
 	uint64_t ws_closes[METRICS_CLOSE_COUNT]; /* closes the server initiated, by code */
+	uint64_t idle_timeouts;                  /* hung up by lws after websocket.idle_timeout */
 	uint64_t frames_in, bytes_in;            /* client messages and their payload bytes */
 	uint64_t writes, frames_out, bytes_out;  /* raw writes, frames and bytes in them */
 	uint64_t queue_hist[METRICS_QUEUE_BUCKETS + 1]; /* last: +Inf */

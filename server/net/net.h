@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "log.h"
 
 struct config;
 struct hub;
@@ -29,6 +30,13 @@ struct ws_conn;
 #define NET_READ_BUDGET 8192
 /* Batches ws_flush() writes to one connection in a row while the kernel takes them. */
 #define NET_FLUSH_BATCHES 4
+
+/* Log lines that can repeat as fast as requests arrive: at most one a second per cause
+ * (net_log_limited). */
+enum net_log_cause {
+	NET_LOG_ORIGIN, NET_LOG_PER_IP_LIMIT, NET_LOG_PER_IP_RATE, NET_LOG_CAPACITY,
+	NET_LOG_DRAINING, NET_LOG_API_401, NET_LOG_API_429, NET_LOG_CAUSES
+};
 
 struct server {
 	struct config *cfg;            /* borrowed; SIGHUP updates its reloadable parts */
@@ -53,6 +61,9 @@ struct server {
 	int rx_fds[NET_RX_FDS];        /* sockets read during this loop pass (ws.c) */
 	unsigned nrx_fds;
 	struct metrics metrics;        /* GET /metrics (metrics.c) */
+	struct log_limit log_limits[NET_LOG_CAUSES]; /* net_log_limited (http.c) */
+	char log_held[NET_LOG_CAUSES][256]; /* the last line each held back */
+	lws_sorted_usec_list_t log_timer; /* writes held-back lines a second on (http.c) */
 };
 
 /* Monotonic milliseconds, the core's notion of time. */
@@ -111,6 +122,14 @@ char *http_error_body(const char *code, const char *message);
  * Retry-After: retry_after seconds unless 0); returns what FILTER returns. */
 int net_refuse(struct lws *wsi, unsigned status, const char *code, const char *message,
 	       unsigned retry_after);
+
+/* Logs the printf-formatted line of cause (at the cause's level) unless one was logged
+ * less than a second ago. Lines held back are counted, and a second after the line
+ * before them the last one is written with "(and N more in the last second)". */
+void net_log_limited(struct server *srv, enum net_log_cause cause, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* At shutdown: writes what is still held back, stops the timer. */
+void net_log_fini(struct server *srv);
 
 /* The HTTP API (api.c): its protocol callback, per-request state size, and the state
  * it keeps in struct server (key quotas). */

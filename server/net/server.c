@@ -476,6 +476,7 @@ server_run(struct config *cfg, int ready_fd)
 	signal_ctx = NULL;
 	lws_sul_cancel(&srv.tick);
 	lws_sul_cancel(&srv.drain_timer);
+	net_log_fini(&srv);
 	webhook_shutdown(&srv); /* drops pending deliveries before their connections go */
 	lws_context_destroy(srv.ctx); /* closes what is left; CLOSED empties the hub */
 	log_info("server: stopped");

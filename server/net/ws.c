@@ -27,6 +27,7 @@
 #include "xalloc.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,14 +42,18 @@ struct ws_conn {
 	char *rx;                 /* reassembly of a fragmented message, or NULL */
 	size_t rx_len, rx_cap;
 	uint64_t valid_ms;        /* when lws was last told the peer is alive */
+	uint64_t opened_ms;       /* ESTABLISHED */
 	bool established;         /* CLOSED also fires for upgrades refused in FILTER */
 	bool dirty;               /* frames queued since the last flush */
 	bool closing;             /* kicked: close at the next WRITEABLE */
 	bool close_sent;          /* lws may deliver WRITEABLE again while closing */
 	bool peer_closed;         /* the peer's close frame arrived: write no more data */
 	bool flush_first;         /* write what is queued before the close frame */
+	bool write_failed;        /* a write failed: the connection is dropped */
 	uint16_t close_code;
 	const char *close_reason; /* a string constant (session_kick callers) */
+	uint16_t peer_code;       /* the peer's close frame: its code, 1005 without one */
+	char peer_reason[64];     /* and its reason, cleaned for the log */
 	char ip[48];              /* client address (peer.h), counted in srv->ip_conns */
 };
 
@@ -160,9 +165,9 @@ path_is_endpoint(struct lws *wsi)
 
 /* Browsers send Origin; a request without one (not a browser) is not refused here. */
 static bool
-origin_allowed(struct server *srv, struct lws *wsi)
+origin_allowed(struct server *srv, struct lws *wsi, const char *ip)
 {
-	char origin[256];
+	char origin[256], clean[128];
 	size_t i;
 	json_t *o;
 
@@ -172,7 +177,8 @@ origin_allowed(struct server *srv, struct lws *wsi)
 		if (strcmp(json_string_value(o), "*") == 0 ||
 		    strcasecmp(json_string_value(o), origin) == 0)
 			return true;
-	log_info("ws: refusing upgrade from origin %s (allowed_origins)", origin);
+	net_log_limited(srv, NET_LOG_ORIGIN, "ws: refusing upgrade from %s: origin %s not in "
+			"allowed_origins", ip, log_clean(clean, sizeof(clean), origin, strlen(origin)));
 	return false;
 }
 
@@ -218,7 +224,8 @@ ip_admit(struct server *srv, struct lws *wsi, const char *ip)
 
 	e = ip_entry(srv, ip);
 	if (e->conns >= l->max_connections_per_ip) {
-		log_warn("ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
+		net_log_limited(srv, NET_LOG_PER_IP_LIMIT,
+				"ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
 		srv->metrics.ws_refused[METRICS_REFUSED_PER_IP]++;
 		return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too_many_connections",
 				  "too many connections from this address (limits.max_connections_per_ip)",
@@ -226,7 +233,8 @@ ip_admit(struct server *srv, struct lws *wsi, const char *ip)
 	}
 	if (!bucket_take(&e->rate, l->connect_rate_per_second, l->connect_rate_burst, net_now_ms(),
 			 &retry_ms)) {
-		log_warn("ws: refusing upgrade from %s: limits.connection_rate_per_ip reached", ip);
+		net_log_limited(srv, NET_LOG_PER_IP_RATE,
+				"ws: refusing upgrade from %s: limits.connection_rate_per_ip reached", ip);
 		srv->metrics.ws_refused[METRICS_REFUSED_RATE]++;
 		return net_refuse(wsi, 429, "rate_limited",
 				  "connecting too fast from this address (limits.connection_rate_per_ip)",
@@ -296,19 +304,24 @@ on_filter(struct ws_conn *c, struct server *srv, struct lws *wsi)
 		return net_refuse(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
 				  "no WebSocket endpoint here; use /ws", 0);
 	}
-	if (!origin_allowed(srv, wsi)) {
+	/* The per-session data exists from FILTER on (lws 4.1.6 allocates it first) and the
+	 * headers only until ESTABLISHED: the client address is resolved once, here. */
+	net_client_addr(srv, wsi, c->ip);
+	if (!origin_allowed(srv, wsi, c->ip)) {
 		srv->metrics.ws_refused[METRICS_REFUSED_ORIGIN]++;
 		return net_refuse(wsi, HTTP_STATUS_FORBIDDEN, "forbidden",
 				  "origin not allowed (allowed_origins)", 0);
 	}
-	/* The per-session data exists from FILTER on (lws 4.1.6 allocates it first) and the
-	 * headers only until ESTABLISHED: the client address is resolved once, here. */
-	net_client_addr(srv, wsi, c->ip);
 	if (ip_admit(srv, wsi, c->ip) != 0)
 		return 1;
 	if (srv->shutting_down || srv->connections >= srv->cfg->limits.max_connections) {
-		log_warn("ws: refusing upgrade: %s", srv->shutting_down ? "shutting down"
-								       : "limits.max_connections reached");
+		if (srv->shutting_down)
+			net_log_limited(srv, NET_LOG_DRAINING,
+					"ws: refusing upgrade from %s: draining", c->ip);
+		else
+			net_log_limited(srv, NET_LOG_CAPACITY, "ws: refusing upgrade from %s: "
+					"limits.max_connections reached (%zu open)", c->ip,
+					srv->connections);
 		srv->metrics.ws_refused[METRICS_REFUSED_CAPACITY]++;
 		if (srv->shutting_down)
 			return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
@@ -339,13 +352,14 @@ on_established(struct ws_conn *c, struct lws *wsi)
 {
 	c->wsi = wsi;
 	c->srv = server_of(wsi);
-	c->s = hub_session_open(c->srv->hub, &ws_session_ops, c, net_now_ms());
+	c->opened_ms = c->valid_ms = net_now_ms(); /* lws counts validity from here too */
+	c->s = hub_session_open(c->srv->hub, &ws_session_ops, c, c->opened_ms);
 	take_url_token(c);
 	c->established = true;
 	c->srv->connections++;
 	c->srv->metrics.ws_opened++;
 	ip_adjust(c->srv, c->ip, +1); /* c->ip was set in FILTER */
-	log_debug("ws: client=%s connected from %s", session_client_id(c->s), c->ip);
+	log_info("ws: client=%s addr=%s connected", session_client_id(c->s), c->ip);
 	return 0;
 }
 
@@ -355,7 +369,7 @@ close_with(struct ws_conn *c, int code, const char *reason)
 	if (c->close_sent)
 		return -1;
 	c->close_sent = true; /* counted when the close was decided (op_kick, close_soon) */
-	log_info("ws: client=%s closing %d %s", session_client_id(c->s), code, reason);
+	log_debug("ws: client=%s closing %d %s", session_client_id(c->s), code, reason);
 	lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason,
 			 strlen(reason));
 	return -1;
@@ -528,7 +542,8 @@ write_batch(struct ws_conn *c)
 	}
 	rc = lws_write(c->wsi, out, n, LWS_WRITE_RAW);
 	if (rc < (int)n) {
-		log_info("ws: client=%s write failed, closing", session_client_id(s));
+		log_debug("ws: client=%s write failed, closing", session_client_id(s));
+		c->write_failed = true;
 		return -1;
 	}
 	metrics_write(&srv->metrics, qlen, count, n);
@@ -588,14 +603,75 @@ ws_flush(struct server *srv)
 	}
 }
 
+/* Keeps the code and reason of the peer's close frame for the disconnect line (lws has
+ * replaced some codes the peer may not send by 1002 in place). */
+static void
+note_peer_close(struct ws_conn *c, const unsigned char *in, size_t len)
+{
+	c->peer_code = len >= 2 ? (uint16_t)(in[0] << 8 | in[1]) : 1005;
+	log_clean(c->peer_reason, sizeof(c->peer_reason), len > 2 ? (const char *)in + 2 : "",
+		  len > 2 ? len - 2 : 0);
+}
+
+/* lws 4.1.6 ends a connection silent past websocket.idle_timeout from its validity
+ * timer (lws_validity_cb: a ping at ping_interval, then __lws_close_free_wsi with
+ * LWS_CLOSE_STATUS_NOSTATUS, no close frame) and tells us nothing but CLOSED. valid_ms
+ * follows every sign of life lws counts (the upgrade, our lws_validity_confirmed calls,
+ * pongs), so a connection that ends with no close frame either way once that much time
+ * has passed since is the idle timeout. */
+static bool
+idle_timed_out(struct ws_conn *c, uint64_t now)
+{
+	uint64_t idle_ms = (uint64_t)c->srv->idle_policy.secs_since_valid_hangup * 1000;
+
+	return idle_ms > 0 && !c->closing && !c->close_sent && !c->peer_closed &&
+	       !c->write_failed && lws_get_close_length(c->wsi) == 0 &&
+	       now - c->valid_ms + 50 >= idle_ms;
+}
+
+/* The disconnect line: who ended the connection, with which code, and why. */
+static void
+log_closed(struct ws_conn *c, uint64_t now)
+{
+	const char *user = session_user(c->s);
+	char how[200], ucopy[64];
+
+	if (c->closing && c->close_code != 0)
+		snprintf(how, sizeof(how), "closed by the server: %u %s%s", c->close_code,
+			 c->close_reason, c->close_sent ? "" : " (its close frame was not sent)");
+	else if (c->peer_closed)
+		snprintf(how, sizeof(how), "closed by the peer: %u%s%s", c->peer_code,
+			 c->peer_reason[0] != '\0' ? " " : "", c->peer_reason);
+	else if (c->write_failed)
+		snprintf(how, sizeof(how), "dropped: a write failed");
+	else if (lws_get_close_length(c->wsi) >= 2)
+		snprintf(how, sizeof(how), "closed by the server: %u protocol violation",
+			 (unsigned)lws_get_close_payload(c->wsi)[0] << 8 |
+				 lws_get_close_payload(c->wsi)[1]);
+	else if (idle_timed_out(c, now))
+		snprintf(how, sizeof(how), "dropped: idle timeout (nothing received for %u s)",
+			 (unsigned)c->srv->idle_policy.secs_since_valid_hangup);
+	else
+		snprintf(how, sizeof(how), "lost: the connection ended without a close frame");
+	log_info("ws: client=%s addr=%s user=%s disconnected after %.1f s, %s",
+		 session_client_id(c->s), c->ip,
+		 user != NULL ? log_clean(ucopy, sizeof(ucopy), user, strlen(user)) : "-",
+		 (double)(now - c->opened_ms) / 1000.0, how);
+}
+
 static void
 on_closed(struct ws_conn *c)
 {
 	struct server *srv = c->srv;
+	uint64_t now;
 
 	if (!c->established)
 		return;
-	log_debug("ws: client=%s closed", session_client_id(c->s));
+	now = net_now_ms();
+	if (idle_timed_out(c, now))
+		srv->metrics.idle_timeouts++;
+	if (LOG_INFO <= log_level_current)
+		log_closed(c, now);
 	dirty_remove(c);
 	hub_session_close(srv->hub, c->s);
 	ip_adjust(srv, c->ip, -1);
@@ -623,7 +699,11 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		note_peer_close(c, in, len);
 		return on_peer_close(c, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		c->valid_ms = net_now_ms(); /* lws confirmed validity itself */
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		on_closed(c);
 		return 0;

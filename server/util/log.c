@@ -1,4 +1,5 @@
-/* log.c: the stderr emitter behind log.h, as text lines or one JSON object a line. */
+/* log.c: the stderr emitter behind log.h, as text lines or one JSON object a line; the
+ * once-a-second limiter for lines that repeat fast, and the cleaning of client bytes. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -95,4 +96,71 @@ log_emit(enum log_level level, const char *fmt, ...)
 	} else {
 		fprintf(stderr, "%s %c %s\n", stamp, letters[level], text);
 	}
+}
+
+bool
+log_limit_take(struct log_limit *l, uint64_t now_ms, uint64_t *held)
+{
+	if (l->used && now_ms - l->last_ms < 1000) {
+		l->held++;
+		return false;
+	}
+	*held = l->held;
+	l->held = 0;
+	l->last_ms = now_ms;
+	l->used = true;
+	return true;
+}
+
+uint64_t
+log_limit_flush(struct log_limit *l, uint64_t now_ms)
+{
+	uint64_t held = l->held;
+
+	if (held == 0 || now_ms - l->last_ms < 1000)
+		return 0;
+	l->held = 0;
+	l->last_ms = now_ms;
+	return held;
+}
+
+/* Bytes in the well-formed UTF-8 character at p (n bytes left), 0 when it is not one:
+ * no overlongs, surrogates or code points past U+10FFFF. */
+static size_t
+utf8_char(const unsigned char *p, size_t n)
+{
+	size_t len = p[0] < 0xc2 ? 0 : p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : p[0] < 0xf5 ? 4 : 0;
+	unsigned lo = p[0] == 0xe0 ? 0xa0 : p[0] == 0xf0 ? 0x90 : 0x80;
+	unsigned hi = p[0] == 0xed ? 0x9f : p[0] == 0xf4 ? 0x8f : 0xbf;
+
+	if (len == 0 || n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+char *
+log_clean(char *dst, size_t n, const char *src, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)src;
+	size_t o = 0, i = 0;
+
+	while (i < len && p[i] != '\0') {
+		size_t c = p[i] >= 0x80 ? utf8_char(p + i, len - i) : 1;
+
+		if (o + (c > 0 ? c : 1) >= n)
+			break;
+		if (c == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+			dst[o++] = '?';
+			i += c > 0 ? c : 1;
+			continue;
+		}
+		memcpy(dst + o, p + i, c);
+		o += c;
+		i += c;
+	}
+	dst[o] = '\0';
+	return dst;
 }

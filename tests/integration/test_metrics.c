@@ -511,6 +511,7 @@ Test(metrics, scrape_is_valid_prometheus_text_and_needs_no_key)
 		{ "switchboard_connections_refused_total", "counter" },
 		{ "switchboard_closes_total", "counter" },
 		{ "switchboard_slow_consumer_closes_total", "counter" },
+		{ "switchboard_idle_timeouts_total", "counter" },
 		{ "switchboard_subscriptions", "gauge" },
 		{ "switchboard_channels", "gauge" },
 		{ "switchboard_messages_published_total", "counter" },
@@ -596,6 +597,7 @@ Test(metrics, scrape_is_valid_prometheus_text_and_needs_no_key)
 		"switchboard_webhook_events_total{outcome=\"dropped\"}",
 		"switchboard_connections",
 		"switchboard_connections_total",
+		"switchboard_idle_timeouts_total",
 		"switchboard_subscriptions",
 		"switchboard_channels", "switchboard_messages_delivered_total",
 		"switchboard_received_messages_total", "switchboard_sent_frames_total",
@@ -995,6 +997,44 @@ Test(metrics, gauges_return_to_zero_after_disconnect)
 	scrape_fini(&a);
 	scrape_fini(&b);
 	scrape_fini(&z);
+	itest_finish();
+}
+
+/* A client that connects and then answers nothing, not even pings, is dropped after
+ * idle_timeout and counted; one that answers pings, one that closes and one whose socket
+ * just ends are not. */
+Test(metrics, idle_timeout_drops_are_counted)
+{
+	struct ws_client *silent, *alive, *closer, *gone;
+	struct scrape a, b;
+	struct ws_msg m;
+
+	itest_start("{\"websocket\":{\"ping_interval\":1,\"idle_timeout\":2}}");
+	scrape(&a);
+	cr_expect_eq(value_of(&a, "switchboard_idle_timeouts_total"), 0);
+	silent = connected("silent");
+	silent->auto_pong = false; /* pings are returned by recv and never answered */
+	alive = connected("alive");
+	closer = connected("closer");
+	gone = connected("gone");
+	cr_expect_eq(ws_client_close(closer, WAIT_MS), 1000);
+	ws_client_free(gone);
+	cr_expect_neq(ws_client_wait_close(silent, 6000, NULL), -1,
+		      "still connected 6 s into a 2 s idle timeout");
+	/* Meanwhile alive answered pings (auto_pong) and stays. */
+	cr_expect_eq(ws_client_recv(alive, &m, 200), 0, "alive got opcode %d / close %d",
+		     m.opcode, alive->close_code);
+	ws_msg_fini(&m);
+	scrape_until(&b, "switchboard_connections", 1);
+	expect_delta(&a, &b, "switchboard_idle_timeouts_total", 1);
+	/* An idle drop sends no close frame: it is no close code of the server's. */
+	cr_expect_eq(family_sum(&b, "switchboard_closes_total") -
+			     family_sum(&a, "switchboard_closes_total"), 0,
+		     "the idle drop or a client's close counted as a server close");
+	ws_client_free(silent);
+	ws_client_free(alive);
+	scrape_fini(&a);
+	scrape_fini(&b);
 	itest_finish();
 }
 

@@ -18,17 +18,19 @@ def check(cond, what):
         FAILS.append(what)
 
 
-def start(binary, config, env=None, cwd=None):
+def start(binary, config, env=None, cwd=None, args=()):
     """Starts binary with config (a dict) on 127.0.0.1:0, with env (a dict, None: this
-    process's environment) in cwd (None: this one); returns (process, port). The process's
-    log_lines collects what the server logs from then on."""
+    process's environment) in cwd (None: this one) and args (more command-line options,
+    such as ["--log-format", "json"]); returns (process, port). The process's log_lines
+    collects what the server logs from then on."""
     cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     # SIGTERM closes everyone at once unless a test is about the drain itself.
     config = dict(config)
     config.setdefault("drain_period", 0)
     json.dump(config, cfg)
     cfg.close()
-    proc = subprocess.Popen([os.path.abspath(binary), "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
+    proc = subprocess.Popen([os.path.abspath(binary), "--config", cfg.name, "--host", "127.0.0.1", "--port", "0",
+                             *args],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     port = None
     for _ in range(50):
