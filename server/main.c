@@ -1,6 +1,8 @@
 /* main.c: command line -> configuration -> server_run(). */
 #include "config.h"
+#include "jwt.h"
 #include "server.h"
+#include "tlsfile.h"
 #include "webhook.h"
 
 #include <getopt.h>
@@ -41,7 +43,9 @@ usage(FILE *out)
 }
 
 /* The effective configuration of path (NULL: none) under ov, with the webhooks
- * entries checked too (the core keeps them unread); errors are printed. */
+ * entries checked too (the core keeps them unread), and the files it names (the JWT
+ * public key, the TLS certificate and key) loaded once: a bad file is a configuration
+ * error (exit 2) named by its key, not a failure to start. Errors are printed. */
 static int
 load(struct config *cfg, const char *path, const struct config_overrides *ov)
 {
@@ -52,6 +56,16 @@ load(struct config *cfg, const char *path, const struct config_overrides *ov)
 		return -1;
 	}
 	if (webhook_config_check(cfg->webhooks, err, sizeof(err)) != 0) {
+		fprintf(stderr, "switchboard: configuration error: %s: %s\n", path, err);
+		return -1;
+	}
+	if (cfg->jwt_public_key != NULL &&
+	    jwt_public_key_check(cfg->jwt_public_key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "switchboard: configuration error: %s: auth.jwt.public_key: %s\n",
+			path, err);
+		return -1;
+	}
+	if (cfg->tls_cert != NULL && tlsfile_check(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "switchboard: configuration error: %s: %s\n", path, err);
 		return -1;
 	}

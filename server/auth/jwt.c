@@ -225,6 +225,17 @@ out_free:
 	return NULL;
 }
 
+int
+jwt_public_key_check(const char *public_key_path, char *err, size_t errlen)
+{
+	struct jwt_verifier *v = jwt_verifier_new(NULL, public_key_path, 0, err, errlen);
+
+	if (v == NULL)
+		return -1;
+	jwt_verifier_free(v);
+	return 0;
+}
+
 void
 jwt_verifier_free(struct jwt_verifier *v)
 {

@@ -32,6 +32,11 @@ struct jwt_verifier *jwt_verifier_new(const char *hmac_secret, const char *publi
 				      unsigned leeway, char *err, size_t errlen);
 void jwt_verifier_free(struct jwt_verifier *v);          /* NULL-safe */
 
+/* Checks that the PEM file at public_key_path loads as jwt_verifier_new() loads it (an
+ * RSA key of at least 2048 bits or an EC P-256 key). Returns 0, or -1 with a sentence in
+ * err (which names the path). */
+int jwt_public_key_check(const char *public_key_path, char *err, size_t errlen);
+
 /* Verifies token (len bytes, not necessarily NUL-terminated) at time now (Unix seconds).
  * On JWT_OK, *claims is a new reference to the payload object. Otherwise *claims is NULL
  * and msg (if not NULL) holds a short sentence for the client, which never echoes the

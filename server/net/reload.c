@@ -14,10 +14,9 @@
 #include "config.h"
 #include "log.h"
 #include "net.h"
+#include "tlsfile.h"
 #include "webhook.h"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,34 +31,6 @@ is_reloadable(const char *key)
 		if (strcmp(key, reloadable[i]) == 0)
 			return true;
 	return false;
-}
-
-/* Checks that cert and key load and belong together, as lws will need them to; returns
- * 0, or -1 with OpenSSL's reason in err. */
-static int
-tls_files_ok(const char *cert, const char *key, char *err, size_t len)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	const char *what = "tls.cert";
-	int rc = -1;
-
-	if (ctx == NULL) {
-		snprintf(err, len, "no TLS context");
-		return -1;
-	}
-	ERR_clear_error();
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1) {
-		what = "tls.key";
-		if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1) {
-			what = "tls.key (does not match tls.cert)";
-			if (SSL_CTX_check_private_key(ctx) == 1)
-				rc = 0;
-		}
-	}
-	if (rc != 0)
-		snprintf(err, len, "%s: %s", what, ERR_reason_error_string(ERR_peek_last_error()));
-	SSL_CTX_free(ctx);
-	return rc;
 }
 
 static bool
@@ -98,7 +69,7 @@ server_reload(struct server *srv)
 	}
 	if (cfg->tls_cert != NULL && same_str(cfg->tls_cert, next.tls_cert) &&
 	    same_str(cfg->tls_key, next.tls_key) &&
-	    tls_files_ok(next.tls_cert, next.tls_key, err, sizeof(err)) != 0) {
+	    tlsfile_check(next.tls_cert, next.tls_key, err, sizeof(err)) != 0) {
 		log_error("server: SIGHUP: %s not reloaded, the running configuration stays: %s",
 			  cfg->path, err);
 		config_fini(&next);
