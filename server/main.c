@@ -1,9 +1,6 @@
 /* main.c: command line -> configuration -> server_run(). */
 #include "config.h"
-#include "jwt.h"
 #include "server.h"
-#include "tlsfile.h"
-#include "webhook.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -55,18 +52,9 @@ load(struct config *cfg, const char *path, const struct config_overrides *ov)
 		fprintf(stderr, "switchboard: configuration error: %s\n", err);
 		return -1;
 	}
-	if (webhook_config_check(cfg->webhooks, err, sizeof(err)) != 0) {
-		fprintf(stderr, "switchboard: configuration error: %s: %s\n", path, err);
-		return -1;
-	}
-	if (cfg->jwt_public_key != NULL &&
-	    jwt_public_key_check(cfg->jwt_public_key, err, sizeof(err)) != 0) {
-		fprintf(stderr, "switchboard: configuration error: %s: auth.jwt.public_key: %s\n",
-			path, err);
-		return -1;
-	}
-	if (cfg->tls_cert != NULL && tlsfile_check(cfg->tls_cert, cfg->tls_key, err, sizeof(err)) != 0) {
-		fprintf(stderr, "switchboard: configuration error: %s: %s\n", path, err);
+	if (server_config_check(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "switchboard: configuration error: %s%s%s\n", path != NULL ? path : "",
+			path != NULL ? ": " : "", err);
 		return -1;
 	}
 	return 0;

@@ -155,6 +155,12 @@ read_secret_file(const char *file, const char *path, struct cfgerr *e)
 	}
 	buf = xmalloc(SECRET_FILE_MAX + 1);
 	n = fread(buf, 1, SECRET_FILE_MAX + 1, fp);
+	if (ferror(fp)) {
+		fclose(fp);
+		free(buf);
+		fail(e, "%s: cannot read the secret file \"%s\"", path, file);
+		return NULL;
+	}
 	fclose(fp);
 	if (n > SECRET_FILE_MAX) {
 		free(buf);
@@ -169,7 +175,7 @@ read_secret_file(const char *file, const char *path, struct cfgerr *e)
 		fail(e, "%s: the secret file \"%s\" holds a NUL byte", path, file);
 		return NULL;
 	}
-	return buf;
+	return xrealloc(buf, n + 1);
 }
 
 /* A secret: a string, {"file": "<path>"} (its contents) or {"env": "<VARIABLE>"}. The
@@ -200,6 +206,13 @@ get_secret(json_t *v, const char *path, char **out, struct cfgerr *e)
 	if (s[0] == '\0') {
 		free(s);
 		return fail(e, "%s: must not be empty", path);
+	}
+	/* Secrets are compared and shown as JSON text, which is UTF-8: binary bytes (from
+	 * `openssl rand`) are refused here rather than failing later. */
+	if (!proto_utf8_valid(s, strlen(s))) {
+		free(s);
+		return fail(e, "%s: must be UTF-8 text (for random bytes, use their hex or base64 "
+			    "form)", path);
 	}
 	free(*out);
 	*out = s;
@@ -809,6 +822,8 @@ static int
 apply_layer(struct config *cfg, const struct config_overrides *l, const char *const what[4],
 	    struct cfgerr *e)
 {
+	if (l->host != NULL && !proto_utf8_valid(l->host, strlen(l->host)))
+		return fail(e, "%s: must be UTF-8 text", what[0]);
 	if (l->host != NULL) {
 		free(cfg->host);
 		cfg->host = xstrdup(l->host);

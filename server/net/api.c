@@ -139,6 +139,10 @@ respond(struct lws *wsi, unsigned status, const char *body, size_t len, const ch
 		r->discard = (r->early & HTTP_LINGER) != 0;
 		r->linger_until = net_now_ms() + LINGER_MS;
 		flags |= r->early;
+		/* A client that stops sending is dropped after LINGER_MS too, not after lws's
+		 * own 10 s body timeout. */
+		if (r->discard)
+			lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, LINGER_MS / 1000);
 	}
 	/* Before the write: a completed transaction may reset r for the next request. */
 	log_access(wsi, r, status);
@@ -808,6 +812,19 @@ api_init(struct server *srv)
 	return 0;
 }
 
+static bool
+keys_equal(const struct config_api_key *a, size_t na, const struct config_api_key *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].name, b[i].name) != 0 || strcmp(a[i].key, b[i].key) != 0 ||
+		    !json_equal(a[i].channels, b[i].channels) || a[i].per_minute != b[i].per_minute ||
+		    a[i].burst != b[i].burst)
+			return false;
+	return true;
+}
+
 void
 api_reload(struct server *srv, struct config *next)
 {
@@ -823,7 +840,11 @@ api_reload(struct server *srv, struct config *next)
 				quota[i] = srv->api->quota[j];
 	free(srv->api->quota);
 	srv->api->quota = quota;
-	srv->api->gen++;
+	/* Requests whose body is still arriving hold a key of the old set: they are answered
+	 * 503 only if the set changed (an unchanged reload, e.g. a certificate renewal,
+	 * fails nothing). */
+	if (!keys_equal(keys, n, next->api_keys, next->napi_keys))
+		srv->api->gen++;
 	cfg->api_keys = next->api_keys;
 	cfg->napi_keys = next->napi_keys;
 	next->api_keys = keys;

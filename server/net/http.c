@@ -272,10 +272,12 @@ on_healthz(struct lws *wsi, struct server *srv)
 static int
 on_readyz(struct lws *wsi, struct server *srv)
 {
+	static const char draining[] = "{\"status\":\"draining\"}", ready[] = "{\"status\":\"ready\"}";
+
 	if (srv->shutting_down)
-		return http_send(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "application/json",
-				 "{\"status\":\"draining\"}", 20, "retry-after:", "5", 0);
-	return http_respond(wsi, HTTP_STATUS_OK, "{\"status\":\"ready\"}", 18);
+		return http_send(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "application/json", draining,
+				 sizeof(draining) - 1, "retry-after:", "5", 0);
+	return http_respond(wsi, HTTP_STATUS_OK, ready, sizeof(ready) - 1);
 }
 
 int

@@ -12,8 +12,10 @@
  * nothing and the reason is logged.
  */
 #include "config.h"
+#include "jwt.h"
 #include "log.h"
 #include "net.h"
+#include "server.h"
 #include "tlsfile.h"
 #include "webhook.h"
 
@@ -31,6 +33,23 @@ is_reloadable(const char *key)
 		if (strcmp(key, reloadable[i]) == 0)
 			return true;
 	return false;
+}
+
+int
+server_config_check(const struct config *cfg, char *err, size_t len)
+{
+	char inner[384];
+
+	if (webhook_config_check(cfg->webhooks, err, len) != 0)
+		return -1;
+	if (cfg->jwt_public_key != NULL &&
+	    jwt_public_key_check(cfg->jwt_public_key, inner, sizeof(inner)) != 0) {
+		snprintf(err, len, "auth.jwt.public_key: %s", inner);
+		return -1;
+	}
+	if (cfg->tls_cert != NULL && tlsfile_check(cfg->tls_cert, cfg->tls_key, err, len) != 0)
+		return -1;
+	return 0;
 }
 
 static bool
@@ -60,16 +79,10 @@ server_reload(struct server *srv)
 		log_warn("server: SIGHUP: started without a configuration file, nothing to reload");
 		return;
 	}
+	/* Every check a start makes: a file that would not start the server (a key that
+	 * waits for the next restart included) is not taken either. */
 	if (config_load_effective(&next, cfg->path, &cfg->ov, err, sizeof(err)) != 0 ||
-	    webhook_config_check(next.webhooks, err, sizeof(err)) != 0) {
-		log_error("server: SIGHUP: %s not reloaded, the running configuration stays: %s",
-			  cfg->path, err);
-		config_fini(&next);
-		return;
-	}
-	if (cfg->tls_cert != NULL && same_str(cfg->tls_cert, next.tls_cert) &&
-	    same_str(cfg->tls_key, next.tls_key) &&
-	    tlsfile_check(next.tls_cert, next.tls_key, err, sizeof(err)) != 0) {
+	    server_config_check(&next, err, sizeof(err)) != 0) {
 		log_error("server: SIGHUP: %s not reloaded, the running configuration stays: %s",
 			  cfg->path, err);
 		config_fini(&next);

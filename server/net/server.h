@@ -3,6 +3,8 @@
 #ifndef SWITCHBOARD_SERVER_H
 #define SWITCHBOARD_SERVER_H
 
+#include <stddef.h>
+
 struct config;
 
 /* Serves cfg until SIGINT or SIGTERM, then drains (drain_period) and returns 0; returns
@@ -12,5 +14,11 @@ struct config;
  * as a decimal line once the server accepts connections (use port 0 to get a free port),
  * and ready_fd is closed. */
 int server_run(struct config *cfg, int ready_fd);
+
+/* What the configuration loader leaves unread, checked the same way at start and on
+ * SIGHUP: the webhooks entries, the JWT public key file, the TLS certificate and key
+ * (they load and belong together). Returns 0, or -1 with a sentence that starts with
+ * the configuration key in err. */
+int server_config_check(const struct config *cfg, char *err, size_t len);
 
 #endif

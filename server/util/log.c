@@ -50,23 +50,34 @@ log_format_name(enum log_format f)
 	return format_names[f];
 }
 
+static size_t utf8_char(const unsigned char *p, size_t n);
+
 /* Writes text as the inside of a JSON string into out (size n > 0): quotes, backslashes
- * and control bytes escaped. Bytes >= 0x80 pass through; callers log UTF-8 or ASCII
- * (client bytes are sanitized before they reach a log line). */
+ * and control bytes escaped, a byte that is not part of a well-formed UTF-8 character
+ * (a path or a name from the environment may hold any) written as '?', so that every
+ * line is valid JSON. */
 static void
 json_escape(char *out, size_t n, const char *text)
 {
-	size_t o = 0;
+	size_t o = 0, left = strlen(text);
 
-	for (const unsigned char *p = (const unsigned char *)text; *p != '\0' && o + 7 < n; p++) {
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0' && o + 7 < n;) {
+		size_t c = *p >= 0x80 ? utf8_char(p, left) : 1;
+
 		if (*p == '"' || *p == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)*p;
 		} else if (*p < 0x20) {
 			o += (size_t)snprintf(out + o, n - o, "\\u%04x", *p);
+		} else if (c == 0) {
+			out[o++] = '?';
+			c = 1;
 		} else {
-			out[o++] = (char)*p;
+			memcpy(out + o, p, c);
+			o += c;
 		}
+		p += c;
+		left -= c;
 	}
 	out[o] = '\0';
 }

@@ -205,6 +205,7 @@ Test(drain, sigterm_closes_clients_with_4012_over_the_period_and_refuses_upgrade
 			usleep(20 * 1000);
 	}
 	cr_expect_eq(status, 503, "/readyz during a drain: %d %s", status, body ? body : "");
+	cr_expect_str_eq(body != NULL ? body : "", "{\"status\":\"draining\"}");
 	free(body);
 	late = ws_client_open(itest_port(), "/ws", NULL);
 	cr_expect(late != NULL && !late->upgraded && late->http_status == 503,

@@ -206,8 +206,48 @@ def test_tls_reload():
           "the refused reload is logged with its reason")
 
 
+def post_split(port, key, pause):
+    """POSTs a message with its body sent in two halves and pause() run between them;
+    returns the status line."""
+    body = b'{"data":{"n":1}}'
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /api/v1/channels/r/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              + key.encode() + b"\r\nContent-Type: application/json\r\nContent-Length: "
+              + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
+    pause()
+    s.sendall(body[5:])
+    data = s.recv(4096)
+    s.close()
+    return data.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def test_reload_with_requests_in_flight():
+    keys = [{"name": "backend", "key": "sk_ops_1"}]
+    cfg = write("keys.json", {"api_keys": keys})
+    proc, port, _ = start(["--config", cfg, "--host", "127.0.0.1", "--port", "0"])
+    if proc is None:
+        check(False, "server with API keys starts")
+        return
+
+    def hup():
+        time.sleep(0.3)  # the request's head is read before the reload
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+    line = post_split(port, "sk_ops_1", hup)
+    check(line == "HTTP/1.1 201 Created",
+          f"a POST whose body spans a SIGHUP that changes no key succeeds ({line})")
+    write("keys.json", {"api_keys": keys + [{"name": "second", "key": "sk_ops_2"}]})
+    line = post_split(port, "sk_ops_1", hup)
+    check(line == "HTTP/1.1 503 Service Unavailable",
+          f"one whose keys changed meanwhile is answered 503, to be sent again ({line})")
+    line = post_split(port, "sk_ops_2", lambda: None)
+    check(line == "HTTP/1.1 201 Created", f"the added key works ({line})")
+    stop(proc, "reload with requests in flight")
+
+
 def main():
-    for t in (test_hosts, test_check_config, test_environment, test_tls_reload):
+    for t in (test_hosts, test_check_config, test_environment, test_tls_reload,
+              test_reload_with_requests_in_flight):
         print(f"--- {t.__name__}", flush=True)
         t()
     return summary()

@@ -262,12 +262,18 @@ Test(config_order, bad_secret_sources_are_named)
 		{ "{\"api_keys\":[{\"name\":\"b\",\"key\":{\"env\":\"SB_TEST_EMPTY\"}}]}",
 		  "api_keys[0].key: must not be empty" },
 		{ "{\"api_keys\":[{\"name\":\"b\",\"key\":7}]}", "api_keys[0].key: must be a string" },
+		/* Binary secrets would abort later, where they are shown or compared as JSON. */
+		{ "{\"api_keys\":[{\"name\":\"b\",\"key\":{\"env\":\"SB_TEST_BINARY\"}}]}",
+		  "api_keys[0].key: must be UTF-8 text" },
+		{ "{\"webhooks\":[{\"secret\":{\"env\":\"SB_TEST_BINARY\"}}]}",
+		  "webhooks[0].secret: must be UTF-8 text" },
 		{ "{\"webhooks\":[{\"secret\":{\"env\":\"SB_TEST_UNSET_VAR\"}}]}",
 		  "webhooks[0].secret: the environment variable SB_TEST_UNSET_VAR is not set" },
 	};
 
 	unsetenv("SB_TEST_UNSET_VAR");
 	setenv("SB_TEST_EMPTY", "", 1);
+	setenv("SB_TEST_BINARY", "\xff\xfe\x01", 1);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config cfg;
 		char err[256];
@@ -326,6 +332,7 @@ Test(config_order, bad_environment_values_are_named)
 		{ "SWITCHBOARD_PORT", "", "SWITCHBOARD_PORT: \"\" is not a port number" },
 		{ "SWITCHBOARD_LOG_LEVEL", "loud", "SWITCHBOARD_LOG_LEVEL: \"loud\" is not error" },
 		{ "SWITCHBOARD_LOG_FORMAT", "xml", "SWITCHBOARD_LOG_FORMAT: \"xml\" is not text or json" },
+		{ "SWITCHBOARD_HOST", "\xff", "SWITCHBOARD_HOST: must be UTF-8 text" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -333,6 +340,7 @@ Test(config_order, bad_environment_values_are_named)
 		char err[256] = "";
 
 		unsetenv("SWITCHBOARD_PORT");
+		unsetenv("SWITCHBOARD_HOST");
 		unsetenv("SWITCHBOARD_LOG_LEVEL");
 		unsetenv("SWITCHBOARD_LOG_FORMAT");
 		setenv(cases[i][0], cases[i][1], 1);

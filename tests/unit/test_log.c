@@ -183,3 +183,15 @@ Test(log_emit, text_records_are_time_letter_text)
 	cr_expect_str_eq(line + strlen("2026-01-01T00:00:00.000Z"), " I api: key=- 401\n");
 	free(line);
 }
+
+Test(log_emit, json_records_stay_valid_json_with_bytes_that_are_not_utf8)
+{
+	char *line = emitted(LOG_FORMAT_JSON, LOG_ERROR, "host \"\xff\xfe\" caf\xc3\xa9 \xe2\x82");
+	json_error_t err;
+	json_t *o = json_loads(line, 0, &err);
+
+	cr_assert_not_null(o, "%s: %s", err.text, line);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "msg")), "host \"??\" caf\xc3\xa9 ??");
+	json_decref(o);
+	free(line);
+}
