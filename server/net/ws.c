@@ -53,7 +53,9 @@ struct ws_conn {
 	uint16_t close_code;
 	const char *close_reason; /* a string constant (session_kick callers) */
 	uint16_t peer_code;       /* the peer's close frame: its code, 1005 without one */
-	char peer_reason[64];     /* and its reason, cleaned for the log */
+	char *peer_reason;        /* and its reason, cleaned for the log: owned, or NULL
+				   * (allocated only then: every connection pays for a
+				   * pointer, not for the text) */
 	char ip[48];              /* client address (peer.h), counted in srv->ip_conns */
 };
 
@@ -609,8 +611,10 @@ static void
 note_peer_close(struct ws_conn *c, const unsigned char *in, size_t len)
 {
 	c->peer_code = len >= 2 ? (uint16_t)(in[0] << 8 | in[1]) : 1005;
-	log_clean(c->peer_reason, sizeof(c->peer_reason), len > 2 ? (const char *)in + 2 : "",
-		  len > 2 ? len - 2 : 0);
+	if (len <= 2 || c->peer_reason != NULL)
+		return;
+	c->peer_reason = xmalloc(64);
+	log_clean(c->peer_reason, 64, (const char *)in + 2, len - 2);
 }
 
 /* lws 4.1.6 ends a connection silent past websocket.idle_timeout from its validity
@@ -641,7 +645,7 @@ log_closed(struct ws_conn *c, uint64_t now)
 			 c->close_reason, c->close_sent ? "" : " (its close frame was not sent)");
 	else if (c->peer_closed)
 		snprintf(how, sizeof(how), "closed by the peer: %u%s%s", c->peer_code,
-			 c->peer_reason[0] != '\0' ? " " : "", c->peer_reason);
+			 c->peer_reason != NULL ? " " : "", c->peer_reason != NULL ? c->peer_reason : "");
 	else if (c->write_failed)
 		snprintf(how, sizeof(how), "dropped: a write failed");
 	else if (lws_get_close_length(c->wsi) >= 2)
@@ -676,6 +680,7 @@ on_closed(struct ws_conn *c)
 	hub_session_close(srv->hub, c->s);
 	ip_adjust(srv, c->ip, -1);
 	free(c->rx);
+	free(c->peer_reason);
 	memset(c, 0, sizeof(*c));
 	srv->connections--;
 	if (srv->shutting_down && srv->connections == 0)
