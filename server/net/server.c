@@ -277,9 +277,10 @@ stop_now(struct server *srv)
 	lws_sul_schedule(srv->ctx, 0, &srv->drain_timer, on_drain_step, SHUTDOWN_GRACE_MS * 1000);
 }
 
-/* One step of a drain: the clients open at its start are closed (4012) at an even pace,
- * the first at once and the last by the end of drain_period: client i of n goes at
- * i/n of the period (a lone client goes at once). */
+/* One step of a drain (every 100 ms): the clients open at its start are closed (4012)
+ * at an even pace, the k-th of n at the first step past (k-1)/n of drain_period, so the
+ * first (or a lone client) goes at the first step after the start and the last well
+ * before the end; whoever is left at the end goes then. */
 static void
 on_drain_step(lws_sorted_usec_list_t *sul)
 {
