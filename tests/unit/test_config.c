@@ -1,4 +1,4 @@
-/* test_config.c: server/core/config.h against docs/configuration.md: embedded defaults,
+/* test_config.c: server/config/config.h against docs/configuration.md: embedded defaults,
  * strict parsing (every error names its key), and that valid configurations land in
  * the right fields. */
 #include <criterion/criterion.h>

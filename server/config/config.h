@@ -13,6 +13,8 @@
 #include "log.h"
 #include "policy.h"
 
+struct core_config;
+
 struct config_limits {
 	size_t max_message_size;            /* bytes of one inbound WebSocket message */
 	size_t max_data_size;               /* bytes of a published data value */
@@ -105,6 +107,10 @@ int config_load_effective(struct config *cfg, const char *path,
  * same configuration. With mask, every secret (auth.jwt.hmac_secret, api_keys[].key,
  * webhooks[].secret) is replaced by "********". */
 json_t *config_to_json(const struct config *cfg, bool mask);
+
+/* Fills out with what the core needs from cfg (core_config.h). out->engine and
+ * out->policy are borrowed from cfg: cfg must outlive every hub made with out. */
+void config_to_core(const struct config *cfg, struct core_config *out);
 
 void config_fini(struct config *cfg);
 
