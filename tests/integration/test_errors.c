@@ -34,16 +34,6 @@ json_string_of(size_t n)
 	return s;
 }
 
-/* Asserts c still answers a ping command. */
-static void
-expect_alive(struct ws_client *c, const char *who)
-{
-	json_t *r = sb_request(c, "\"type\":\"ping\"");
-
-	cr_expect_str_eq(json_str(r, "type"), "pong", "%s: connection no longer answers", who);
-	json_decref(r);
-}
-
 /* ---- error codes, each with its id ---- */
 
 Test(errors, every_command_error_echoes_its_id)
@@ -90,7 +80,7 @@ Test(errors, every_command_error_echoes_its_id)
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"history\",\"channel\":\"a\",\"limit\":\"5\""), 0);
 	cr_expect_eq(sb_expect_error(c, "bad_request",
 				     "\"type\":\"history\",\"channel\":\"a\",\"since\":{\"epoch\":\"e\"}"), 0);
-	expect_alive(c, "after twenty errors");
+	itest_expect_alive(c, "after twenty errors");
 	ws_client_free(c);
 	itest_finish();
 }
@@ -155,7 +145,7 @@ Test(errors, invalid_ids_are_bad_request_without_id)
 		cr_expect_null(json_object_get(r, "id"), "%s: an invalid id was echoed", frames[i]);
 		json_decref(r);
 	}
-	expect_alive(c, "after invalid ids");
+	itest_expect_alive(c, "after invalid ids");
 	ws_client_free(c);
 	itest_finish();
 }
@@ -193,7 +183,7 @@ Test(errors, garbage_gets_error_frames_and_the_connection_stays_open)
 			json_decref(r);
 		}
 	}
-	expect_alive(c, "after garbage");
+	itest_expect_alive(c, "after garbage");
 	cr_expect_eq(c->close_code, WS_CLOSE_NONE);
 	ws_client_free(c);
 	itest_finish();
@@ -341,7 +331,7 @@ Test(closes, invalid_utf8_closes_1007_and_others_keep_being_served)
 	cr_assert(bad && good);
 	cr_assert_eq(ws_client_send_text(bad, bad_text), 0);
 	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1007, "close code %d", bad->close_code);
-	expect_alive(good, "the other client");
+	itest_expect_alive(good, "the other client");
 	ws_client_free(bad);
 	ws_client_free(good);
 	itest_finish();
@@ -379,7 +369,7 @@ Test(closes, message_over_max_message_size_closes_1009)
 	ws_client_send_textn(bad, text, n);      /* may fail part-way if the server hangs up */
 	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
 	cr_expect_str_eq(bad->close_reason, "message too big");
-	expect_alive(good, "the other client");
+	itest_expect_alive(good, "the other client");
 	free(text);
 	ws_client_free(bad);
 	ws_client_free(good);
@@ -397,7 +387,7 @@ Test(closes, a_declared_length_over_the_limit_closes_1009_before_the_payload)
 	cr_assert(bad && good);
 	cr_assert_eq(ws_client_send_raw(bad, head, sizeof(head)), 0);
 	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
-	expect_alive(good, "the other client");
+	itest_expect_alive(good, "the other client");
 	ws_client_free(bad);
 	ws_client_free(good);
 	itest_finish();
@@ -435,7 +425,7 @@ Test(closes, fragments_summing_over_max_message_size_close_1009)
 	memcpy(text, "{\"type\":\"ping\"}", 15);
 	ws_client_send_fragmented(bad, WS_OP_TEXT, text, n, 3);
 	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
-	expect_alive(good, "the other client");
+	itest_expect_alive(good, "the other client");
 	free(text);
 	ws_client_free(bad);
 	ws_client_free(good);
@@ -575,7 +565,7 @@ Test(closes, clients_vanishing_mid_message_leave_nothing_behind)
 		ws_client_free(c);
 		cr_assert_geq(sb_publish(good, "v", "0", NULL, 0), 1);
 	}
-	expect_alive(good, "the remaining client");
+	itest_expect_alive(good, "the remaining client");
 	ws_client_free(good);
 	itest_finish();
 }
@@ -595,7 +585,7 @@ Test(limits, connect_timeout_closes_4002)
 	cr_expect_eq(ws_client_wait_close(idle, 5000, NULL), 4002, "close code %d", idle->close_code);
 	cr_expect_str_eq(idle->close_reason, "connect timeout");
 	/* The connected client, older than the timeout by now, is still served. */
-	expect_alive(ok, "a connected client");
+	itest_expect_alive(ok, "a connected client");
 	ws_client_free(idle);
 	ws_client_free(ok);
 	itest_finish();
@@ -710,7 +700,7 @@ Test(limits, command_flood_without_reading_is_closed_4008)
 	cr_expect_eq(ws_client_wait_close(flood, 10000, &dropped), 4008,
 		     "closed with %d after %d pings and %u pongs", flood->close_code, sent, dropped);
 	cr_expect_lt(dropped, (unsigned)sent, "every ping was answered: nothing was bounded");
-	expect_alive(other, "the other client");
+	itest_expect_alive(other, "the other client");
 	ws_client_free(flood);
 	ws_client_free(other);
 	itest_finish();
@@ -745,7 +735,7 @@ Test(limits, publishes_past_the_rate_limit_get_rate_limited_then_4029)
 		if (ws_client_sendf(c, "{\"type\":\"publish\",\"channel\":\"room\",\"data\":%d}", i) != 0)
 			break;
 	cr_expect_eq(ws_client_wait_close(c, 10000, NULL), 4029, "close code %d", c->close_code);
-	expect_alive(other, "the other client");
+	itest_expect_alive(other, "the other client");
 	ws_client_free(c);
 	ws_client_free(other);
 	itest_finish();
@@ -889,7 +879,7 @@ Test(closes, issue_9_a_bad_close_frame_is_answered_1002_or_1007)
 		cr_expect_eq(c->violations, 0, "%s: the server's close is not valid",
 			     cases[i].what);
 		ws_client_free(c);
-		expect_alive(good, cases[i].what);
+		itest_expect_alive(good, cases[i].what);
 	}
 	ws_client_free(good);
 	itest_finish();
@@ -909,7 +899,7 @@ Test(closes, issue_9_an_unmasked_frame_is_served_known_deviation)
 	r = ws_client_wait_id(c, 7, WAIT_MS);
 	cr_expect_str_eq(json_str(r, "type"), "pong", "close code %d", c->close_code);
 	json_decref(r);
-	expect_alive(c, "after the unmasked frame");
+	itest_expect_alive(c, "after the unmasked frame");
 	ws_client_free(c);
 	itest_finish();
 }

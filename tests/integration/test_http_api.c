@@ -21,6 +21,7 @@
 
 #include "http_client.h"
 #include "itest.h"
+#include "mono.h"
 
 #define KEY "sk_test_1"           /* "backend": channels ["*"], 600/min, burst 60 */
 #define CHAT_KEY "sk_chat"        /* "chat-only": channels ["chat:*"], 60/min, burst 3 */
@@ -200,26 +201,6 @@ poll_json(const char *path, const char *key, json_int_t want)
 
 /* ---- WebSocket helpers ---- */
 
-/* A connected client; its client id goes to client (64 bytes) when not NULL. info is the
- * JSON text of the connect "info", or NULL. */
-static struct ws_client *
-peer(const char *user, const char *info, char *client)
-{
-	struct ws_client *c = ws_client_open_ok(itest_port());
-	json_t *r;
-
-	cr_assert_not_null(c, "WebSocket upgrade failed");
-	if (info != NULL)
-		r = sb_request(c, "\"type\":\"connect\",\"user\":\"%s\",\"info\":%s", user, info);
-	else
-		r = sb_request(c, "\"type\":\"connect\",\"user\":\"%s\"", user);
-	cr_assert_str_eq(json_str(r, "type"), "connected", "connect as %s", user);
-	if (client != NULL)
-		snprintf(client, 64, "%s", json_str(r, "client"));
-	json_decref(r);
-	return c;
-}
-
 /* Subscribes c to channel; returns the subscribed reply (new reference). */
 static json_t *
 subscribe(struct ws_client *c, const char *channel, const char *extra)
@@ -286,47 +267,12 @@ expect_server_message(struct ws_client *c, const char *channel, json_int_t off,
 	free(text);
 }
 
-/* The next frame of c is the sentinel published to channel at offset off. */
-static void
-expect_sentinel(struct ws_client *c, const char *channel, json_int_t off, const char *who)
-{
-	json_t *m = ws_client_recv_json(c, WAIT_MS);
-	char *s = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
-
-	cr_assert_not_null(m, "%s: sentinel not delivered (close code %d)", who, c->close_code);
-	cr_expect_str_eq(json_str(m, "type"), "message", "%s got %s before the sentinel", who, s);
-	cr_expect_str_eq(json_str(m, "channel"), channel, "%s got %s before the sentinel", who, s);
-	cr_expect_eq(json_int(m, "offset"), off, "%s: %s", who, s);
-	free(s);
-	json_decref(m);
-}
-
 /* Nothing else is queued for c on any channel: the next frame is the sentinel now
  * published (over HTTP) to channel, which c must be subscribed to. */
 static void
 expect_nothing_before_sentinel(struct ws_client *c, const char *channel, const char *who)
 {
-	expect_sentinel(c, channel, publish_http(channel, "\"sentinel\"", NULL), who);
-}
-
-static void
-expect_alive(struct ws_client *c, const char *who)
-{
-	json_t *r = sb_request(c, "\"type\":\"ping\"");
-
-	cr_expect_str_eq(json_str(r, "type"), "pong", "%s is not alive (close code %d)", who,
-			 c->close_code);
-	json_decref(r);
-}
-
-/* c's connection was closed by the server with 4003 "disconnected by the server". */
-static void
-expect_disconnected(struct ws_client *c, const char *who)
-{
-	int code = ws_client_wait_close(c, WAIT_MS, NULL);
-
-	cr_expect_eq(code, 4003, "%s: close code %d, expected 4003", who, code);
-	cr_expect_str_eq(c->close_reason, "disconnected by the server", "%s", who);
+	itest_expect_sentinel(c, channel, publish_http(channel, "\"sentinel\"", NULL), who);
 }
 
 /* ---- health ---- */
@@ -347,8 +293,8 @@ Test(http_api, healthz_answers_without_a_key)
 		     r.body);
 	http_resp_fini(&r);
 
-	a = peer("a", NULL, NULL);
-	b = peer("b", NULL, NULL);
+	a = itest_peer("a", NULL, NULL);
+	b = itest_peer("b", NULL, NULL);
 	sub(a, "chat:one");
 	sub(b, "chat:one");
 	sub(b, "plain:two");
@@ -376,7 +322,7 @@ Test(http_api, publish_to_one_channel_answers_201_with_channel_offset_epoch)
 	json_t *sr;
 
 	itest_start(CONFIG);
-	s = peer("s", NULL, NULL);
+	s = itest_peer("s", NULL, NULL);
 	sr = subscribe(s, "chat:lobby", NULL);
 	cr_assert_eq(publish_http("chat:lobby", "{\"text\":\"hi\"}", epoch), 1);
 	cr_expect_str_eq(epoch, json_str(sr, "epoch"), "the epoch of the subscribed reply");
@@ -416,8 +362,8 @@ Test(http_api, http_and_websocket_publishes_share_one_run_of_offsets)
 	json_int_t off;
 
 	itest_start(CONFIG);
-	s = peer("s", NULL, NULL);
-	p = peer("p", NULL, pub_client);
+	s = itest_peer("s", NULL, NULL);
+	p = itest_peer("p", NULL, pub_client);
 	sub(s, "chat:mix");
 	epoch[0] = '\0';
 	for (int i = 0; i < N; i++) {
@@ -474,8 +420,8 @@ Test(http_api, concurrent_http_and_websocket_publishes_get_distinct_consecutive_
 	json_t *m;
 
 	itest_start(CONFIG);
-	s = peer("s", NULL, NULL);
-	p = peer("p", NULL, NULL);
+	s = itest_peer("s", NULL, NULL);
+	p = itest_peer("p", NULL, NULL);
 	sub(s, "chat:race");
 	for (int i = 0; i < WS; i++) {
 		cr_assert_eq(ws_client_sendf(p, "{\"type\":\"publish\",\"id\":%d,\"channel\":\"chat:race\","
@@ -533,7 +479,7 @@ Test(http_api, publish_over_http_to_a_publish_none_namespace)
 	json_t *h, *msgs;
 
 	itest_start(CONFIG);
-	s = peer("s", NULL, NULL);
+	s = itest_peer("s", NULL, NULL);
 	sub(s, "ticks:btc");
 	cr_expect_eq(sb_expect_error(s, "forbidden", "\"type\":\"publish\",\"channel\":\"ticks:btc\","
 				     "\"data\":1"), 0, "a client published to ticks");
@@ -569,7 +515,7 @@ Test(http_api, publish_to_several_channels_reports_each_result_in_order)
 	char ea[64], eb[64];
 
 	itest_start(CONFIG);
-	s = peer("s", NULL, NULL);
+	s = itest_peer("s", NULL, NULL);
 	sub(s, "chat:a");
 	sub(s, "chat:b");
 	sub(s, "ticks:x");
@@ -635,7 +581,7 @@ Test(http_api, issue_9_multi_publish_invalid_names_and_duplicates)
 	json_t *h;
 
 	itest_start(CONFIG);
-	s = peer("s", NULL, NULL);
+	s = itest_peer("s", NULL, NULL);
 	sub(s, "chat:a");
 	sub(s, "chat:b");
 	call(&r, "POST", "/api/v1/publish", KEY,
@@ -708,8 +654,8 @@ Test(http_api, list_channels_with_and_without_prefix)
 	j = get_json("/api/v1/channels");
 	expect_channel_list(j, none, "no channel yet");
 	json_decref(j);
-	a = peer("a", NULL, NULL);
-	b = peer("b", NULL, NULL);
+	a = itest_peer("a", NULL, NULL);
+	b = itest_peer("b", NULL, NULL);
 	sub(a, "ticks:t");
 	sub(a, "chat:b");
 	sub(a, "plain:z");
@@ -752,10 +698,10 @@ Test(http_api, channel_info_with_and_without_presence)
 	json_t *j, *sr;
 
 	itest_start(CONFIG);
-	a1 = peer("alice", "{\"name\":\"Alice\"}", NULL);
-	a2 = peer("alice", NULL, NULL);
-	b = peer("bob", NULL, NULL);
-	t = peer("t", NULL, NULL);
+	a1 = itest_peer("alice", "{\"name\":\"Alice\"}", NULL);
+	a2 = itest_peer("alice", NULL, NULL);
+	b = itest_peer("bob", NULL, NULL);
+	t = itest_peer("t", NULL, NULL);
 	sub(a1, "chat:lobby");
 	sub(a2, "chat:lobby");
 	sub(b, "chat:lobby");
@@ -829,9 +775,9 @@ Test(http_api, presence_lists_members_and_is_refused_without_presence)
 	int seen = 0;
 
 	itest_start(CONFIG);
-	a = peer("alice", "{\"name\":\"Alice\",\"n\":1}", ca);
-	b = peer("bob", NULL, cb);
-	c = peer("carol", NULL, NULL);
+	a = itest_peer("alice", "{\"name\":\"Alice\",\"n\":1}", ca);
+	b = itest_peer("bob", NULL, cb);
+	c = itest_peer("carol", NULL, NULL);
 	sub(a, "chat:p");
 	sub(b, "chat:p");
 	sub(c, "chat:other");
@@ -920,7 +866,7 @@ Test(http_api, history_with_limit_since_offset_and_epoch)
 	json_t *j;
 
 	itest_start(CONFIG);
-	p = peer("p", NULL, client);
+	p = itest_peer("p", NULL, client);
 	for (int i = 1; i <= 20; i++) {
 		snprintf(data, sizeof(data), "{\"n\":%d}", i);
 		cr_assert_eq(publish_http("chat:h", data, i == 1 ? epoch : NULL), i);
@@ -1013,8 +959,8 @@ Test(http_api, drop_history_starts_a_new_epoch_and_recovery_fails)
 	json_t *j, *sr;
 
 	itest_start(CONFIG);
-	a = peer("a", NULL, NULL);
-	b = peer("b", NULL, NULL);
+	a = itest_peer("a", NULL, NULL);
+	b = itest_peer("b", NULL, NULL);
 	sub(a, "chat:d");
 	for (int i = 1; i <= 3; i++) {
 		char data[16];
@@ -1092,8 +1038,8 @@ Test(http_api, disconnect_client_closes_that_connection_with_4003)
 	json_t *j;
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, c1);
-	b = peer("alice", NULL, c2);
+	a = itest_peer("alice", NULL, c1);
+	b = itest_peer("alice", NULL, c2);
 	sub(a, "chat:k");
 	sub(b, "chat:k");
 	esc = http_escape(c1);
@@ -1104,10 +1050,10 @@ Test(http_api, disconnect_client_closes_that_connection_with_4003)
 	cr_expect_eq(json_int(r.json, "disconnected"), 1, "%s", r.body);
 	cr_expect_eq(json_object_size(r.json), 1, "%s", r.body);
 	http_resp_fini(&r);
-	expect_disconnected(a, "the disconnected client");
+	itest_expect_close(a, 4003, "disconnected by the server", "the disconnected client");
 	ws_client_free(a);
 	/* The other connection of the same user stays. */
-	expect_alive(b, "the other connection");
+	itest_expect_alive(b, "the other connection");
 	j = poll_json("/api/v1/channels/chat:k", "subscribers", 1);
 	cr_expect_eq(json_int(j, "subscribers"), 1, "the disconnected client left chat:k");
 	json_decref(j);
@@ -1121,7 +1067,7 @@ Test(http_api, disconnect_client_closes_that_connection_with_4003)
 	expect_ok(&r, 200, "an unknown client");
 	cr_expect_eq(json_int(r.json, "disconnected"), 0, "%s", r.body);
 	http_resp_fini(&r);
-	expect_alive(b, "the other connection");
+	itest_expect_alive(b, "the other connection");
 	cr_expect_str_neq(c1, c2);
 	ws_client_free(b);
 	itest_finish();
@@ -1134,9 +1080,9 @@ Test(http_api, disconnect_user_closes_all_its_connections)
 	json_t *j;
 
 	itest_start(CONFIG);
-	e1 = peer("eve smith", NULL, NULL);
-	e2 = peer("eve smith", NULL, NULL);
-	bob = peer("bob", NULL, NULL);
+	e1 = itest_peer("eve smith", NULL, NULL);
+	e2 = itest_peer("eve smith", NULL, NULL);
+	bob = itest_peer("bob", NULL, NULL);
 	sub(e1, "chat:u");
 	sub(bob, "chat:u");
 	/* The user name is URL-decoded. */
@@ -1145,11 +1091,11 @@ Test(http_api, disconnect_user_closes_all_its_connections)
 	cr_expect_eq(json_int(r.json, "disconnected"), 2, "%s", r.body);
 	cr_expect_eq(json_object_size(r.json), 1, "%s", r.body);
 	http_resp_fini(&r);
-	expect_disconnected(e1, "eve's first connection");
-	expect_disconnected(e2, "eve's second connection");
+	itest_expect_close(e1, 4003, "disconnected by the server", "eve's first connection");
+	itest_expect_close(e2, 4003, "disconnected by the server", "eve's second connection");
 	ws_client_free(e1);
 	ws_client_free(e2);
-	expect_alive(bob, "bob");
+	itest_expect_alive(bob, "bob");
 	j = poll_json("/healthz", "connections", 1);
 	cr_expect_eq(json_int(j, "connections"), 1, "only bob is left");
 	json_decref(j);
@@ -1162,7 +1108,7 @@ Test(http_api, disconnect_user_closes_all_its_connections)
 	expect_ok(&r, 200, "disconnect nobody");
 	cr_expect_eq(json_int(r.json, "disconnected"), 0, "%s", r.body);
 	http_resp_fini(&r);
-	expect_alive(bob, "bob");
+	itest_expect_alive(bob, "bob");
 	ws_client_free(bob);
 	itest_finish();
 }
@@ -1175,9 +1121,9 @@ Test(http_api, unsubscribe_user_sends_unsubscribed_and_stops_delivery)
 	json_int_t off;
 
 	itest_start(CONFIG);
-	a1 = peer("alice", NULL, NULL);
-	a2 = peer("alice", NULL, NULL);
-	bob = peer("bob", NULL, NULL);
+	a1 = itest_peer("alice", NULL, NULL);
+	a2 = itest_peer("alice", NULL, NULL);
+	bob = itest_peer("bob", NULL, NULL);
 	sub(a1, "chat:u");
 	sub(a2, "chat:u");
 	sub(a1, "chat:v");
@@ -1203,8 +1149,8 @@ Test(http_api, unsubscribe_user_sends_unsubscribed_and_stops_delivery)
 	cr_assert_eq(publish_http("chat:u", "\"after\"", NULL), 1);
 	expect_server_message(bob, "chat:u", 1, "\"after\"");
 	off = publish_http("chat:v", "\"sentinel\"", NULL);
-	expect_sentinel(a1, "chat:v", off, "a1");
-	expect_sentinel(a2, "chat:v", off, "a2");
+	itest_expect_sentinel(a1, "chat:v", off, "a1");
+	itest_expect_sentinel(a2, "chat:v", off, "a2");
 	/* She left for real: subscribing again works. */
 	sub(a1, "chat:u");
 	cr_assert_eq(publish_http("chat:u", "\"again\"", NULL), 2);
@@ -1305,7 +1251,7 @@ Test(http_errors, a_chat_only_key_works_on_chat_and_nowhere_else)
 	char client[64], path[256], *esc;
 
 	itest_start(CONFIG);
-	a = peer("a", NULL, client);
+	a = itest_peer("a", NULL, client);
 	call(&r, "POST", "/api/v1/channels/chat:ok/messages", CHAT_KEY, "{\"data\":1}");
 	expect_ok(&r, 201, "chat-only key publishing to chat:ok");
 	cr_expect_eq(json_int(r.json, "offset"), 1, "%s", r.body);
@@ -1319,7 +1265,7 @@ Test(http_errors, a_chat_only_key_works_on_chat_and_nowhere_else)
 	call(&r, "GET", "/api/v1/channels/ticks:x", CHAT_KEY, NULL);
 	expect_error(&r, 403, "forbidden", "chat-only key reading ticks:x");
 	http_resp_fini(&r);
-	expect_alive(a, "the client the chat-only key tried to disconnect");
+	itest_expect_alive(a, "the client the chat-only key tried to disconnect");
 	ws_client_free(a);
 	itest_finish();
 }
@@ -1501,7 +1447,7 @@ Test(http_errors, bodies_over_max_http_body_and_data_over_max_data_size_are_413)
 
 	itest_start("{" API_KEYS "," NAMESPACES
 		    ",\"limits\":{\"max_http_body\":1024,\"max_data_size\":512}}");
-	s = peer("s", NULL, NULL);
+	s = itest_peer("s", NULL, NULL);
 	sub(s, "chat:big");
 	/* Exactly max_http_body: accepted. One byte more: refused. */
 	body = sized_body(1024, 100);
@@ -1695,15 +1641,6 @@ Test(http_errors, malformed_requests_are_400)
 
 /* ---- quota ---- */
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The chat-only key: a burst of 3, then 429 with Retry-After; one more request per
  * second after that. */
 Test(http_errors, a_key_past_its_quota_is_429_until_the_bucket_refills)
@@ -1777,7 +1714,7 @@ Test(http_api, a_body_arriving_one_byte_at_a_time_is_handled)
 	char body[512];
 
 	itest_start(CONFIG);
-	s = peer("s", NULL, NULL);
+	s = itest_peer("s", NULL, NULL);
 	sub(s, "chat:slow");
 	snprintf(body, sizeof(body), "{\"data\":%s}", raw);
 	req.path = "/api/v1/channels/chat:slow/messages";
@@ -1813,8 +1750,8 @@ Test(http_api, an_encoded_slash_in_a_path_name_is_part_of_the_name)
 	struct http_resp r;
 
 	itest_start(CONFIG);
-	t = peer("team/a", NULL, NULL);
-	t2 = peer("team/a", NULL, NULL);
+	t = itest_peer("team/a", NULL, NULL);
+	t2 = itest_peer("team/a", NULL, NULL);
 	sub(t, "chat:s");
 	call(&r, "POST", "/api/v1/channels/bad%2Fname/messages", KEY, "{\"data\":1}");
 	expect_error(&r, 400, "bad_request", "a channel name with an encoded slash");
@@ -1827,8 +1764,8 @@ Test(http_api, an_encoded_slash_in_a_path_name_is_part_of_the_name)
 	expect_ok(&r, 200, "disconnect user team/a");
 	cr_expect_eq(json_int(r.json, "disconnected"), 2, "%s", r.body);
 	http_resp_fini(&r);
-	expect_disconnected(t, "team/a");
-	expect_disconnected(t2, "team/a");
+	itest_expect_close(t, 4003, "disconnected by the server", "team/a");
+	itest_expect_close(t2, 4003, "disconnected by the server", "team/a");
 	ws_client_free(t);
 	ws_client_free(t2);
 	itest_finish();

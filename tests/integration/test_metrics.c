@@ -929,14 +929,8 @@ Test(metrics, refused_upgrades_are_counted_by_reason)
 
 	itest_start("{\"limits\":{\"max_connections\":2}}");
 	scrape(&a);
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		struct ws_client *c = ws_client_open(itest_port(), paths[i], NULL);
-
-		cr_assert_not_null(c, "%s: TCP connect failed", paths[i]);
-		cr_expect_not(c->upgraded, "%s was upgraded", paths[i]);
-		cr_expect_eq(c->http_status, 404, "%s: HTTP %d", paths[i], c->http_status);
-		ws_client_free(c);
-	}
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		itest_expect_refused(paths[i], 404);
 	/* Subprotocol "http" names the plain-HTTP protocol: refused like a wrong path. */
 	proto_http = ws_client_open(itest_port(), "/ws", "http");
 	cr_assert_not_null(proto_http);

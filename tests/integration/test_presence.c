@@ -24,25 +24,6 @@ TestSuite(join_leave, .fini = itest_server_down, .timeout = 30);
 
 #define WAIT_MS WS_DEFAULT_TIMEOUT_MS
 
-/* A connected client; its server-assigned client id goes to client (64 bytes). info is
- * the JSON text of the connect "info" object, or NULL. */
-static struct ws_client *
-peer(const char *user, const char *info, char *client)
-{
-	struct ws_client *c = ws_client_open_ok(itest_port());
-	json_t *r;
-
-	cr_assert_not_null(c);
-	if (info != NULL)
-		r = sb_request(c, "\"type\":\"connect\",\"user\":\"%s\",\"info\":%s", user, info);
-	else
-		r = sb_request(c, "\"type\":\"connect\",\"user\":\"%s\"", user);
-	cr_assert_str_eq(json_str(r, "type"), "connected", "connect as %s", user);
-	snprintf(client, 64, "%s", json_str(r, "client"));
-	json_decref(r);
-	return c;
-}
-
 /* Asserts that the member object is client/user with info (JSON text, NULL: absent). */
 static void
 expect_member(const json_t *m, const char *client, const char *user, const char *info)
@@ -84,21 +65,6 @@ expect_event(struct ws_client *c, const char *type, const char *channel, const c
 	json_decref(e);
 }
 
-/* The next frame of c must be the message at offset off: nothing (no event) was queued
- * for c before it. */
-static void
-expect_sentinel(struct ws_client *c, json_int_t off, const char *who)
-{
-	json_t *m = ws_client_recv_json(c, WAIT_MS);
-	char *s = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
-
-	cr_assert_not_null(m, "%s: sentinel not delivered", who);
-	cr_expect_str_eq(json_str(m, "type"), "message", "%s got %s before the sentinel", who, s);
-	cr_expect_eq(json_int(m, "offset"), off, "%s: %s", who, s);
-	free(s);
-	json_decref(m);
-}
-
 /* c publishes a sentinel to channel (which it may publish to) and must receive it next. */
 static json_int_t
 expect_quiet(struct ws_client *c, const char *channel, const char *who)
@@ -106,7 +72,7 @@ expect_quiet(struct ws_client *c, const char *channel, const char *who)
 	json_int_t off = sb_publish(c, channel, "\"sentinel\"", NULL, 0);
 
 	cr_assert_geq(off, 1, "%s: sentinel publish failed", who);
-	expect_sentinel(c, off, who);
+	itest_expect_sentinel(c, NULL, off, who);
 	return off;
 }
 
@@ -183,10 +149,10 @@ Test(presence, lists_every_subscribed_connection_with_its_info)
 	json_t *m;
 
 	itest_start(CONFIG);
-	a = peer("alice", "{\"name\":\"Alice\",\"n\":[1,2]}", ca);
-	b = peer("bob", NULL, cb);
-	a2 = peer("alice", "{\"name\":\"Alice on her phone\"}", ca2);
-	eve = peer("eve", NULL, ce);
+	a = itest_peer("alice", "{\"name\":\"Alice\",\"n\":[1,2]}", ca);
+	b = itest_peer("bob", NULL, cb);
+	a2 = itest_peer("alice", "{\"name\":\"Alice on her phone\"}", ca2);
+	eve = itest_peer("eve", NULL, ce);
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	cr_assert_eq(sb_subscribe(b, "room"), 0);
 	cr_assert_eq(sb_subscribe(a2, "room"), 0);
@@ -217,7 +183,7 @@ Test(presence, a_channel_nobody_subscribed_to_is_empty)
 	json_t *m;
 
 	itest_start(CONFIG);
-	c = peer("u", NULL, c1);
+	c = itest_peer("u", NULL, c1);
 	m = members_of(c, "nobody");
 	cr_expect_eq(json_array_size(m), 0);
 	json_decref(m);
@@ -240,7 +206,7 @@ Test(presence, presence_off_is_forbidden)
 	struct ws_client *c;
 
 	itest_start(CONFIG);
-	c = peer("u", NULL, c1);
+	c = itest_peer("u", NULL, c1);
 	cr_assert_eq(sb_subscribe(c, "off:x"), 0);
 	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence\",\"channel\":\"off:x\""), 0);
 	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence_stats\",\"channel\":\"off:x\""),
@@ -256,7 +222,7 @@ Test(presence, without_a_default_namespace_presence_is_forbidden)
 	struct ws_client *c;
 
 	itest_start("{\"default_namespace\":null,\"namespaces\":{\"p\":{\"presence\":true}}}");
-	c = peer("u", NULL, c1);
+	c = itest_peer("u", NULL, c1);
 	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence\",\"channel\":\"bare\""), 0);
 	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence_stats\",\"channel\":\"x:y\""), 0);
 	expect_stats(c, "p:y", 0, 0);
@@ -279,10 +245,10 @@ Test(presence, a_presence_reply_too_big_for_a_frame_is_truncated)
 	snprintf(info, sizeof(info), "{\"bio\":\"%0250d\"}", 7);
 	for (int k = 0; k < N; k++) {
 		snprintf(user, sizeof(user), "user%d", k % 5);
-		c[k] = peer(user, info, cid[k]);
+		c[k] = itest_peer(user, info, cid[k]);
 		cr_assert_eq(sb_subscribe(c[k], "crowd"), 0);
 	}
-	q = peer("q", NULL, cq);
+	q = itest_peer("q", NULL, cq);
 	cr_assert_eq(ws_client_send_text(q, "{\"type\":\"presence\",\"id\":1,\"channel\":\"crowd\"}"), 0);
 	text = ws_client_recv_text(q, WAIT_MS, &len);
 	cr_assert_not_null(text);
@@ -324,9 +290,9 @@ Test(join_leave, others_get_join_and_the_joiner_does_not)
 	struct ws_client *a, *b, *c;
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, ca);
-	b = peer("bob", NULL, cb);
-	c = peer("carol", "{\"name\":\"Carol\"}", cc);
+	a = itest_peer("alice", NULL, ca);
+	b = itest_peer("bob", NULL, cb);
+	c = itest_peer("carol", "{\"name\":\"Carol\"}", cc);
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	cr_assert_eq(sb_subscribe(b, "room"), 0);
 	expect_event(a, "join", "room", cb, "bob");
@@ -337,8 +303,8 @@ Test(join_leave, others_get_join_and_the_joiner_does_not)
 	{
 		json_int_t off = expect_quiet(c, "room", "carol");
 
-		expect_sentinel(b, off, "bob");
-		expect_sentinel(a, off, "alice");
+		itest_expect_sentinel(b, NULL, off, "bob");
+		itest_expect_sentinel(a, NULL, off, "alice");
 	}
 	ws_client_free(a);
 	ws_client_free(b);
@@ -354,8 +320,8 @@ Test(join_leave, join_comes_before_the_joiners_first_message)
 	json_t *m;
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, ca);
-	b = peer("bob", NULL, cb);
+	a = itest_peer("alice", NULL, ca);
+	b = itest_peer("bob", NULL, cb);
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	/* Pipelined on b's connection: subscribe, then publish at once. */
 	cr_assert_eq(ws_client_send_text(b, "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"room\"}"), 0);
@@ -382,8 +348,8 @@ Test(join_leave, unsubscribe_sends_leave_and_updates_presence)
 	json_t *m;
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, ca);
-	b = peer("bob", "{\"k\":1}", cb);
+	a = itest_peer("alice", NULL, ca);
+	b = itest_peer("bob", "{\"k\":1}", cb);
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	cr_assert_eq(sb_subscribe(b, "room"), 0);
 	expect_event(a, "join", "room", cb, "bob");
@@ -414,10 +380,10 @@ Test(join_leave, a_connection_that_goes_away_leaves)
 	json_t *m;
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, ca);
+	a = itest_peer("alice", NULL, ca);
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	for (int way = CLOSE; way <= RST; way++) {
-		b = peer("bob", NULL, cb);
+		b = itest_peer("bob", NULL, cb);
 		cr_assert_eq(sb_subscribe(b, "room"), 0);
 		expect_event(a, "join", "room", cb, "bob");
 		if (way == CLOSE)
@@ -444,8 +410,8 @@ Test(join_leave, a_connection_leaves_every_channel_it_was_in)
 	bool left[2] = { false, false };
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, ca);
-	b = peer("bob", NULL, cb);
+	a = itest_peer("alice", NULL, ca);
+	b = itest_peer("bob", NULL, cb);
 	cr_assert_eq(sb_subscribe(a, "one"), 0);
 	cr_assert_eq(sb_subscribe(a, "two"), 0);
 	cr_assert_eq(sb_subscribe(b, "one"), 0);
@@ -483,8 +449,8 @@ Test(join_leave, a_silent_client_is_dropped_and_leaves)
 	int code;
 
 	itest_start("{\"websocket\":{\"ping_interval\":1,\"idle_timeout\":2}}");
-	a = peer("alice", NULL, ca);
-	b = peer("bob", NULL, cb);
+	a = itest_peer("alice", NULL, ca);
+	b = itest_peer("bob", NULL, cb);
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	cr_assert_eq(sb_subscribe(b, "room"), 0);
 	expect_event(a, "join", "room", cb, "bob");
@@ -514,8 +480,8 @@ Test(join_leave, presence_without_join_leave_sends_no_events)
 	json_t *m;
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, ca);
-	b = peer("bob", NULL, cb);
+	a = itest_peer("alice", NULL, ca);
+	b = itest_peer("bob", NULL, cb);
 	cr_assert_eq(sb_subscribe(a, "quiet:x"), 0);
 	cr_assert_eq(sb_subscribe(b, "quiet:x"), 0);
 	m = members_of(a, "quiet:x");
@@ -538,8 +504,8 @@ Test(join_leave, a_namespace_without_presence_sends_no_events)
 	struct ws_client *a, *b;
 
 	itest_start(CONFIG);
-	a = peer("alice", NULL, ca);
-	b = peer("bob", NULL, cb);
+	a = itest_peer("alice", NULL, ca);
+	b = itest_peer("bob", NULL, cb);
 	cr_assert_eq(sb_subscribe(a, "off:x"), 0);
 	cr_assert_eq(sb_subscribe(b, "off:x"), 0);
 	expect_quiet(a, "off:x", "alice after bob's subscribe");

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "itest.h"
+#include "mono.h"
 
 TestSuite(shutdown, .init = itest_server_up, .fini = itest_server_down, .timeout = 30);
 
@@ -30,15 +30,6 @@ stop_with(int sig)
 	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
 }
 
-static void
-expect_going_away(struct ws_client *c, const char *who)
-{
-	int code = ws_client_wait_close(c, WAIT_MS, NULL);
-
-	cr_expect_eq(code, 1001, "%s: close code %d", who, code);
-	cr_expect_str_eq(c->close_reason, "server shutdown", "%s", who);
-}
-
 Test(shutdown, sigterm_closes_every_client_with_1001_and_exits_0)
 {
 	struct ws_client *sub = sb_connect(itest_port(), "sub");
@@ -49,9 +40,9 @@ Test(shutdown, sigterm_closes_every_client_with_1001_and_exits_0)
 	cr_assert_eq(sb_subscribe(sub, "a"), 0);
 	cr_assert_eq(sb_subscribe(sub, "b"), 0);
 	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
-	expect_going_away(sub, "subscribed client");
-	expect_going_away(plain, "connected client");
-	expect_going_away(fresh, "client before connect");
+	itest_expect_close(sub, 1001, "server shutdown", "subscribed client");
+	itest_expect_close(plain, 1001, "server shutdown", "connected client");
+	itest_expect_close(fresh, 1001, "server shutdown", "client before connect");
 	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
 	ws_client_free(sub);
 	ws_client_free(plain);
@@ -65,7 +56,7 @@ Test(shutdown, sigint_does_the_same)
 
 	cr_assert_not_null(c);
 	cr_assert_eq(server_fixture_signal(&itest_server, SIGINT), 0);
-	expect_going_away(c, "client");
+	itest_expect_close(c, 1001, "server shutdown", "client");
 	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
 	ws_client_free(c);
 	assert_no_leaks();
@@ -92,7 +83,7 @@ Test(shutdown, many_clients_all_get_1001)
 		char who[32];
 
 		snprintf(who, sizeof(who), "client %d", i);
-		expect_going_away(c[i], who);
+		itest_expect_close(c[i], 1001, "server shutdown", who);
 	}
 	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
 	for (int i = 0; i < N; i++)
@@ -169,20 +160,11 @@ Test(shutdown, no_new_upgrade_is_accepted_while_stopping)
 
 TestSuite(drain, .fini = itest_server_down, .timeout = 30);
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 Test(drain, sigterm_closes_clients_with_4012_over_the_period_and_refuses_upgrades)
 {
 	enum { N = 4 };
 	struct ws_client *c[N], *late;
-	uint64_t t0, last = 0;
+	int64_t t0, last = 0;
 	int status = 0;
 	char *body = NULL;
 
@@ -194,7 +176,7 @@ Test(drain, sigterm_closes_clients_with_4012_over_the_period_and_refuses_upgrade
 		c[i] = sb_connect(itest_port(), user);
 		cr_assert_not_null(c[i]);
 	}
-	t0 = now_ms();
+	t0 = mono_ms();
 	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
 	/* Readiness fails and upgrades are refused while the clients are still open. */
 	for (int tries = 0; tries < 50 && status != 503; tries++) {
@@ -216,11 +198,11 @@ Test(drain, sigterm_closes_clients_with_4012_over_the_period_and_refuses_upgrade
 
 		cr_expect_eq(code, 4012, "client %d: close code %d", i, code);
 		cr_expect_str_eq(c[i]->close_reason, "server restart", "client %d", i);
-		if (now_ms() - t0 > last)
-			last = now_ms() - t0;
+		if (mono_ms() - t0 > last)
+			last = mono_ms() - t0;
 	}
 	/* At an even pace over 2 s: the last of 4 goes at 3/4 of it, not at once. */
-	cr_expect_geq(last, 1200, "every client was closed within %llu ms", (unsigned long long)last);
+	cr_expect_geq(last, 1200, "every client was closed within %lld ms", (long long)last);
 	cr_assert_eq(server_fixture_wait(&itest_server, 5000), 0, "server: %s", itest_server.error);
 	for (int i = 0; i < N; i++)
 		ws_client_free(c[i]);
@@ -230,7 +212,7 @@ Test(drain, sigterm_closes_clients_with_4012_over_the_period_and_refuses_upgrade
 Test(drain, a_second_signal_closes_everyone_at_once_with_1001)
 {
 	struct ws_client *a = NULL, *b = NULL;
-	uint64_t t0;
+	int64_t t0;
 	int ca, cb;
 
 	itest_start("{\"drain_period\":30}");
@@ -240,14 +222,14 @@ Test(drain, a_second_signal_closes_everyone_at_once_with_1001)
 	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
 	/* One of the two goes at once (4012); the other would wait 15 s. */
 	usleep(300 * 1000);
-	t0 = now_ms();
+	t0 = mono_ms();
 	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
 	ca = ws_client_wait_close(a, 5000, NULL);
 	cb = ws_client_wait_close(b, 5000, NULL);
 	cr_expect((ca == 4012 && cb == 1001) || (ca == 1001 && cb == 4012), "codes %d and %d", ca, cb);
 	cr_assert_eq(server_fixture_wait(&itest_server, 5000), 0, "server: %s", itest_server.error);
-	cr_expect_leq(now_ms() - t0, 4500, "the second signal took %llu ms",
-		      (unsigned long long)(now_ms() - t0));
+	cr_expect_leq(mono_ms() - t0, 4500, "the second signal took %lld ms",
+		      (long long)(mono_ms() - t0));
 	ws_client_free(a);
 	ws_client_free(b);
 	assert_no_leaks();

@@ -28,6 +28,7 @@
 
 #include "http_client.h"
 #include "itest.h"
+#include "mono.h"
 #include "webhook.h"
 
 #define SECRET "s3cret-for-tests"
@@ -66,23 +67,6 @@ struct receiver {
 	size_t nreqs;
 	struct rconn conns[MAX_CONNS];
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 static void
 conn_close(struct rconn *c)
@@ -312,11 +296,11 @@ receiver_count(struct receiver *r)
 static size_t
 receiver_wait(struct receiver *r, size_t n, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	size_t got;
 
-	while ((got = receiver_count(r)) < n && now_ms() < deadline)
-		sleep_ms(10);
+	while ((got = receiver_count(r)) < n && mono_ms() < deadline)
+		mono_sleep_ms(10);
 	return got;
 }
 
@@ -483,11 +467,11 @@ metric(const char *sample)
 static long long
 metric_wait(const char *sample, long long want, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	long long v;
 
-	while ((v = metric(sample)) != want && now_ms() < deadline)
-		sleep_ms(20);
+	while ((v = metric(sample)) != want && mono_ms() < deadline)
+		mono_sleep_ms(20);
 	return v;
 }
 
@@ -631,9 +615,9 @@ Test(webhooks, events_arrive_signed_and_in_order)
 	cr_assert_not_null(c);
 	cr_assert_eq(sb_subscribe(c, "room"), 0);
 	ws_client_close(c, WS_DEFAULT_TIMEOUT_MS);
-	deadline = now_ms() + 5000;
-	for (size_t seen = 0; !has_event(all, "client_disconnected") && now_ms() < deadline;) {
-		size_t n = receiver_wait(r, seen + 1, (int)(deadline - now_ms()));
+	deadline = mono_ms() + 5000;
+	for (size_t seen = 0; !has_event(all, "client_disconnected") && mono_ms() < deadline;) {
+		size_t n = receiver_wait(r, seen + 1, (int)(deadline - mono_ms()));
 
 		pthread_mutex_lock(&r->mu);
 		for (; seen < n; seen++)
@@ -672,8 +656,8 @@ Test(webhooks, retries_after_500_deliver_once_in_order)
 		c[i] = sb_connect(itest_port(), user);
 		cr_assert_not_null(c[i]);
 	}
-	deadline = now_ms() + 8000;
-	while (json_array_size(all) < 3 && now_ms() < deadline) {
+	deadline = mono_ms() + 8000;
+	while (json_array_size(all) < 3 && mono_ms() < deadline) {
 		n = receiver_wait(r, 3, 100);
 		json_array_clear(all);
 		pthread_mutex_lock(&r->mu);
@@ -682,10 +666,10 @@ Test(webhooks, retries_after_500_deliver_once_in_order)
 				collect(&r->reqs[i], all);
 		pthread_mutex_unlock(&r->mu);
 		if (json_array_size(all) < 3)
-			receiver_wait(r, n + 1, (int)(deadline - now_ms()));
+			receiver_wait(r, n + 1, (int)(deadline - mono_ms()));
 	}
 	/* Nothing more may come (no duplicate of a batch that succeeded). */
-	sleep_ms(600);
+	mono_sleep_ms(600);
 	n = receiver_count(r);
 	cr_assert(n >= 3, "requests: %zu", n);
 	cr_expect_eq(r->reqs[0].answered, 500);
@@ -728,7 +712,7 @@ Test(webhooks, a_4xx_is_not_retried)
 	b = sb_connect(itest_port(), "b");
 	cr_assert_not_null(b);
 	cr_assert_eq(receiver_wait(r, 2, 5000), 2);
-	sleep_ms(700); /* a retry would come within 250 ms */
+	mono_sleep_ms(700); /* a retry would come within 250 ms */
 	cr_assert_eq(receiver_count(r), 2);
 	cr_expect_eq(r->reqs[0].answered, 400);
 	body = check_request(&r->reqs[1], "/hook");
@@ -758,11 +742,11 @@ Test(webhooks, a_timed_out_request_is_retried)
 	itest_start(cfg2);
 	free(cfg2);
 	receiver_run(r);
-	start = now_ms();
+	start = mono_ms();
 	a = sb_connect(itest_port(), "a");
 	cr_assert_not_null(a);
 	cr_assert_eq(receiver_wait(r, 2, 5000), 2);
-	cr_expect_geq(now_ms() - start, 300, "the retry came before the timeout");
+	cr_expect_geq(mono_ms() - start, 300, "the retry came before the timeout");
 	cr_expect_eq(r->reqs[0].answered, 0);
 	cr_expect_eq(r->reqs[1].answered, 200);
 	cr_expect_str_eq(r->reqs[1].body, r->reqs[0].body);
@@ -798,7 +782,7 @@ Test(webhooks, a_hung_endpoint_does_not_slow_delivery)
 	cr_assert_not_null(pub);
 	/* The endpoint holds a request open and answers nothing. */
 	cr_assert_eq(receiver_wait(r, 1, 5000), 1);
-	start = now_ms();
+	start = mono_ms();
 	for (int m = 0; m < MESSAGES; m++) {
 		char data[32];
 
@@ -813,7 +797,7 @@ Test(webhooks, a_hung_endpoint_does_not_slow_delivery)
 			cr_assert_eq(json_int(json_object_get(msg, "data"), "n"), m);
 			json_decref(msg);
 		}
-	elapsed = now_ms() - start;
+	elapsed = mono_ms() - start;
 	/* The webhook timeout is 10 s: delivery gated on it would take that long. */
 	cr_expect_lt(elapsed, 3000, "delivery of %d x %d took %lld ms", SUBSCRIBERS, MESSAGES,
 		     (long long)elapsed);
@@ -951,7 +935,7 @@ Test(webhooks, retries_run_out_then_the_batch_is_dropped, .fini = logged_down)
 		cr_expect_str_eq(json_str(e, "data"), "B");
 	}
 	json_decref(body);
-	sleep_ms(300); /* nothing else comes */
+	mono_sleep_ms(300); /* nothing else comes */
 	cr_assert_eq(receiver_count(r), 2 + RETRIES);
 	cr_expect_eq(metric(REQUESTS), requests0 + 2 + RETRIES, "every attempt is a request");
 	cr_expect_eq(metric(FAILED), failed0 + 5);
@@ -1019,11 +1003,11 @@ Test(webhooks, a_full_queue_drops_the_newest_events, .fini = logged_down)
 		cr_assert_eq(json_integer_value(json_object_get(msg, "data")), m);
 		json_decref(msg);
 	}
-	start = now_ms();
+	start = mono_ms();
 	cr_assert(sb_publish(pub, "f:c0", "-1", NULL, 0) >= 0);
 	produced++;
 	msg = sb_next_message(sub, 3000);
-	elapsed = now_ms() - start;
+	elapsed = mono_ms() - start;
 	cr_assert_not_null(msg, "no message with a full webhook queue");
 	cr_assert_eq(json_integer_value(json_object_get(msg, "data")), -1);
 	json_decref(msg);
@@ -1062,7 +1046,7 @@ Test(webhooks, a_full_queue_drops_the_newest_events, .fini = logged_down)
 			  json_dumps(e, JSON_COMPACT), ch, (long long)wn);
 	}
 	json_decref(all);
-	sleep_ms(200);
+	mono_sleep_ms(200);
 	cr_expect_eq(receiver_count(r), n, "requests after the queue drained");
 	cr_expect_eq(metric(DROPPED), dropped);
 	cr_expect_eq(metric(REQUESTS), (long long)n);

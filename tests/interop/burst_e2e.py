@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+from rawws import upgrade_request
 from sbproc import check, start, stop, summary
 
 BINARY = sys.argv[1]
@@ -37,8 +38,7 @@ class Conn:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             s = ctx.wrap_socket(s)
-        s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        s.sendall(upgrade_request(host="x").encode())
         self.s, self.buf = s, b""
         while b"\r\n\r\n" not in self.buf:
             self.buf += s.recv(4096)

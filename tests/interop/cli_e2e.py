@@ -23,14 +23,10 @@ import tempfile
 import threading
 import time
 
+import sbproc
+from sbproc import FAILS, check
+
 SERVER, CLI = sys.argv[1], sys.argv[2]
-FAILS = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILS.append(what)
 
 
 def run(args, **kw):
@@ -46,22 +42,8 @@ def write_config(obj):
 
 
 def start_server(config):
-    path = write_config(config)
-    proc = subprocess.Popen([SERVER, "--config", path, "--host", "127.0.0.1", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    port = None
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        if m:
-            port = int(m.group(1))
-            break
-    os.unlink(path)
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    if port is None:
-        proc.kill()
-        sys.exit("server did not start")
-    return proc, port
+    """The server with config and its own drain_period default; returns (process, port)."""
+    return sbproc.start(SERVER, config, drain_period=None)
 
 
 def test_server_command_line():
@@ -583,9 +565,7 @@ def main():
     try:
         test_client(port)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=10)
-        check(rc == 0, f"server exits 0 after SIGTERM (got {rc})")
+        sbproc.stop(proc, timeout=10)
 
     # Presence, history, tokens, reconnection: a short idle timeout, so that a stopped
     # client is dropped quickly, and token expiry without leeway.
@@ -607,9 +587,7 @@ def main():
         test_reset(url, port)
         test_reconnect(url, proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        sbproc.kill_if_running(proc)
     print(f"cli_e2e: {len(FAILS)} failed", flush=True)
     return 1 if FAILS else 0
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbproc import check, start, stop, summary  # noqa: E402
+from sbproc import check, make_cert, start, stop, summary  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix="sb-files-")
@@ -21,14 +21,6 @@ TMP = tempfile.mkdtemp(prefix="sb-files-")
 
 def path(name):
     return os.path.join(TMP, name)
-
-
-def make_cert(name):
-    crt, key = path(name + ".crt"), path(name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", crt, "-days", "1", "-subj", "/CN=" + name],
-                   check=True, capture_output=True)
-    return crt, key
 
 
 def refused(what, config, key, detail):
@@ -60,8 +52,8 @@ def starts(what, config):
 
 
 def main():
-    a_crt, a_key = make_cert("a")
-    _, b_key = make_cert("b")
+    a_crt, a_key = make_cert(TMP, "a", 1)
+    _, b_key = make_cert(TMP, "b", 1)
     pub = path("jwt.pub")
     subprocess.run(["openssl", "pkey", "-in", a_key, "-pubout", "-out", pub], check=True,
                    capture_output=True)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbproc import check, summary  # noqa: E402
+from sbproc import check, run_all  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
@@ -97,10 +97,7 @@ def test_configuration():
 
 
 def main():
-    for t in (test_readme, test_configuration):
-        print(f"--- {t.__name__}", flush=True)
-        t()
-    return summary()
+    return run_all((test_readme, test_configuration))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import tempfile
 import websockets
 
 import sbproc
+from rawws import raw_status, upgrade_request
 from sbproc import check, stop
 
 BINARY = sys.argv[1]
@@ -27,19 +28,10 @@ def start_server(config):
 
 
 async def status_of(url, origin=None):
-    """The status line code of a WebSocket upgrade request (101 when it upgrades). A raw
-    request: lws answers refused upgrades as HTTP/1.0, which websockets will not parse."""
+    """The status line code of a WebSocket upgrade request (101 when it upgrades)."""
     m = re.match(r"ws://([^:/]+):(\d+)(/.*)", url)
-    reader, writer = await asyncio.open_connection(m.group(1), int(m.group(2)))
-    req = (f"GET {m.group(3)} HTTP/1.1\r\nHost: {m.group(1)}\r\nUpgrade: websocket\r\n"
-           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           "Sec-WebSocket-Version: 13\r\n")
-    if origin:
-        req += f"Origin: {origin}\r\n"
-    writer.write((req + "\r\n").encode())
-    line = await asyncio.wait_for(reader.readline(), 5)
-    writer.close()
-    return int(line.split()[1]) if line.startswith(b"HTTP/1.") else 0
+    return await raw_status(m.group(1), int(m.group(2)),
+                            upgrade_request(m.group(3), origin, host=m.group(1)))
 
 
 async def origins(port):
@@ -60,20 +52,12 @@ async def per_ip(port):
         await ws.close()
 
 
-async def raw_status(port, request):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request.encode())
-    line = await asyncio.wait_for(reader.readline(), 5)
-    writer.close()
-    return int(line.split()[1]) if line.startswith(b"HTTP/1.") else 0
-
-
 async def content_length(port):
     head = ("POST /api/v1/channels/c/messages HTTP/1.1\r\nHost: x\r\n"
             "Authorization: Bearer sk_edge_1\r\nContent-Type: application/json\r\n")
     body = '{"data":1}'
     for cl, want in [("abc", 400), ("-1", 400), ("10\r\nContent-Length: 100", 400), (str(len(body)), 201)]:
-        code = await raw_status(port, head + f"Content-Length: {cl}\r\n\r\n" + body)
+        code = await raw_status("127.0.0.1", port, head + f"Content-Length: {cl}\r\n\r\n" + body)
         check(code == want, f"Content-Length {cl.splitlines()[0]!r}{' twice' if '100' in cl else ''} -> {want} (got {code})")
 
 

@@ -43,7 +43,8 @@ import urllib.request
 import websockets
 
 import sbproc
-from sbproc import check, stop
+from rawws import upgrade_request, ws_frame
+from sbproc import check, kill_if_running, stop
 
 BINARY = sys.argv[1]
 KEY = "sk_spec_1"
@@ -131,14 +132,6 @@ def raw_http(port, request, head=False):
         r = Response()
         r.error = e
         return r
-
-
-def upgrade_request(path="/ws", origin=None, key="dGhlIHNhbXBsZSBub25jZQ=="):
-    req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
-    if origin:
-        req += f"Origin: {origin}\r\n"
-    return req + "\r\n"
 
 
 def api_request(method, path, body=None, key=KEY):
@@ -635,23 +628,6 @@ def part_d():
 
 # --- E: WebSocket framing --------------------------------------------------------------
 
-def ws_frame(opcode, payload, mask=True, fin=True):
-    """One RFC 6455 frame."""
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([mbit | n])
-    elif n < 65536:
-        head += bytes([mbit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
 def ws_handshake(port):
     """A raw socket past a successful upgrade to /ws (and the bytes read after the head)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -951,12 +927,6 @@ def wait_exit(proc, until):
         return proc.wait(timeout=max(0.1, until - time.monotonic()))
     except subprocess.TimeoutExpired:
         return "still running"
-
-
-def kill_if_running(proc):
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
 
 
 def part_h_drain():

@@ -10,13 +10,9 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const WebSocket = require('ws');
+const { check, fails } = require('./sbcheck');
 
 const binary = process.argv[2];
-const fails = [];
-function check(cond, what) {
-	console.log((cond ? 'ok   ' : 'FAIL ') + what);
-	if (!cond) fails.push(what);
-}
 
 const SUBS = 30, MESSAGES = 3000;
 const config = {

@@ -8,46 +8,13 @@ SIGTERM and checks every client is closed with 4012 (a 2 s drain) and the server
 """
 import asyncio
 import json
-import os
-import re
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 
 import websockets
 
-FAILS = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILS.append(what)
-
-
-def start_server(binary, config):
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump(config, cfg)
-    cfg.close()
-    proc = subprocess.Popen([binary, "--config", cfg.name, "--host", "127.0.0.1", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    port = None
-    for _ in range(50):
-        line = proc.stderr.readline()
-        sys.stderr.write(line)
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-            break
-    os.unlink(cfg.name)
-    # Keep reading stderr so the server never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    if port is None:
-        proc.kill()
-        sys.exit("server did not start")
-    return proc, port
+import sbproc
+from sbproc import FAILS, check
 
 
 async def recv_json(ws, timeout=5):
@@ -163,7 +130,7 @@ async def shutdown(proc, clients):
 
 
 def run(binary):
-    proc, port = start_server(binary, {"log_level": "info", "drain_period": 2})
+    proc, port = sbproc.start(binary, {"log_level": "info", "drain_period": 2}, echo=True)
     try:
         async def all_():
             clients = await main(port)

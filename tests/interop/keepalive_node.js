@@ -17,17 +17,12 @@ const http = require('http');
 const os = require('os');
 const path = require('path');
 const WebSocket = require('ws');
+const { check, fails } = require('./sbcheck');
 
 const binary = process.argv[2];
 const KEY = 'sk_node_1';
 const API_KEYS = [{ name: 'node', key: KEY, quota: { per_minute: 1000000, burst: 1000000 } }];
 const N_POSTS = 1000;
-const fails = [];
-
-function check(cond, what) {
-	console.log((cond ? 'ok   ' : 'FAIL ') + what);
-	if (!cond) fails.push(what);
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbproc  # noqa: E402
+from rawws import upgrade_request, ws_frame  # noqa: E402
 from sbproc import check  # noqa: E402
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/switchboard"
@@ -43,11 +44,7 @@ class RawWS:
     def __init__(self, port, origin=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         key = base64.b64encode(os.urandom(16)).decode()
-        req = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
-        if origin:
-            req += f"Origin: {origin}\r\n"
-        self.sock.sendall((req + "\r\n").encode())
+        self.sock.sendall(upgrade_request(origin=origin, key=key, host=f"127.0.0.1:{port}").encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(4096)
@@ -60,11 +57,7 @@ class RawWS:
             self.sock.close()
 
     def send(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else
-                                         bytes([0x80 | 126]) + struct.pack("!H", n))
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        self.sock.sendall(ws_frame(opcode, payload))
 
     def _take(self, n):
         while len(self.buf) < n:

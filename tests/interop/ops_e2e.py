@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbproc import check, summary  # noqa: E402
+from sbproc import check, make_cert, run_all  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix="sb-ops-")
@@ -147,14 +147,6 @@ def test_environment():
     check(r.returncode == 2 and "SWITCHBOARD_PORT" in r.stderr, f"a bad SWITCHBOARD_PORT is named, exit 2 ({r.stderr.strip()!r})")
 
 
-def make_cert(name):
-    crt, key = os.path.join(TMP, name + ".crt"), os.path.join(TMP, name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", crt, "-days", "2", "-subj", "/CN=" + name], check=True,
-                   capture_output=True)
-    return crt, key
-
-
 def served_cn(port):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -169,8 +161,8 @@ def served_cn(port):
 
 
 def test_tls_reload():
-    a_crt, a_key = make_cert("first")
-    b_crt, b_key = make_cert("second")
+    a_crt, a_key = make_cert(TMP, "first", 2)
+    b_crt, b_key = make_cert(TMP, "second", 2)
     live_crt, live_key = os.path.join(TMP, "live.crt"), os.path.join(TMP, "live.key")
     for src, dst in ((a_crt, live_crt), (a_key, live_key)):
         with open(src, "rb") as f, open(dst, "wb") as g:
@@ -246,11 +238,8 @@ def test_reload_with_requests_in_flight():
 
 
 def main():
-    for t in (test_hosts, test_check_config, test_environment, test_tls_reload,
-              test_reload_with_requests_in_flight):
-        print(f"--- {t.__name__}", flush=True)
-        t()
-    return summary()
+    return run_all((test_hosts, test_check_config, test_environment, test_tls_reload,
+                    test_reload_with_requests_in_flight))
 
 
 if __name__ == "__main__":

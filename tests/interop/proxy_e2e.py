@@ -26,6 +26,7 @@ import time
 import websockets
 
 import sbproc
+from rawws import raw_status, upgrade_request
 from sbproc import check, stop
 
 BINARY = sys.argv[1]
@@ -126,18 +127,10 @@ def stop_nginx(proc, d):
     shutil.rmtree(d, ignore_errors=True)
 
 
-UPGRADE = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
-
-
 async def status_of(port, source, headers=""):
-    """The status code of an upgrade request to 127.0.0.1:port sent from source. A raw
-    request: lws answers refused upgrades as HTTP/1.0, which websockets will not parse."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-    writer.write((UPGRADE + headers + "\r\n").encode())
-    line = await asyncio.wait_for(reader.readline(), 5)
-    writer.close()
-    return int(line.split()[1]) if line.startswith(b"HTTP/1.") else 0
+    """The status code of an upgrade request to 127.0.0.1:port sent from source."""
+    return await raw_status("127.0.0.1", port, upgrade_request(extra=headers),
+                            local_addr=(source, 0))
 
 
 async def client(port, source, headers=None):

@@ -18,6 +18,8 @@
 
 #include <curl/curl.h>
 
+#include "mono.h"
+
 struct buf {
 	char *p;
 	size_t len, cap;
@@ -347,15 +349,6 @@ http_escape(const char *s)
 
 /* ---- raw exchanges ---- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Parses one complete response at the start of buf into *r. Returns the bytes it took,
  * or 0 when it is not complete yet (or has no Content-Length: it ends with the
  * connection then, and is taken when `closed`). */
@@ -399,7 +392,7 @@ int
 http_raw(int port, const void *bytes, size_t len, int want, int timeout_ms,
 	 struct http_raw_result *out)
 {
-	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : HTTP_DEFAULT_TIMEOUT_MS);
+	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : HTTP_DEFAULT_TIMEOUT_MS);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	struct buf in = { 0 };
 	size_t done = 0;
@@ -431,7 +424,7 @@ http_raw(int port, const void *bytes, size_t len, int want, int timeout_ms,
 	}
 	while (out->count < want && !out->closed) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - mono_ms();
 		char chunk[16384];
 		ssize_t n;
 		size_t took;

@@ -29,6 +29,25 @@ void itest_start(const char *json);
 /* The port of the running server. */
 #define itest_port() (itest_server.port)
 
+/* A client of the running server connected as user, with info (the JSON text of the
+ * connect "info", NULL: none); asserts the upgrade and the connected reply. Its client
+ * id goes to client (64 bytes) when client is not NULL. The caller owns the client. */
+struct ws_client *itest_peer(const char *user, const char *info, char *client);
+
+/* Expects c to still answer a ping command (who names c in the failure). */
+void itest_expect_alive(struct ws_client *c, const char *who);
+
+/* Expects the next frame of c to be the message at offset off (of channel; NULL: any
+ * channel), so that nothing else was queued for c before it. Asserts that it came. */
+void itest_expect_sentinel(struct ws_client *c, const char *channel, json_int_t off,
+			   const char *who);
+
+/* Expects the server to close c within the default deadline with code and reason. */
+void itest_expect_close(struct ws_client *c, int code, const char *reason, const char *who);
+
+/* Expects an upgrade on path (no subprotocol) to be refused with HTTP status. */
+void itest_expect_refused(const char *path, int status);
+
 /* Ends a test: SIGTERM, a clean exit (status 0: orderly shutdown and, under ASan, no
  * leaks in the server), then no leaks in the test process either. Clients must have
  * been freed before. */

@@ -22,18 +22,10 @@
 #include "log.h"
 #include "server.h"
 #include "leakcheck.h"
+#include "mono.h"
 
 #define CHILD_CONFIG_ERROR 2
 #define CHILD_LEAKS 3
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 write_line(int fd, const char *s)
@@ -110,13 +102,13 @@ child_main(int ready_fd, pid_t parent, const char *json, server_fixture_tweak_fn
 static int
 read_ready(struct server_fixture *f, int fd)
 {
-	int64_t deadline = now_ms() + SERVER_FIXTURE_START_MS;
+	int64_t deadline = mono_ms() + SERVER_FIXTURE_START_MS;
 	char buf[300];
 	size_t len = 0;
 
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - mono_ms();
 		ssize_t n;
 
 		if (memchr(buf, '\n', len) != NULL)
@@ -201,11 +193,11 @@ reap(struct server_fixture *f, int64_t deadline)
 	int pfd = (int)syscall(SYS_pidfd_open, f->pid, 0);
 	pid_t r;
 
-	while ((r = waitpid(f->pid, &f->status, WNOHANG)) == 0 && now_ms() < deadline) {
+	while ((r = waitpid(f->pid, &f->status, WNOHANG)) == 0 && mono_ms() < deadline) {
 		if (pfd >= 0) {
 			struct pollfd p = { .fd = pfd, .events = POLLIN };
 
-			poll(&p, 1, (int)(deadline - now_ms()));
+			poll(&p, 1, (int)(deadline - mono_ms()));
 		} else {
 			nanosleep(&tick, NULL);
 		}
@@ -225,7 +217,7 @@ server_fixture_wait(struct server_fixture *f, int timeout_ms)
 		snprintf(f->error, sizeof(f->error), "no server running");
 		return -1;
 	}
-	r = reap(f, now_ms() + ms);
+	r = reap(f, mono_ms() + ms);
 	if (r == 0) {
 		snprintf(f->error, sizeof(f->error), "server still running %d ms after the signal", ms);
 		server_fixture_kill(f);

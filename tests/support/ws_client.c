@@ -19,10 +19,11 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
+
+#include "mono.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_MAX_FRAME (64u << 20)      /* larger frames from the server are a violation */
@@ -35,19 +36,10 @@ struct ws_pending {
 
 /* ---- time and raw I/O ---- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 left_ms(int64_t deadline)
 {
-	int64_t left = deadline - now_ms();
+	int64_t left = deadline - mono_ms();
 
 	return left < 0 ? 0 : (int)left;
 }
@@ -302,7 +294,7 @@ struct ws_client *
 ws_client_open_opts(const struct ws_open_opts *o)
 {
 	int timeout = o->timeout_ms > 0 ? o->timeout_ms : WS_DEFAULT_TIMEOUT_MS;
-	int64_t deadline = now_ms() + timeout;
+	int64_t deadline = mono_ms() + timeout;
 	struct ws_client *c;
 	int fd;
 
@@ -395,7 +387,7 @@ ws_client_send_raw(struct ws_client *c, const void *bytes, size_t len)
 {
 	if (c == NULL || c->fd < 0)
 		return -1;
-	return send_all(c->fd, bytes, len, now_ms() + WS_DEFAULT_TIMEOUT_MS);
+	return send_all(c->fd, bytes, len, mono_ms() + WS_DEFAULT_TIMEOUT_MS);
 }
 
 int
@@ -430,7 +422,7 @@ ws_client_send_frame(struct ws_client *c, int opcode, bool fin, const void *data
 	h += 4;
 	for (size_t i = 0; i < len; i++)
 		f[h + i] = src[i] ^ mask[i & 3];
-	rc = send_all(c->fd, f, h + len, now_ms() + WS_DEFAULT_TIMEOUT_MS);
+	rc = send_all(c->fd, f, h + len, mono_ms() + WS_DEFAULT_TIMEOUT_MS);
 	free(f);
 	return rc;
 }
@@ -736,7 +728,7 @@ ws_client_recv(struct ws_client *c, struct ws_msg *m, int timeout_ms)
 		free(p);
 		return 1;
 	}
-	return recv_wire(c, m, now_ms() + timeout_ms);
+	return recv_wire(c, m, mono_ms() + timeout_ms);
 }
 
 char *
@@ -801,7 +793,7 @@ match_id(const struct ws_msg *m, const json_t *id)
 json_t *
 ws_client_wait_reply(struct ws_client *c, const json_t *id, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	struct ws_pending *p, *prev = NULL;
 	struct ws_msg m;
 	json_t *j;
@@ -875,7 +867,7 @@ ws_client_cmd(struct ws_client *c, const char *fmt, ...)
 int
 ws_client_wait_close(struct ws_client *c, int timeout_ms, unsigned *dropped)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	struct ws_msg m;
 	unsigned n = 0;
 	int rc;
@@ -942,7 +934,7 @@ dechunk(char *b, size_t len)
 int
 http_get(int port, const char *path, int *status, char **body)
 {
-	int64_t deadline = now_ms() + WS_DEFAULT_TIMEOUT_MS;
+	int64_t deadline = mono_ms() + WS_DEFAULT_TIMEOUT_MS;
 	struct ws_client c = { .fd = -1 };
 	char req[512], *head = NULL, value[64];
 	long clen = -1, blen;

@@ -9,15 +9,7 @@
 
 #include "cidr.h"
 #include "leakcheck.h"
-
-static struct cidr_addr
-addr(const char *s)
-{
-	struct cidr_addr a;
-
-	cr_assert_eq(cidr_addr_parse(s, strlen(s), &a), 0, "%s does not parse", s);
-	return a;
-}
+#include "netaddr.h"
 
 static struct cidr
 block(const char *s)
@@ -32,7 +24,7 @@ static bool
 in(const char *blk, const char *a)
 {
 	struct cidr c = block(blk);
-	struct cidr_addr x = addr(a);
+	struct cidr_addr x = netaddr(a);
 
 	return cidr_match(&c, &x);
 }
@@ -40,7 +32,7 @@ in(const char *blk, const char *a)
 static void
 expect_printed(const char *in_text, const char *want)
 {
-	struct cidr_addr a = addr(in_text);
+	struct cidr_addr a = netaddr(in_text);
 	char out[CIDR_ADDR_STRLEN];
 
 	cidr_addr_format(&a, out);
@@ -49,27 +41,27 @@ expect_printed(const char *in_text, const char *want)
 
 Test(cidr, addresses_of_both_families_parse)
 {
-	cr_expect_eq(addr("127.0.0.1").family, 4);
-	cr_expect_eq(addr("0.0.0.0").family, 4);
-	cr_expect_eq(addr("255.255.255.255").family, 4);
-	cr_expect_eq(addr("::1").family, 6);
-	cr_expect_eq(addr("::").family, 6);
-	cr_expect_eq(addr("2001:DB8::Cafe").family, 6);
-	cr_expect_eq(addr("fd00:1:2:3:4:5:6:7").family, 6);
+	cr_expect_eq(netaddr("127.0.0.1").family, 4);
+	cr_expect_eq(netaddr("0.0.0.0").family, 4);
+	cr_expect_eq(netaddr("255.255.255.255").family, 4);
+	cr_expect_eq(netaddr("::1").family, 6);
+	cr_expect_eq(netaddr("::").family, 6);
+	cr_expect_eq(netaddr("2001:DB8::Cafe").family, 6);
+	cr_expect_eq(netaddr("fd00:1:2:3:4:5:6:7").family, 6);
 }
 
 Test(cidr, ipv4_mapped_ipv6_is_stored_as_ipv4)
 {
-	struct cidr_addr a = addr("::ffff:127.0.0.1"), b = addr("127.0.0.1");
+	struct cidr_addr a = netaddr("::ffff:127.0.0.1"), b = netaddr("127.0.0.1");
 
 	cr_expect_eq(a.family, 4);
 	cr_expect(cidr_addr_equal(&a, &b));
 	cr_expect(cidr_addr_equal(&(struct cidr_addr){ 0 }, &(struct cidr_addr){ 0 }));
-	a = addr("::ffff:7f00:2");
-	b = addr("127.0.0.2");
+	a = netaddr("::ffff:7f00:2");
+	b = netaddr("127.0.0.2");
 	cr_expect(cidr_addr_equal(&a, &b), "the hex form of a mapped address too");
 	/* IPv4-compatible (::a.b.c.d, deprecated) is a plain IPv6 address. */
-	cr_expect_eq(addr("::127.0.0.1").family, 6);
+	cr_expect_eq(netaddr("::127.0.0.1").family, 6);
 }
 
 Test(cidr, anything_else_is_not_an_address)
@@ -184,7 +176,7 @@ Test(cidr, families_never_match_each_other_but_mapped_peers_match_ipv4)
 Test(cidr, lists_match_any_entry)
 {
 	struct cidr list[] = { block("10.0.0.0/8"), block("::1"), block("192.168.0.0/16") };
-	struct cidr_addr a = addr("192.168.3.4"), b = addr("::1"), c = addr("11.0.0.1"),
+	struct cidr_addr a = netaddr("192.168.3.4"), b = netaddr("::1"), c = netaddr("11.0.0.1"),
 			 none = { 0 };
 
 	cr_expect(cidr_list_match(list, 3, &a));
@@ -208,7 +200,7 @@ Test(cidr, printing_is_canonical)
 
 	cidr_addr_format(&(struct cidr_addr){ 0 }, out);
 	cr_expect_str_eq(out, "", "no address prints empty");
-	struct cidr_addr a = addr("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
+	struct cidr_addr a = netaddr("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
 	cidr_addr_format(&a, out);
 	cr_expect_str_eq(out, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "the longest form fits");
 }
@@ -222,14 +214,14 @@ Test(cidr, socket_addresses_convert)
 
 	inet_pton(AF_INET, "198.51.100.7", &s4.sin_addr);
 	cr_assert_eq(cidr_addr_from_sockaddr((struct sockaddr *)&s4, &a), 0);
-	want = addr("198.51.100.7");
+	want = netaddr("198.51.100.7");
 	cr_expect(cidr_addr_equal(&a, &want));
 	inet_pton(AF_INET6, "::ffff:198.51.100.7", &s6.sin6_addr);
 	cr_assert_eq(cidr_addr_from_sockaddr((struct sockaddr *)&s6, &a), 0);
 	cr_expect(cidr_addr_equal(&a, &want), "a dual-stack socket's IPv4 peer is IPv4");
 	inet_pton(AF_INET6, "2001:db8::5", &s6.sin6_addr);
 	cr_assert_eq(cidr_addr_from_sockaddr((struct sockaddr *)&s6, &a), 0);
-	want = addr("2001:db8::5");
+	want = netaddr("2001:db8::5");
 	cr_expect(cidr_addr_equal(&a, &want));
 	cr_expect_eq(cidr_addr_from_sockaddr(&sun, &a), -EAFNOSUPPORT);
 }

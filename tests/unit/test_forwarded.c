@@ -12,15 +12,7 @@
 #include "cidr.h"
 #include "forwarded.h"
 #include "leakcheck.h"
-
-static struct cidr_addr
-addr(const char *s)
-{
-	struct cidr_addr a;
-
-	cr_assert_eq(cidr_addr_parse(s, strlen(s), &a), 0, "%s does not parse", s);
-	return a;
-}
+#include "netaddr.h"
 
 static void
 expect_hop(const struct forwarded_hop *h, const char *want, const char *what)
@@ -72,7 +64,7 @@ static const char *
 client(const char *peer, const char *xff, const char *fwd)
 {
 	static char out[CIDR_ADDR_STRLEN];
-	struct cidr_addr p = addr(peer), a;
+	struct cidr_addr p = netaddr(peer), a;
 	struct forwarded_header x = { xff, xff ? strlen(xff) : 0 };
 	struct forwarded_header f = { fwd, fwd ? strlen(fwd) : 0 };
 
@@ -247,8 +239,10 @@ Test(forwarded, rfc7239_quoted_commas_do_not_split_elements)
 
 Test(forwarded, walk_takes_the_rightmost_untrusted_hop)
 {
-	struct forwarded_hop hops[] = { { true, addr("6.6.6.6") }, { true, addr("198.51.100.2") },
-					{ true, addr("10.0.0.7") }, { true, addr("10.0.0.8") } };
+	struct forwarded_hop hops[] = { { true, netaddr("6.6.6.6") },
+					{ true, netaddr("198.51.100.2") },
+					{ true, netaddr("10.0.0.7") },
+					{ true, netaddr("10.0.0.8") } };
 	struct cidr_addr a;
 
 	char out[CIDR_ADDR_STRLEN];
@@ -260,8 +254,9 @@ Test(forwarded, walk_takes_the_rightmost_untrusted_hop)
 
 Test(forwarded, walk_over_only_trusted_hops_takes_the_leftmost)
 {
-	struct forwarded_hop hops[] = { { true, addr("10.0.0.1") }, { true, addr("10.0.0.2") } };
-	struct cidr_addr a, want = addr("10.0.0.1");
+	struct forwarded_hop hops[] = { { true, netaddr("10.0.0.1") },
+					{ true, netaddr("10.0.0.2") } };
+	struct cidr_addr a, want = netaddr("10.0.0.1");
 
 	cr_assert(forwarded_pick(hops, 2, trusted, 3, &a));
 	cr_expect(cidr_addr_equal(&a, &want));
@@ -269,9 +264,9 @@ Test(forwarded, walk_over_only_trusted_hops_takes_the_leftmost)
 
 Test(forwarded, walk_stops_at_a_hop_without_an_address)
 {
-	struct forwarded_hop hops[] = { { true, addr("6.6.6.6") }, { false, { 0 } },
-					{ true, addr("10.0.0.2") } };
-	struct cidr_addr a, want = addr("10.0.0.2");
+	struct forwarded_hop hops[] = { { true, netaddr("6.6.6.6") }, { false, { 0 } },
+					{ true, netaddr("10.0.0.2") } };
+	struct cidr_addr a, want = netaddr("10.0.0.2");
 
 	cr_assert(forwarded_pick(hops, 3, trusted, 3, &a));
 	cr_expect(cidr_addr_equal(&a, &want), "the proxy that did not know its client");
@@ -367,7 +362,7 @@ Test(forwarded, random_values_never_escape_the_rules)
 					"1.2.3.4", "::1", "10.0.0.1", "127.0.0.1", "unknown", "_x",
 					"2001:db8::9", "80", "By=", "=", "\t", "\x01", "\xff" };
 	uint32_t seed = 12345;
-	struct cidr_addr peer = addr("127.0.0.1");
+	struct cidr_addr peer = netaddr("127.0.0.1");
 	char buf[512];
 
 	for (int iter = 0; iter < 20000; iter++) {
