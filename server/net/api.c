@@ -5,13 +5,18 @@
  * arrived (bodies come in any number of LWS_CALLBACK_HTTP_BODY pieces). The channel
  * logic lives in the hub; this file only translates HTTP into hub_server_* calls.
  */
+#include "api.h"
+#include "admit.h"
 #include "bucket.h"
+#include "clock.h"
 #include "config.h"
 #include "glob.h"
 #include "hub.h"
 #include "log.h"
 #include "net.h"
+#include "netlog.h"
 #include "proto.h"
+#include "respond.h"
 #include "xalloc.h"
 
 #include "peer.h"
@@ -24,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define PUBLISH_MAX_CHANNELS 100
 #define HTTP_RESPONSE_BUDGET (1u << 20) /* bytes of history in one response */
@@ -88,15 +92,6 @@ api_req_size(void)
 
 /* ---- responses ---- */
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static const char *
 method_name(int m)
 {
@@ -111,7 +106,7 @@ static void
 log_access(struct lws *wsi, const struct api_req *r, unsigned status)
 {
 	struct server *srv = lws_context_user(lws_get_context(wsi));
-	double ms = r != NULL ? (double)(now_us() - r->start_us) / 1000.0 : 0;
+	double ms = r != NULL ? (double)(clock_now_us() - r->start_us) / 1000.0 : 0;
 	const char *key = r != NULL && r->key_name[0] != '\0' ? r->key_name : "-";
 	const char *addr = r != NULL && r->ip[0] != '\0' ? r->ip : "-";
 	const char *method = r != NULL ? method_name(r->method) : "-";
@@ -137,7 +132,7 @@ respond(struct lws *wsi, unsigned status, const char *body, size_t len, const ch
 
 	if (r != NULL && r->early != 0) {
 		r->discard = (r->early & HTTP_LINGER) != 0;
-		r->linger_until = net_now_ms() + LINGER_MS;
+		r->linger_until = clock_now_ms() + LINGER_MS;
 		flags |= r->early;
 		/* A client that stops sending is dropped after LINGER_MS too, not after lws's
 		 * own 10 s body timeout. */
@@ -360,7 +355,7 @@ charge(struct lws *wsi, struct server *srv, const struct config_api_key *k)
 	uint64_t retry_ms = 0;
 	char retry[24];
 
-	if (bucket_take(b, k->per_minute / 60.0, k->burst, net_now_ms(), &retry_ms))
+	if (bucket_take(b, k->per_minute / 60.0, k->burst, clock_now_ms(), &retry_ms))
 		return 0;
 	snprintf(retry, sizeof(retry), "%" PRIu64, (retry_ms + 999) / 1000);
 	return respond_error(wsi, 429, "rate_limited", "the API key's quota is used up",
@@ -429,7 +424,7 @@ get_history(struct lws *wsi, struct server *srv, struct api_req *r)
 		return fail(wsi, 400, "bad_request",
 			    "limit and since_offset are whole numbers; since_offset and epoch go together");
 	body = hub_history_json(srv->hub, r->arg, r->arg_len, lim, epoch, off, HTTP_RESPONSE_BUDGET,
-				net_now_ms(), &rc);
+				clock_now_ms(), &rc);
 	return body != NULL ? respond_json_owned(wsi, 200, body) : fail_rc(wsi, rc, r->arg);
 }
 
@@ -449,7 +444,7 @@ on_get_or_delete(struct lws *wsi, struct server *srv, struct api_req *r)
 					 prefix != NULL ? strlen(prefix) : 0);
 		break;
 	case R_CHANNEL:
-		body = hub_channel_json(srv->hub, r->arg, r->arg_len, net_now_ms(), &rc);
+		body = hub_channel_json(srv->hub, r->arg, r->arg_len, clock_now_ms(), &rc);
 		break;
 	case R_PRESENCE:
 		body = hub_presence_json(srv->hub, r->arg, r->arg_len, &rc);
@@ -503,7 +498,7 @@ post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 
 	if (data == NULL)
 		return rc;
-	rc = hub_server_publish(srv->hub, r->arg, r->arg_len, data, dlen, net_now_ms(), &offset, epoch);
+	rc = hub_server_publish(srv->hub, r->arg, r->arg_len, data, dlen, clock_now_ms(), &offset, epoch);
 	if (rc != 0)
 		return fail_rc(wsi, rc, r->arg);
 	snprintf(body, sizeof(body), "{\"channel\":\"%s\",\"offset\":%" PRIu64 ",\"epoch\":\"%s\"}",
@@ -567,7 +562,7 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 								 "the API key's channels do not cover this channel"));
 			continue;
 		}
-		rc = hub_server_publish(srv->hub, name, nlen, data, dlen, net_now_ms(), &offset, epoch);
+		rc = hub_server_publish(srv->hub, name, nlen, data, dlen, clock_now_ms(), &offset, epoch);
 		if (rc != 0)
 			json_array_append_new(results, json_pack("{s:s,s:{s:s,s:s}}", "channel", name, "error",
 								 "code", rc_code(rc, &status), "message",
@@ -705,7 +700,7 @@ on_http(struct lws *wsi, struct api_req *r)
 	int ulen = 0, rc;
 
 	memset(r, 0, sizeof(*r));
-	r->start_us = now_us();
+	r->start_us = clock_now_us();
 	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 	if (uri != NULL)
 		log_clean(r->path, sizeof(r->path), uri, (size_t)ulen);
@@ -745,7 +740,7 @@ on_body(struct api_req *r, const char *in, size_t len)
 {
 	if (r->discard) {
 		/* Answered already: drop, within the linger bounds. */
-		if (net_now_ms() > r->linger_until)
+		if (clock_now_ms() > r->linger_until)
 			return -1;
 		if (len >= r->discard_left)
 			return -1;
@@ -785,6 +780,9 @@ api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void
 	struct api_req *r = user;
 
 	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return admit_not_websocket(wsi, reason, in);
 	case LWS_CALLBACK_HTTP:
 		return on_http(wsi, r);
 	case LWS_CALLBACK_HTTP_BODY:

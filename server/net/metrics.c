@@ -3,6 +3,7 @@
 #include "metrics.h"
 #include "hub.h"
 #include "net.h"
+#include "worker.h"
 #include "proto.h"
 
 #include <dirent.h>
@@ -106,8 +107,10 @@ process_metrics(FILE *f)
 static void
 render(FILE *f, struct server *srv)
 {
-	const struct hub_stats *hs = hub_stats(srv->hub);
-	const struct metrics *m = &srv->metrics;
+	const struct worker *w = srv->worker;
+	const struct hub_stats *hs = hub_stats(w->hub);
+	const struct metrics *m = &w->metrics;
+	const struct metrics_process *pm = &srv->metrics;
 	static const char *const refusals[METRICS_REFUSED_COUNT] = {
 		"path", "origin", "per_ip_limit", "per_ip_rate", "capacity" };
 	uint64_t cum = 0;
@@ -115,7 +118,7 @@ render(FILE *f, struct server *srv)
 	header(f, "switchboard_build_info", "gauge", "Version of the running server.");
 	fprintf(f, "switchboard_build_info{version=\"%s\"} 1\n", SWITCHBOARD_VERSION);
 	one(f, "switchboard_connections", "gauge", "WebSocket connections open now.",
-	    srv->connections);
+	    w->connections);
 	one(f, "switchboard_connections_total", "counter", "WebSocket connections established.",
 	    m->ws_opened);
 	header(f, "switchboard_connections_refused_total", "counter",
@@ -140,7 +143,7 @@ render(FILE *f, struct server *srv)
 	    m->idle_timeouts);
 	one(f, "switchboard_subscriptions", "gauge", "Subscriptions held now.", hs->subscriptions);
 	one(f, "switchboard_channels", "gauge", "Channels with at least one local subscriber now.",
-	    hub_channel_count(srv->hub));
+	    hub_channel_count(w->hub));
 	header(f, "switchboard_messages_published_total", "counter",
 	       "Messages published, by source (client or the HTTP API).");
 	labelled(f, "switchboard_messages_published_total", "source", "client",
@@ -196,11 +199,11 @@ render(FILE *f, struct server *srv)
 	       "Webhook events by outcome: delivered (2xx), failed (dropped after an error or "
 	       "every retry), dropped (queue full or shutdown).");
 	labelled(f, "switchboard_webhook_events_total", "outcome", "delivered",
-		 m->webhook_delivered);
-	labelled(f, "switchboard_webhook_events_total", "outcome", "failed", m->webhook_failed);
-	labelled(f, "switchboard_webhook_events_total", "outcome", "dropped", m->webhook_dropped);
+		 pm->webhook_delivered);
+	labelled(f, "switchboard_webhook_events_total", "outcome", "failed", pm->webhook_failed);
+	labelled(f, "switchboard_webhook_events_total", "outcome", "dropped", pm->webhook_dropped);
 	one(f, "switchboard_webhook_requests_total", "counter", "Webhook HTTP requests made.",
-	    m->webhook_requests);
+	    pm->webhook_requests);
 	process_metrics(f);
 }
 

@@ -1,7 +1,9 @@
 /* metrics.h: the transport's counters and the Prometheus text exposition of
  * GET /metrics (docs/http-api.md, Metrics). The core's counters live in struct hub_stats;
- * this file adds what only the transport sees (connections, bytes, writes, closes,
- * HTTP, webhooks) and renders both. Counters are plain integers: one thread. */
+ * this file adds what only the transport sees: per loop (struct metrics in struct
+ * worker: connections, bytes, writes, closes, HTTP) and per process (struct
+ * metrics_process in struct server: webhooks), and renders them all. Counters are plain
+ * integers, each written by one thread only. */
 #ifndef SWITCHBOARD_METRICS_H
 #define SWITCHBOARD_METRICS_H
 
@@ -26,6 +28,7 @@ enum metrics_refusal {
 	METRICS_REFUSED_RATE, METRICS_REFUSED_CAPACITY, METRICS_REFUSED_COUNT
 };
 
+/* One loop's counters (struct worker). */
 struct metrics {
 	uint64_t ws_opened;                      /* WebSocket connections established */
 	uint64_t ws_refused[METRICS_REFUSED_COUNT];
@@ -36,6 +39,10 @@ struct metrics {
 	uint64_t queue_hist[METRICS_QUEUE_BUCKETS + 1]; /* last: +Inf */
 	uint64_t queue_sum;
 	uint64_t http_status[6];                 /* HTTP responses by class: [2] = 2xx ... */
+};
+
+/* The process's counters: the webhooks are shared by every worker. */
+struct metrics_process {
 	uint64_t webhook_delivered, webhook_failed, webhook_dropped; /* events */
 	uint64_t webhook_requests;
 };
@@ -44,7 +51,8 @@ struct metrics {
 void metrics_write(struct metrics *m, size_t queued, size_t frames, size_t bytes);
 void metrics_close(struct metrics *m, int code);
 
-/* The exposition text (malloc'd, *len bytes), or NULL if out of memory. */
+/* The exposition text of the process srv and its workers (malloc'd, *len bytes), or NULL
+ * if out of memory. */
 char *metrics_render(struct server *srv, size_t *len);
 
 #endif

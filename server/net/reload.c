@@ -11,6 +11,7 @@
  * changed, named in the log as waiting for a restart. A file that does not load changes
  * nothing and the reason is logged.
  */
+#include "api.h"
 #include "config.h"
 #include "jwt.h"
 #include "log.h"

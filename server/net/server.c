@@ -1,19 +1,23 @@
-/* server.c: one libwebsockets context (default poll loop) serving HTTP and WebSocket on
- * one port, the housekeeping timer, the configuration reload on SIGHUP, and the graceful
- * drain on SIGINT/SIGTERM: upgrades are refused and /readyz fails at once, clients are
+/* server.c: the process (struct server, net.h): configuration, authentication, the HTTP
+ * API's keys, webhooks, per-address limits, and the one worker (worker.c: the lws
+ * context serving HTTP and WebSocket on one port, default poll loop) it runs; the
+ * configuration reload on SIGHUP, and the graceful drain on SIGINT/SIGTERM: upgrades are refused and /readyz fails at once, clients are
  * closed with 4012 spread over drain_period seconds, webhook queues are flushed, then the
  * loop ends and the context is destroyed. A second signal (or drain_period 0) closes
  * everyone at once with 1001 and ends the loop within 2 s.
  */
 #include "server.h"
+#include "admit.h"
+#include "api.h"
+#include "clock.h"
 #include "config.h"
 #include "hub.h"
 #include "jwt.h"
 #include "log.h"
-#include "map.h"
 #include "net.h"
+#include "netlog.h"
 #include "webhook.h"
-#include "xalloc.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -25,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SHUTDOWN_GRACE_MS 2000
@@ -51,27 +54,18 @@ on_signal(int sig)
 		lws_cancel_service(signal_ctx);
 }
 
-uint64_t
-net_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* struct hub_auth over the JWT verifier. */
 static int
 auth_verify(void *arg, const char *token, size_t len, json_t **claims, char *msg, size_t msglen)
 {
-	return jwt_verify(arg, token, len, (int64_t)time(NULL), claims, msg, msglen) == JWT_OK ? 0 : -1;
+	return jwt_verify(arg, token, len, clock_wall_s(), claims, msg, msglen) == JWT_OK ? 0 : -1;
 }
 
 static int64_t
 auth_now(void *arg)
 {
 	(void)arg;
-	return (int64_t)time(NULL);
+	return clock_wall_s();
 }
 
 /* Tokens are verified only when auth.jwt has a key; the clock is always wired (for
@@ -102,13 +96,13 @@ setup_auth(struct server *srv)
 	return 0;
 }
 
+/* Process housekeeping, on the worker's loop. */
 static void
 on_tick(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = lws_container_of(sul, struct server, tick);
 
-	hub_tick(srv->hub, net_now_ms());
-	ws_ip_gc(srv);
+	admit_gc(srv);
 	lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, LWS_US_PER_SEC);
 }
 
@@ -269,10 +263,10 @@ static void
 stop_now(struct server *srv)
 {
 	log_info("server: signal %d, closing %zu connections now", (int)got_signal,
-		 srv->connections);
+		 srv->worker->connections);
 	srv->shutting_down = srv->stopping = true;
-	hub_shutdown(srv->hub);
-	srv->deadline = net_now_ms() + SHUTDOWN_GRACE_MS;
+	hub_shutdown(srv->worker->hub);
+	srv->deadline = clock_now_ms() + SHUTDOWN_GRACE_MS;
 	/* Wake the loop at the deadline even if no socket moves. */
 	lws_sul_schedule(srv->ctx, 0, &srv->drain_timer, on_drain_step, SHUTDOWN_GRACE_MS * 1000);
 }
@@ -285,28 +279,28 @@ static void
 on_drain_step(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = lws_container_of(sul, struct server, drain_timer);
-	uint64_t now = net_now_ms();
+	uint64_t now = clock_now_ms();
 	size_t due = now >= srv->drain_end
 			     ? SIZE_MAX
 			     : (size_t)ceil((double)srv->drain_total * (double)(now - srv->drain_start) /
 					    (double)(srv->drain_end - srv->drain_start));
 
 	if (!srv->stopping && due > srv->drain_kicked)
-		srv->drain_kicked += hub_drain(srv->hub, due - srv->drain_kicked);
+		srv->drain_kicked += hub_drain(srv->worker->hub, due - srv->drain_kicked);
 	lws_sul_schedule(srv->ctx, 0, &srv->drain_timer, on_drain_step, DRAIN_STEP_US);
 }
 
 static void
 start_drain(struct server *srv)
 {
-	uint64_t now = net_now_ms();
+	uint64_t now = clock_now_ms();
 
 	if (srv->cfg->drain_period == 0) {
 		stop_now(srv);
 		return;
 	}
 	srv->shutting_down = true;
-	srv->drain_total = hub_session_count(srv->hub);
+	srv->drain_total = hub_session_count(srv->worker->hub);
 	srv->drain_start = now;
 	srv->drain_end = now + (uint64_t)srv->cfg->drain_period * 1000;
 	srv->deadline = srv->drain_end + SHUTDOWN_GRACE_MS;
@@ -320,9 +314,9 @@ start_drain(struct server *srv)
 static bool
 finished(struct server *srv)
 {
-	if (net_now_ms() >= srv->deadline)
+	if (clock_now_ms() >= srv->deadline)
 		return true;
-	if (srv->connections > 0)
+	if (srv->worker->connections > 0)
 		return false;
 	return srv->stopping || webhook_pending(srv) == 0;
 }
@@ -332,16 +326,7 @@ static void
 serve(struct server *srv)
 {
 	for (;;) {
-		uint64_t until = srv->metrics.bytes_in + NET_READ_BUDGET;
-
-		lws_service(srv->ctx, 0);
-		/* lws reads at most rx_buffer_size bytes per socket and pass. While a sender
-		 * (a publisher) has more waiting, read on (within a byte budget) so that one
-		 * flush carries many messages per subscriber. */
-		for (int i = 0; i < NET_MAX_EXTRA_PASSES && ws_read_more(srv, until); i++)
-			;
-		srv->nrx_fds = 0;
-		ws_flush(srv);
+		worker_service(srv->worker);
 		if (got_hup) {
 			got_hup = 0;
 			server_reload(srv);
@@ -359,24 +344,8 @@ serve(struct server *srv)
 int
 server_run(struct config *cfg, int ready_fd)
 {
-	static const struct lws_protocol_vhost_options pvo_default = {
-		.name = "default", .value = "1" };
-	static const struct lws_protocol_vhost_options pvo = {
-		.name = "switchboard.v1", .options = &pvo_default, .value = "" };
-	static const struct lws_http_mount mount = {
-		.mountpoint = "/", .mountpoint_len = 1, .origin = "http",
-		.origin_protocol = LWSMPRO_CALLBACK };
-
-	struct lws_protocols protocols[] = {
-		{ .name = "http", .callback = http_callback },
-		{ .name = "switchboard.v1", .callback = ws_callback,
-		  .per_session_data_size = 0 /* set below */,
-		  .rx_buffer_size = 1024, .tx_packet_size = NET_BATCH_MAX + 16 },
-		{ .name = "hook", .callback = webhook_callback, .per_session_data_size = 0 },
-		{ NULL, NULL, 0, 0, 0, NULL, 0 },
-	};
-	struct lws_context_creation_info info;
 	struct server srv = { .cfg = cfg };
+	struct worker *w;
 	char iface[256];
 	uint8_t seed[16];
 	int rc = 1;
@@ -393,83 +362,45 @@ server_run(struct config *cfg, int ready_fd)
 			close(ready_fd);
 		return 1;
 	}
-	srv.hub = hub_new(cfg, seed);
-	if (srv.hub == NULL) {
+	w = srv.worker = worker_new(&srv, seed);
+	if (w == NULL) {
 		log_error("server: unknown engine \"%s\"", cfg->engine);
 		return 1;
 	}
+	srv.hub = w->hub;
 	if (setup_auth(&srv) != 0) {
-		hub_free(srv.hub);
+		worker_free(w);
 		return 1;
 	}
 	api_init(&srv);
 	if (webhook_init(&srv) != 0) {
 		log_error("server: refusing to start: bad webhooks configuration");
 		api_fini(&srv);
-		hub_free(srv.hub);
+		worker_free(w);
 		jwt_verifier_free(srv.jwt);
 		if (ready_fd >= 0)
 			close(ready_fd);
 		return 1;
 	}
 	fit_fd_limit(cfg);
-	srv.ip_conns = map_new(seed);
-	srv.batch = xmalloc(NET_BATCH_MAX);
-	srv.idle_policy = (lws_retry_bo_t){
-		.secs_since_valid_ping = (uint16_t)cfg->ws.ping_interval,
-		.secs_since_valid_hangup = (uint16_t)cfg->ws.idle_timeout,
-	};
+	admit_init(&srv, seed);
 
-	protocols[0].per_session_data_size = api_req_size();
-	protocols[1].per_session_data_size = ws_conn_size();
-	memset(&info, 0, sizeof(info));
-	info.port = cfg->port;
-	info.iface = cfg->host != NULL ? iface : NULL;
-	info.protocols = protocols;
-	info.pvo = &pvo;
-	info.mounts = &mount;
-	info.user = &srv;
-	/* TLS is initialised even without tls.cert: https:// webhooks need the client side. */
-	/* Without FAIL_UPON_UNABLE_TO_BIND, lws starts with no listening socket when the
-	 * address is not (yet) on an interface, and waits for it to appear. */
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-	if (cfg->tls_cert != NULL) {
-		/* wss and https on the same port. HTTP/1.1 only: our raw-framed writes must not
-		 * travel inside HTTP/2 (ALPN would otherwise pick h2). */
-		info.ssl_cert_filepath = cfg->tls_cert;
-		info.ssl_private_key_filepath = cfg->tls_key;
-		info.alpn = "http/1.1";
-	}
-	/* lws 4.1 binds an IPv4 address given as iface on its dual-stack socket as "any"
-	 * (it listened on *:port): an IPv4 literal must turn IPv6 off to be honoured. */
-	if (cfg->host != NULL && is_ipv4_literal(iface))
-		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-	info.retry_and_idle_policy = &srv.idle_policy;
-	info.max_http_header_data = 16384;
-	info.timeout_secs = 10;
-	info.vhost_name = "default";
-
-	srv.ctx = lws_create_context(&info);
-	if (srv.ctx == NULL) {
-		log_error("server: cannot listen on %s:%d (address in use or not available%s)",
-			  cfg->host != NULL ? cfg->host : "*", cfg->port,
-			  cfg->tls_cert != NULL ? ", or tls.cert/tls.key unusable" : "");
+	if (worker_listen(w, cfg->host != NULL ? iface : NULL) != 0)
 		goto out;
-	}
-	srv.vhost = lws_get_vhost_by_name(srv.ctx, "default");
+	srv.ctx = w->ctx;
+	srv.vhost = w->vhost;
 	if (webhook_attach(&srv) != 0) {
 		log_error("server: refusing to start: bad webhooks configuration");
-		lws_context_destroy(srv.ctx);
-		srv.ctx = NULL;
+		worker_stop(w);
 		goto out;
 	}
 	install_signals(srv.ctx);
 	lws_sul_schedule(srv.ctx, 0, &srv.tick, on_tick, LWS_US_PER_SEC);
 	log_info("server: switchboard %s listening on %s:%d (engine %s%s)", SWITCHBOARD_VERSION,
-		 cfg->host != NULL ? cfg->host : "*", lws_get_vhost_listen_port(srv.vhost),
+		 cfg->host != NULL ? cfg->host : "*", lws_get_vhost_listen_port(w->vhost),
 		 cfg->engine, cfg->tls_cert != NULL ? ", tls" : "");
-	report_ready(ready_fd, lws_get_vhost_listen_port(srv.vhost));
+	report_ready(ready_fd, lws_get_vhost_listen_port(w->vhost));
+	ready_fd = -1; /* closed */
 
 	serve(&srv);
 	rc = 0;
@@ -479,18 +410,18 @@ server_run(struct config *cfg, int ready_fd)
 	lws_sul_cancel(&srv.drain_timer);
 	net_log_fini(&srv);
 	webhook_shutdown(&srv); /* drops pending deliveries before their connections go */
-	lws_context_destroy(srv.ctx); /* closes what is left; CLOSED empties the hub */
+	worker_stop(w); /* closes what is left; CLOSED empties the hub */
 	log_info("server: stopped");
 out:
-	if (ready_fd >= 0 && srv.ctx == NULL)
+	if (ready_fd >= 0)
 		close(ready_fd);
-	hub_free(srv.hub);
+	srv.ctx = NULL;
+	srv.vhost = NULL;
+	srv.hub = NULL;
+	worker_free(w);
 	jwt_verifier_free(srv.jwt);
 	api_fini(&srv);
 	webhook_fini(&srv);
-	if (srv.ip_conns != NULL)
-		ws_ip_fini(&srv);
-	map_free(srv.ip_conns);
-	free(srv.batch);
+	admit_fini(&srv);
 	return rc;
 }
