@@ -25,6 +25,7 @@ static const char *const errcode_names[] = {
 	[PROTO_ERR_UNAUTHORIZED] = "unauthorized",
 	[PROTO_ERR_TOKEN_EXPIRED] = "token_expired",
 	[PROTO_ERR_RATE_LIMITED] = "rate_limited",
+	[PROTO_ERR_UNAVAILABLE] = "unavailable",
 };
 
 static const char *const kind_names[] = {
@@ -664,12 +665,6 @@ proto_encode_from(const char *client, const char *user, size_t *len)
 }
 
 static const char message_head[] = "{\"type\":\"message\",\"channel\":\"";
-
-size_t
-proto_message_prefix_len(size_t channel_len)
-{
-	return sizeof(message_head) - 1 + channel_len + 2; /* the closing quote and comma */
-}
 
 char *
 proto_encode_message(const char *channel, uint64_t offset, const char *data_raw,

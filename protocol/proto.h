@@ -66,8 +66,9 @@ enum proto_errcode {
 	PROTO_ERR_UNAUTHORIZED,
 	PROTO_ERR_TOKEN_EXPIRED,
 	PROTO_ERR_RATE_LIMITED,
+	PROTO_ERR_UNAVAILABLE,           /* the engine failed or is overloaded: retry later */
 };
-#define PROTO_ERR_COUNT (PROTO_ERR_RATE_LIMITED + 1)
+#define PROTO_ERR_COUNT (PROTO_ERR_UNAVAILABLE + 1)
 
 /* Why a frame was refused: a code and a human sentence (NUL-terminated). */
 struct proto_error {
@@ -194,9 +195,6 @@ char *proto_encode_message(const char *channel, uint64_t offset, const char *dat
 char *proto_encode_message_n(const char *channel, size_t channel_len, uint64_t offset,
 			     const char *data_raw, size_t data_len, const char *from_raw,
 			     size_t from_len, size_t *len);
-/* Bytes of {"type":"message","channel":"<name>", in front of "offset" in a message frame
- * of a channel of channel_len bytes: the history reply reuses the rest. */
-size_t proto_message_prefix_len(size_t channel_len);
 
 /* Client commands (used by client-demo and tests). user/data may be NULL. */
 char *proto_encode_connect(const json_t *id, const char *user, size_t *len);

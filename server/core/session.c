@@ -6,6 +6,8 @@
 #include "proto.h"
 #include "xalloc.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 size_t
@@ -129,4 +131,30 @@ session_queue_clear(struct session *s)
 	s->q = NULL;
 	s->qcap = 0;
 	s->qhead = 0;
+}
+
+bool
+session_send(struct session *s, struct frame *f)
+{
+	bool queued;
+
+	xcheck(f);
+	queued = session_enqueue(s, f);
+	frame_unref(f);
+	return queued;
+}
+
+void
+session_send_error(struct session *s, const json_t *id, enum proto_errcode code, const char *fmt,
+		   ...)
+{
+	char msg[192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (session_send(s, s->dialect->encode_error(id, code, msg)) &&
+	    (size_t)code < PROTO_ERR_COUNT)
+		s->stats->errors[code]++;
 }

@@ -1,8 +1,6 @@
 /* engine.c: engine selection and the thin dispatch wrappers of engine.h. */
 #include "engine.h"
-#include "frame.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 struct engine *
@@ -14,16 +12,18 @@ engine_new(const char *name, const struct engine_callbacks *cb, const struct eng
 	return NULL;
 }
 
-int
-engine_publish(struct engine *e, struct engine_msg *msg, uint64_t cookie, uint64_t now_ms)
+void
+engine_publish(struct engine *e, const struct engine_pub *p, uint64_t now_ms,
+	       engine_done_fn done, void *arg)
 {
-	return e->ops->publish(e, msg, cookie, now_ms);
+	e->ops->publish(e, p, now_ms, done, arg);
 }
 
-int
-engine_subscribe(struct engine *e, const char *channel, size_t len)
+void
+engine_subscribe(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		 void *arg)
 {
-	return e->ops->subscribe(e, channel, len);
+	e->ops->subscribe(e, channel, len, done, arg);
 }
 
 void
@@ -32,22 +32,12 @@ engine_unsubscribe(struct engine *e, const char *channel, size_t len)
 	e->ops->unsubscribe(e, channel, len);
 }
 
-int
-engine_history(struct engine *e, const char *channel, size_t len,
-	       const struct engine_history_query *q, struct engine_history *out, uint64_t now_ms)
-{
-	memset(out, 0, sizeof(*out));
-	return e->ops->history(e, channel, len, q, out, now_ms);
-}
-
 void
-engine_history_fini(struct engine_history *h)
+engine_history(struct engine *e, const char *channel, size_t len,
+	       const struct engine_history_query *q, uint64_t now_ms, engine_done_fn done,
+	       void *arg)
 {
-	for (size_t i = 0; i < h->nframes; i++)
-		frame_unref(h->frames[i]);
-	free(h->frames);
-	h->frames = NULL;
-	h->nframes = 0;
+	e->ops->history(e, channel, len, q, now_ms, done, arg);
 }
 
 int
@@ -64,27 +54,24 @@ engine_presence_remove(struct engine *e, const char *channel, size_t len,
 	e->ops->presence_remove(e, channel, len, m, notify);
 }
 
-int
-engine_presence(struct engine *e, const char *channel, size_t len,
-		void (*fn)(void *arg, const struct engine_member *m), void *arg)
+void
+engine_presence(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		void *arg)
 {
-	return e->ops->presence(e, channel, len, fn, arg);
+	e->ops->presence(e, channel, len, done, arg);
 }
 
-int
-engine_presence_stats(struct engine *e, const char *channel, size_t len, uint64_t *clients,
-		      uint64_t *users)
+void
+engine_presence_stats(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		      void *arg)
 {
-	return e->ops->presence_stats(e, channel, len, clients, users);
+	e->ops->presence_stats(e, channel, len, done, arg);
 }
 
-int
-engine_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
-	     char epoch[ENGINE_EPOCH_LEN + 1])
+void
+engine_reset(struct engine *e, const char *channel, size_t len, engine_done_fn done, void *arg)
 {
-	*offset = 0;
-	epoch[0] = '\0';
-	return e->ops->reset(e, channel, len, offset, epoch);
+	e->ops->reset(e, channel, len, done, arg);
 }
 
 void

@@ -2,17 +2,26 @@
  * talks to an engine only through these calls, so a Redis engine can replace the memory
  * engine without a change above this line.
  *
+ * The contract is asynchronous. Every call that answers (publish, subscribe, history,
+ * presence, presence_stats, reset) completes through its done callback exactly once:
+ * inline, before the call returns, for the memory engine; later, from the network, for
+ * a networked engine. rc is 0 or a negative errno (-EAGAIN, -EIO, -ECANCELED when the
+ * engine is freed first, ...); the result is borrowed for the duration of done and is
+ * NULL when rc != 0. The caller keeps whatever identifies the operation (the hub keeps a
+ * table of operations keyed by cookie, see pending.h) and passes it as arg; nothing the
+ * engine is given is expected to outlive the call except arg.
+ *
  * Delivery is push-based: the engine hands every published message (from this node or,
  * for a shared engine, from any node) and every join/leave to the callbacks given at
- * creation, for the channels this node subscribed to. Publishing is asynchronous in form:
- * the completion callback runs once, possibly before engine_publish() returns (the memory
- * engine always does so), and names the publisher by an opaque 64-bit cookie, never by a
- * pointer, so a publisher that disconnects meanwhile is simply not found. Queries
- * (history, presence) answer synchronously here; a networked engine will answer them
- * through the same structs from its own replies.
+ * creation, for the channels this node subscribed to. A published message is an
+ * immutable, refcounted struct message (message.h); the engine keeps the same message in
+ * history, and the hub encodes it once per dialect.
  *
- * Encoded frames are made by the hub (cb.encode) so that the engine can keep the very
- * frame it fans out in history: a recovered message is the same bytes, shared. */
+ * Ordering, which exact recovery rests on (two-phase subscribe, docs/architecture.md):
+ * after subscribe() answers, every message of the channel is delivered, in offset order;
+ * and every message at or below the position a history() answer reports is delivered
+ * before that answer, never after it. The hub keeps what arrives between a subscription
+ * and its history answer and releases only what lies beyond the answered position. */
 #ifndef SWITCHBOARD_ENGINE_H
 #define SWITCHBOARD_ENGINE_H
 
@@ -20,23 +29,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "message.h"
+
 struct engine;
-struct frame;
 
-#define ENGINE_EPOCH_LEN 16
+#define ENGINE_EPOCH_LEN MESSAGE_EPOCH_LEN
 
-/* One published message. All pointers are borrowed for the duration of the call. */
-struct engine_msg {
+/* Completion of one call: arg as given, rc 0 or a negative errno, result (borrowed, the
+ * call's own result type below) or NULL when rc != 0. */
+typedef void (*engine_done_fn)(void *arg, int rc, const void *result);
+
+/* What publish() is given. All pointers are borrowed for the duration of the call. */
+struct engine_pub {
 	const char *channel;
 	size_t channel_len;
 	const char *data;        /* exact JSON text of the data value */
 	size_t data_len;
 	const char *from;        /* encoded "from" object, or NULL */
 	size_t from_len;
-	unsigned history_size;   /* publish: messages to retain for the channel (namespace) */
-	uint64_t history_ttl_ms; /* publish: how long to retain them; 0: until evicted */
-	uint64_t offset;         /* set by the engine */
-	const char *epoch;       /* set by the engine */
+	unsigned history_size;   /* messages to retain for the channel (namespace) */
+	uint64_t history_ttl_ms; /* how long to retain them; 0: until evicted */
+};
+
+/* A channel's position: its last offset and its epoch ("" for a channel without state). */
+struct engine_position {
+	uint64_t offset;
+	char epoch[ENGINE_EPOCH_LEN + 1];
+};
+
+/* publish() answers the message as stored (offset and epoch assigned). */
+struct engine_published {
+	struct message *msg;     /* borrowed: take a reference to keep it */
 };
 
 /* A presence member: one subscribed connection. Borrowed for the call. */
@@ -47,13 +70,37 @@ struct engine_member {
 	size_t info_len;
 };
 
+/* presence() answers every member (borrowed). */
+struct engine_presence {
+	const struct engine_member *members;
+	size_t count;
+};
+
+/* presence_stats() answers the counts. */
+struct engine_presence_stats {
+	uint64_t clients;        /* subscribed connections */
+	uint64_t users;          /* distinct users among them */
+};
+
+/* What history() is asked. */
+struct engine_history_query {
+	bool has_since;          /* only messages after since_offset, if since_epoch is current */
+	uint64_t since_offset;
+	const char *since_epoch;
+	uint64_t limit;          /* at most this many (the newest); 0: none, just the position */
+};
+
+/* What history() answers: the position and messages[] (borrowed), oldest first. */
+struct engine_history {
+	struct engine_position pos;
+	bool recovered;          /* has_since: epoch matched and nothing is missing */
+	struct message *const *messages;
+	size_t count;
+};
+
 struct engine_callbacks {
-	/* Encodes msg (offset and epoch set) into a frame: a new reference. */
-	struct frame *(*encode)(void *arg, const struct engine_msg *msg);
-	/* Fan-out of msg, encoded as f (borrowed), to this node's subscribers. */
-	void (*deliver)(void *arg, const struct engine_msg *msg, struct frame *f);
-	/* Publish completion: rc is 0 (msg->offset and msg->epoch are set) or a negative errno. */
-	void (*published)(void *arg, uint64_t cookie, int rc, const struct engine_msg *msg);
+	/* Fan-out of msg (borrowed) to this node's subscribers of its channel. */
+	void (*deliver)(void *arg, struct message *msg);
 	/* A member joined or left channel (only for presence changes made with notify). */
 	void (*presence_event)(void *arg, const char *channel, size_t len, bool join,
 			       const struct engine_member *m);
@@ -68,43 +115,26 @@ struct engine_config {
 	size_t history_memory;   /* bytes of retained messages, all channels together */
 };
 
-/* What history() is asked. */
-struct engine_history_query {
-	bool has_since;          /* only messages after since_offset, if since_epoch is current */
-	uint64_t since_offset;
-	const char *since_epoch;
-	uint64_t limit;          /* at most this many (the newest); 0: none, just the position */
-};
-
-/* What history() answers. frames[] are new references, oldest first. */
-struct engine_history {
-	uint64_t offset;                      /* the channel's last offset */
-	char epoch[ENGINE_EPOCH_LEN + 1];
-	bool recovered;                       /* has_since: epoch matched and nothing is missing */
-	struct frame **frames;
-	size_t nframes;
-};
-
 struct engine_ops {
 	const char *name;
-	int (*publish)(struct engine *e, struct engine_msg *msg, uint64_t cookie, uint64_t now_ms);
-	int (*subscribe)(struct engine *e, const char *channel, size_t len);
+	void (*publish)(struct engine *e, const struct engine_pub *p, uint64_t now_ms,
+			engine_done_fn done, void *arg);
+	void (*subscribe)(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+			  void *arg);
 	void (*unsubscribe)(struct engine *e, const char *channel, size_t len);
-	int (*history)(struct engine *e, const char *channel, size_t len,
-		       const struct engine_history_query *q, struct engine_history *out,
-		       uint64_t now_ms);
+	void (*history)(struct engine *e, const char *channel, size_t len,
+			const struct engine_history_query *q, uint64_t now_ms, engine_done_fn done,
+			void *arg);
 	int (*presence_add)(struct engine *e, const char *channel, size_t len,
 			    const struct engine_member *m, bool notify);
 	void (*presence_remove)(struct engine *e, const char *channel, size_t len,
 				const struct engine_member *m, bool notify);
-	/* Calls fn for each member; returns the count, or a negative errno. */
-	int (*presence)(struct engine *e, const char *channel, size_t len,
-			void (*fn)(void *arg, const struct engine_member *m), void *arg);
-	int (*presence_stats)(struct engine *e, const char *channel, size_t len,
-			      uint64_t *clients, uint64_t *users);
-	/* Drops the channel's retained messages and starts a new epoch at offset 0. */
-	int (*reset)(struct engine *e, const char *channel, size_t len, uint64_t *offset,
-		     char epoch[ENGINE_EPOCH_LEN + 1]);
+	void (*presence)(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+			 void *arg);
+	void (*presence_stats)(struct engine *e, const char *channel, size_t len,
+			       engine_done_fn done, void *arg);
+	void (*reset)(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		      void *arg);
 	void (*tick)(struct engine *e, uint64_t now_ms);
 	void (*free)(struct engine *e);
 };
@@ -115,38 +145,54 @@ struct engine {
 	struct engine_callbacks cb;
 };
 
+/* Makes an engine (a concrete engine's constructor has this type). */
+typedef struct engine *(*engine_factory_fn)(const struct engine_callbacks *cb,
+					     const struct engine_config *cfg,
+					     const uint8_t seed[16]);
+
 /* Creates the engine called name ("memory"); seed randomises epochs and hashing.
  * Returns NULL for an unknown name. */
 struct engine *engine_new(const char *name, const struct engine_callbacks *cb,
 			  const struct engine_config *cfg, const uint8_t seed[16]);
 
-/* Publishes msg (offset/epoch are filled in); calls cb.encode, cb.deliver for local
- * subscribers and cb.published with cookie. Returns 0 or a negative errno (then no
- * callback runs). */
-int engine_publish(struct engine *e, struct engine_msg *msg, uint64_t cookie, uint64_t now_ms);
-/* This node now has (or no longer has) subscribers for channel. subscribe() makes the
- * channel's state exist (an epoch) so that a subscriber learns its position. */
-int engine_subscribe(struct engine *e, const char *channel, size_t len);
+/* Publishes p: assigns the next offset in the channel's epoch, retains the message,
+ * calls cb.deliver on every node with subscribers, then done with struct
+ * engine_published. */
+void engine_publish(struct engine *e, const struct engine_pub *p, uint64_t now_ms,
+		    engine_done_fn done, void *arg);
+/* This node now has subscribers for channel: deliveries for it start before done runs,
+ * and done answers the channel's position (struct engine_position; the channel's state
+ * exists from now on: an epoch). Every subscribe is matched by one unsubscribe, also
+ * one whose done reported an error. */
+void engine_subscribe(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		      void *arg);
 void engine_unsubscribe(struct engine *e, const char *channel, size_t len);
-/* Fills out; the caller releases it with engine_history_fini(). */
-int engine_history(struct engine *e, const char *channel, size_t len,
-		   const struct engine_history_query *q, struct engine_history *out, uint64_t now_ms);
-void engine_history_fini(struct engine_history *h);
+/* Answers struct engine_history. */
+void engine_history(struct engine *e, const char *channel, size_t len,
+		    const struct engine_history_query *q, uint64_t now_ms, engine_done_fn done,
+		    void *arg);
+/* Adds or removes one member; notify: the channel's subscribers get join/leave
+ * (cb.presence_event). Returns 0, or a negative errno (-EEXIST: already a member) that
+ * the caller logs: presence is advisory and its failure does not refuse a subscribe. */
 int engine_presence_add(struct engine *e, const char *channel, size_t len,
 			const struct engine_member *m, bool notify);
 void engine_presence_remove(struct engine *e, const char *channel, size_t len,
 			    const struct engine_member *m, bool notify);
-int engine_presence(struct engine *e, const char *channel, size_t len,
-		    void (*fn)(void *arg, const struct engine_member *m), void *arg);
-int engine_presence_stats(struct engine *e, const char *channel, size_t len,
-			  uint64_t *clients, uint64_t *users);
-/* Drops history and starts a new epoch (offset 0), then calls cb.reset_event. A channel
- * without state stays without: offset 0, empty epoch, no event. */
-int engine_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
-		 char epoch[ENGINE_EPOCH_LEN + 1]);
+/* Answers struct engine_presence. */
+void engine_presence(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		     void *arg);
+/* Answers struct engine_presence_stats. */
+void engine_presence_stats(struct engine *e, const char *channel, size_t len,
+			   engine_done_fn done, void *arg);
+/* Drops history and starts a new epoch at offset 0, calls cb.reset_event, then answers
+ * the new struct engine_position. A channel without state stays without: offset 0,
+ * empty epoch, no event. */
+void engine_reset(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		  void *arg);
 /* Expiry of retained messages (history_ttl). */
 void engine_tick(struct engine *e, uint64_t now_ms);
-void engine_free(struct engine *e);                 /* NULL-safe */
+/* Completes every call still in flight with -ECANCELED, then frees. NULL-safe. */
+void engine_free(struct engine *e);
 
 /* The memory engine (memory.c). */
 struct engine *engine_memory_new(const struct engine_callbacks *cb,

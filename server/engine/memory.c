@@ -1,18 +1,20 @@
 /* memory.c: the embedded single-node engine.
  *
- * Per channel it keeps the last offset, the epoch, a ring of retained message frames
+ * Per channel it keeps the last offset, the epoch, a ring of retained messages
  * (history_size of the channel's namespace, each kept history_ttl) and the presence
  * members. A channel's state lives while it has subscribers or retained messages; once
  * it has neither it is dropped, so its next publish starts a new epoch at offset 1.
  *
  * Memory is bounded twice: per channel by history_size, and for all channels together
- * by history_memory (wire bytes of retained frames). Past that budget the oldest
+ * by history_memory (bytes of retained messages). Past that budget the oldest
  * messages of the least recently published channel are evicted first; recovery over an
  * evicted message answers recovered:false, never a gap.
+ *
+ * Every call completes inline: done runs before the call returns.
  */
 #include "engine.h"
-#include "frame.h"
 #include "map.h"
+#include "message.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -22,7 +24,7 @@
 #include <string.h>
 
 struct hist_entry {
-	struct frame *f;          /* one reference */
+	struct message *m;        /* one reference */
 	uint64_t offset;
 	uint64_t expires_ms;      /* 0: never */
 };
@@ -116,12 +118,12 @@ lru_touch(struct memory_engine *m, struct mchan *c)
 	c->in_lru = true;
 }
 
-/* What history_memory counts: a retained frame with its ring slot and allocation, and a
- * channel that holds history with its two name copies and map entry. */
+/* What history_memory counts: a retained message with its ring slot and allocation, and
+ * a channel that holds history with its two name copies and map entry. */
 static size_t
-entry_cost(const struct frame *f)
+entry_cost(const struct message *msg)
 {
-	return frame_wire_len(f) + sizeof(struct hist_entry) + 32;
+	return message_size(msg) + sizeof(struct hist_entry) + 16;
 }
 
 static size_t
@@ -135,10 +137,10 @@ hist_pop_oldest(struct memory_engine *m, struct mchan *c)
 {
 	struct hist_entry *e = &c->ring[c->head];
 
-	m->hist_bytes -= entry_cost(e->f);
+	m->hist_bytes -= entry_cost(e->m);
 	if (c->count == 1)
 		m->hist_bytes -= chan_cost(c);
-	frame_unref(e->f);
+	message_unref(e->m);
 	c->head = (c->head + 1) % c->cap;
 	c->count--;
 	if (c->count == 0) {
@@ -175,8 +177,8 @@ chan_put(struct memory_engine *m, struct mchan *c)
 }
 
 static void
-hist_push(struct memory_engine *m, struct mchan *c, struct frame *f, uint64_t offset,
-	  unsigned size, uint64_t expires_ms)
+hist_push(struct memory_engine *m, struct mchan *c, struct message *msg, unsigned size,
+	  uint64_t expires_ms)
 {
 	while (c->count >= size && c->count > 0)
 		hist_pop_oldest(m, c);
@@ -195,11 +197,12 @@ hist_push(struct memory_engine *m, struct mchan *c, struct frame *f, uint64_t of
 		c->head = 0;
 	}
 	c->ring[(c->head + c->count) % c->cap] =
-		(struct hist_entry){ .f = frame_ref(f), .offset = offset, .expires_ms = expires_ms };
+		(struct hist_entry){ .m = message_ref(msg), .offset = message_offset(msg),
+				     .expires_ms = expires_ms };
 	if (c->count == 0)
 		m->hist_bytes += chan_cost(c);
 	c->count++;
-	m->hist_bytes += entry_cost(f);
+	m->hist_bytes += entry_cost(msg);
 	lru_touch(m, c);
 }
 
@@ -228,40 +231,48 @@ expire(struct memory_engine *m, struct mchan *c, uint64_t now_ms)
 
 /* ---- engine ops ---- */
 
-static int
-mem_publish(struct engine *e, struct engine_msg *msg, uint64_t cookie, uint64_t now_ms)
+static void
+mem_publish(struct engine *e, const struct engine_pub *p, uint64_t now_ms, engine_done_fn done,
+	    void *arg)
 {
 	struct memory_engine *m = (struct memory_engine *)e;
-	struct mchan *c = chan_get(m, msg->channel, msg->channel_len);
-	struct frame *f;
+	struct mchan *c = chan_get(m, p->channel, p->channel_len);
+	struct message *msg = message_new(p->channel, p->channel_len, p->data, p->data_len, p->from,
+					  p->from_len, ++c->offset, c->epoch, now_ms);
+	struct engine_published r = { msg };
 
-	msg->offset = ++c->offset;
-	msg->epoch = c->epoch;
-	f = e->cb.encode(e->cb.arg, msg);
-	if (msg->history_size > 0) {
-		hist_push(m, c, f, msg->offset, msg->history_size,
-			  msg->history_ttl_ms ? now_ms + msg->history_ttl_ms : 0);
+	if (p->history_size > 0) {
+		hist_push(m, c, msg, p->history_size,
+			  p->history_ttl_ms ? now_ms + p->history_ttl_ms : 0);
 		enforce_budget(m, c);
 	}
-	e->cb.deliver(e->cb.arg, msg, f);
-	frame_unref(f);
-	e->cb.published(e->cb.arg, cookie, 0, msg);
-	msg->epoch = NULL;
+	e->cb.deliver(e->cb.arg, msg);
+	done(arg, 0, &r);
+	message_unref(msg);
 	/* The callbacks cannot remove channel state (unsubscribing is deferred to the
 	 * transport), but look it up again rather than trust that. */
-	c = map_find(m->channels, msg->channel, msg->channel_len);
+	c = map_find(m->channels, p->channel, p->channel_len);
 	if (c != NULL)
 		chan_put(m, c);
-	return 0;
 }
 
-static int
-mem_subscribe(struct engine *e, const char *channel, size_t len)
+static void
+position_of(const struct mchan *c, struct engine_position *pos)
+{
+	pos->offset = c->offset;
+	memcpy(pos->epoch, c->epoch, sizeof(pos->epoch));
+}
+
+static void
+mem_subscribe(struct engine *e, const char *channel, size_t len, engine_done_fn done, void *arg)
 {
 	struct memory_engine *m = (struct memory_engine *)e;
+	struct mchan *c = chan_get(m, channel, len);
+	struct engine_position pos;
 
-	chan_get(m, channel, len)->subscribers++;
-	return 0;
+	c->subscribers++;
+	position_of(c, &pos);
+	done(arg, 0, &pos);
 }
 
 static void
@@ -276,24 +287,27 @@ mem_unsubscribe(struct engine *e, const char *channel, size_t len)
 	chan_put(m, c);
 }
 
-static int
+static void
 mem_history(struct engine *e, const char *channel, size_t len, const struct engine_history_query *q,
-	    struct engine_history *out, uint64_t now_ms)
+	    uint64_t now_ms, engine_done_fn done, void *arg)
 {
 	struct memory_engine *m = (struct memory_engine *)e;
 	struct mchan *c = map_find(m->channels, channel, len);
+	struct engine_history h = { 0 };
+	struct message **msgs = NULL;
 	size_t first = 0, n;
 
-	if (c == NULL)
-		return 0; /* no state: offset 0, empty epoch, nothing retained */
+	if (c == NULL) {
+		done(arg, 0, &h); /* no state: offset 0, empty epoch, nothing retained */
+		return;
+	}
 	expire(m, c, now_ms);
-	out->offset = c->offset;
-	memcpy(out->epoch, c->epoch, sizeof(out->epoch));
+	position_of(c, &h.pos);
 	if (q->has_since && strcmp(q->since_epoch, c->epoch) == 0) {
 		uint64_t oldest = c->count ? c->ring[c->head].offset : c->offset + 1;
 
 		/* An offset past the last one is not a position of this epoch. */
-		out->recovered = q->since_offset <= c->offset && oldest <= q->since_offset + 1;
+		h.recovered = q->since_offset <= c->offset && oldest <= q->since_offset + 1;
 		while (first < c->count && c->ring[(c->head + first) % c->cap].offset <= q->since_offset)
 			first++;
 	}
@@ -301,13 +315,18 @@ mem_history(struct engine *e, const char *channel, size_t len, const struct engi
 	if (n > q->limit)
 		first += n - (size_t)q->limit, n = (size_t)q->limit;
 	if (n > 0) {
-		out->frames = xmalloc(n * sizeof(*out->frames));
+		/* References, so that nothing done does can free them under it. */
+		msgs = xmalloc(n * sizeof(*msgs));
 		for (size_t i = 0; i < n; i++)
-			out->frames[i] = frame_ref(c->ring[(c->head + first + i) % c->cap].f);
-		out->nframes = n;
+			msgs[i] = message_ref(c->ring[(c->head + first + i) % c->cap].m);
 	}
+	h.messages = msgs;
+	h.count = n;
 	chan_put(m, c); /* expiry may have emptied an unsubscribed channel */
-	return 0;
+	done(arg, 0, &h);
+	for (size_t i = 0; i < n; i++)
+		message_unref(msgs[i]);
+	free(msgs);
 }
 
 static void
@@ -383,8 +402,8 @@ mem_presence_remove(struct engine *e, const char *channel, size_t len,
 }
 
 struct visit {
-	void (*fn)(void *arg, const struct engine_member *m);
-	void *arg;
+	struct engine_member *members;
+	size_t n;
 };
 
 static void
@@ -392,57 +411,61 @@ visit_member(void *arg, const char *key, size_t len, void *value)
 {
 	struct visit *v = arg;
 	struct pmember *p = value;
-	struct engine_member mb = { p->client, p->user, p->info, p->info_len };
 
 	(void)key, (void)len;
-	v->fn(v->arg, &mb);
+	v->members[v->n++] = (struct engine_member){ p->client, p->user, p->info, p->info_len };
 }
 
-static int
-mem_presence(struct engine *e, const char *channel, size_t len,
-	     void (*fn)(void *arg, const struct engine_member *m), void *arg)
+static void
+mem_presence(struct engine *e, const char *channel, size_t len, engine_done_fn done, void *arg)
 {
 	struct memory_engine *m = (struct memory_engine *)e;
 	struct mchan *c = map_find(m->channels, channel, len);
-	struct visit v = { fn, arg };
+	size_t n = c != NULL && c->members != NULL ? map_count(c->members) : 0;
+	struct visit v = { n > 0 ? xmalloc(n * sizeof(*v.members)) : NULL, 0 };
+	struct engine_presence r;
 
-	if (c == NULL || c->members == NULL)
-		return 0;
-	map_foreach(c->members, visit_member, &v);
-	return (int)map_count(c->members);
+	if (n > 0)
+		map_foreach(c->members, visit_member, &v);
+	r = (struct engine_presence){ v.members, v.n };
+	done(arg, 0, &r);
+	free(v.members);
 }
 
-static int
-mem_presence_stats(struct engine *e, const char *channel, size_t len, uint64_t *clients,
-		   uint64_t *users)
+static void
+mem_presence_stats(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+		   void *arg)
 {
 	struct memory_engine *m = (struct memory_engine *)e;
 	struct mchan *c = map_find(m->channels, channel, len);
+	struct engine_presence_stats r = {
+		.clients = c != NULL && c->members != NULL ? map_count(c->members) : 0,
+		.users = c != NULL && c->users != NULL ? map_count(c->users) : 0,
+	};
 
-	*clients = c != NULL && c->members != NULL ? map_count(c->members) : 0;
-	*users = c != NULL && c->users != NULL ? map_count(c->users) : 0;
-	return 0;
+	done(arg, 0, &r);
 }
 
-static int
-mem_reset(struct engine *e, const char *channel, size_t len, uint64_t *offset,
-	  char epoch[ENGINE_EPOCH_LEN + 1])
+static void
+mem_reset(struct engine *e, const char *channel, size_t len, engine_done_fn done, void *arg)
 {
 	struct memory_engine *m = (struct memory_engine *)e;
 	struct mchan *c = map_find(m->channels, channel, len);
+	struct engine_position pos = { 0 };
 
-	if (c == NULL)
-		return 0;
+	if (c == NULL) {
+		done(arg, 0, &pos);
+		return;
+	}
 	while (c->count > 0)
 		hist_pop_oldest(m, c);
 	c->offset = 0;
 	new_epoch(m, c);
-	*offset = 0;
-	memcpy(epoch, c->epoch, ENGINE_EPOCH_LEN + 1);
+	position_of(c, &pos);
 	if (e->cb.reset_event != NULL)
-		e->cb.reset_event(e->cb.arg, channel, len, 0, epoch);
+		e->cb.reset_event(e->cb.arg, channel, len, 0, pos.epoch);
 	chan_put(m, c);
-	return 0;
+	done(arg, 0, &pos);
 }
 
 static void
@@ -465,7 +488,7 @@ free_chan(void *arg, const char *key, size_t len, void *value)
 
 	(void)arg, (void)key, (void)len;
 	for (size_t i = 0; i < c->count; i++)
-		frame_unref(c->ring[(c->head + i) % c->cap].f);
+		message_unref(c->ring[(c->head + i) % c->cap].m);
 	free(c->ring);
 	map_free(c->members); /* empty: every session left before the engine is freed */
 	map_free(c->users);

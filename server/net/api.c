@@ -3,15 +3,25 @@
  * A request is authenticated (Bearer key, constant-time compare), charged to its key's
  * token bucket, routed, and, when it has a body, answered only once the whole body has
  * arrived (bodies come in any number of LWS_CALLBACK_HTTP_BODY pieces). The channel
- * logic lives in the hub; this file only translates HTTP into hub_server_* calls.
+ * logic lives in the core (backend.h); this file translates HTTP into backend_* calls
+ * and renders their answers.
+ *
+ * An answer that needs the engine comes through a completion, inline (the memory
+ * engine) or later: the request keeps the answer ready (struct api_answer) and sends it
+ * at once when the completion ran inside the handler, or asks lws for a writable
+ * callback and sends it from there. A request that closes before its answer cancels
+ * the operations it started (backend_cancel()).
  */
 #include "api.h"
 #include "admit.h"
+#include "backend.h"
 #include "bucket.h"
 #include "clock.h"
 #include "config.h"
 #include "glob.h"
 #include "hub.h"
+#include "listing.h"
+#include "message.h"
 #include "log.h"
 #include "net.h"
 #include "netlog.h"
@@ -56,6 +66,21 @@ enum route {
 	R_USER_UNSUBSCRIBE,  /* POST /api/v1/users/{u}/unsubscribe */
 };
 
+/* An answer made ready by a completion, sent by send_answer(). */
+struct api_answer {
+	bool ready;
+	unsigned status;
+	char *body;                  /* owned */
+	const char *hname, *hvalue;  /* one extra header (string constants), or NULL */
+};
+
+/* One channel of POST /api/v1/publish in flight. */
+struct pub_slot {
+	struct api_req *r;
+	size_t index;                /* in r->results */
+	uint64_t cookie;             /* while in flight */
+};
+
 /* Per-request state, zeroed by lws (the "http" protocol's per-session data). */
 struct api_req {
 	enum route route;
@@ -76,6 +101,17 @@ struct api_req {
 	char path[160];              /* the request path, cleaned for the log */
 	char ip[48];                 /* the client address (peer.h) */
 	uint64_t gen;                /* api_state.gen when the key was found */
+
+	struct lws *wsi;             /* for a completion that arrives later */
+	bool has_since;              /* GET messages: since_offset and epoch were given */
+	char since_epoch[128];
+	bool in_handler;             /* a completion now runs inside the handler */
+	uint64_t cookie;             /* the backend operation in flight, or 0 */
+	struct api_answer ans;
+	/* POST /api/v1/publish: one slot per distinct channel published to. */
+	json_t *results;             /* the results list being filled (own reference) */
+	struct pub_slot *slots;      /* owned */
+	size_t nslots, outstanding;
 };
 
 /* One token bucket per configured key, in configuration order. */
@@ -154,15 +190,6 @@ respond_error(struct lws *wsi, unsigned status, const char *code, const char *me
 	if (body == NULL)
 		return -1;
 	rc = respond(wsi, status, body, strlen(body), hname, hvalue);
-	free(body);
-	return rc;
-}
-
-static int
-respond_json_owned(struct lws *wsi, unsigned status, char *body)
-{
-	int rc = respond(wsi, status, body, strlen(body), NULL, NULL);
-
 	free(body);
 	return rc;
 }
@@ -364,27 +391,85 @@ charge(struct lws *wsi, struct server *srv, const struct config_api_key *k)
 		       : -1;
 }
 
-/* ---- handlers ---- */
+/* ---- answers ---- */
 
-static const char *
-rc_code(int rc, unsigned *status)
+static void
+answer(struct api_req *r, unsigned status, char *body, const char *hname, const char *hvalue)
 {
-	*status = rc == -EMSGSIZE ? 413 : 403;
-	return rc == -EMSGSIZE ? "too_large" : "forbidden";
+	free(r->ans.body);
+	r->ans = (struct api_answer){ true, status, xcheck(body), hname, hvalue };
 }
 
+static void
+answer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+answer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	proto_utf8_sanitize(msg);
+	answer(r, status, http_error_body(code, msg), NULL, NULL);
+}
+
+/* Sends the ready answer (then forgets it); 0 while none is ready. */
 static int
-fail_rc(struct lws *wsi, int rc, const char *channel)
+send_answer(struct lws *wsi, struct api_req *r)
 {
-	unsigned status;
-	const char *code = rc_code(rc, &status);
+	struct api_answer a = r->ans;
+	int rc;
 
-	if (rc == -ENOENT)
-		return fail(wsi, status, code, "the namespace of %s is not configured", channel);
-	if (rc == -EPERM)
-		return fail(wsi, status, code, "that feature is off in the namespace of %s", channel);
-	return fail(wsi, status, code, "data is over limits.max_data_size");
+	if (!a.ready)
+		return 0;
+	r->ans = (struct api_answer){ 0 };
+	rc = respond(wsi, a.status, a.body, strlen(a.body), a.hname, a.hvalue);
+	free(a.body);
+	return rc;
 }
+
+/* A completion made the answer ready: outside the handler, the writable callback sends
+ * it. */
+static void
+answer_ready(struct api_req *r)
+{
+	if (!r->in_handler)
+		lws_callback_on_writable(r->wsi);
+}
+
+/* The answer to a refused operation: rc is what backend.h lists. */
+static void
+answer_rc(struct api_req *r, int rc, const char *channel)
+{
+	if (rc == -ENOENT)
+		answer_error(r, 403, "forbidden", "the namespace of %s is not configured", channel);
+	else if (rc == -EPERM)
+		answer_error(r, 403, "forbidden", "that feature is off in the namespace of %s",
+			     channel);
+	else if (rc == -EMSGSIZE)
+		answer_error(r, 413, "too_large", "data is over limits.max_data_size");
+	else
+		answer(r, 503, http_error_body("unavailable", rc == -EAGAIN
+					       ? "the server has too many operations in flight; retry later"
+					       : "the server cannot reach its engine; retry later"),
+		       "retry-after:", "1");
+}
+
+/* Starts one backend operation whose completion fills r->ans, and answers now if it
+ * completed inline. */
+#define START(r, wsi, call)                      \
+	do {                                     \
+		(r)->wsi = (wsi);                \
+		(r)->in_handler = true;          \
+		(r)->cookie = (call);            \
+		(r)->in_handler = false;         \
+	} while (0)
+
+/* ---- handlers ---- */
 
 /* Query argument name (with its '='), or NULL; buf holds it. */
 static const char *
@@ -408,6 +493,58 @@ parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* {"channel":..., extra's members..., key: raw} (extra taken, may be NULL). */
+static char *
+with_list(const char *channel, size_t len, json_t *extra, const char *key, const char *raw,
+	  size_t raw_len)
+{
+	json_t *o = xcheck(json_pack("{s:s%}", "channel", channel, len));
+	size_t out_len;
+
+	if (extra != NULL)
+		json_object_update(o, extra);
+	json_decref(extra);
+	return xcheck(proto_encode_with_raw(o, key, raw, raw_len, &out_len));
+}
+
+static char *
+dump_owned(json_t *o)
+{
+	char *out = xcheck(json_dumps(o, JSON_COMPACT));
+
+	json_decref(o);
+	return out;
+}
+
+static void
+on_history(void *arg, int rc, const void *result)
+{
+	struct api_req *r = arg;
+	const struct engine_history *h = result;
+	bool truncated;
+	size_t alen;
+	char *arr;
+	json_t *extra;
+
+	r->cookie = 0;
+	if (rc != 0) {
+		answer_rc(r, rc, r->arg);
+	} else {
+		/* With a current since, the oldest after it (the client pages on); else the
+		 * newest. */
+		arr = listing_messages(h->messages, h->count, HTTP_RESPONSE_BUDGET,
+				       r->has_since && strcmp(h->pos.epoch, r->since_epoch) == 0,
+				       &truncated, &alen);
+		extra = xcheck(json_pack("{s:I,s:s}", "offset", (json_int_t)h->pos.offset, "epoch",
+					 h->pos.epoch));
+		if (truncated)
+			json_object_set_new(extra, "truncated", json_true());
+		answer(r, 200, with_list(r->arg, r->arg_len, extra, "messages", arr, alen), NULL, NULL);
+		free(arr);
+	}
+	answer_ready(r);
+}
+
 static int
 get_history(struct lws *wsi, struct server *srv, struct api_req *r)
 {
@@ -416,58 +553,134 @@ get_history(struct lws *wsi, struct server *srv, struct api_req *r)
 	const char *since = query(wsi, "since_offset=", b2, sizeof(b2));
 	const char *epoch = query(wsi, "epoch=", b3, sizeof(b3));
 	uint64_t lim = 0, off = 0;
-	int rc;
-	char *body;
 
 	if ((limit != NULL && parse_u64(limit, &lim) != 0) ||
 	    (since != NULL && parse_u64(since, &off) != 0) || ((since == NULL) != (epoch == NULL)))
 		return fail(wsi, 400, "bad_request",
 			    "limit and since_offset are whole numbers; since_offset and epoch go together");
-	body = hub_history_json(srv->hub, r->arg, r->arg_len, lim, epoch, off, HTTP_RESPONSE_BUDGET,
-				clock_now_ms(), &rc);
-	return body != NULL ? respond_json_owned(wsi, 200, body) : fail_rc(wsi, rc, r->arg);
+	snprintf(r->since_epoch, sizeof(r->since_epoch), "%s", epoch != NULL ? epoch : "");
+	r->has_since = epoch != NULL;
+	START(r, wsi, backend_history(srv->hub, r->arg, r->arg_len, lim, epoch, off, clock_now_ms(),
+				      on_history, r));
+	return send_answer(wsi, r);
+}
+
+static void
+on_channel(void *arg, int rc, const void *result)
+{
+	struct api_req *r = arg;
+	const struct backend_channel *c = result;
+	json_t *o;
+
+	r->cookie = 0;
+	if (rc != 0) {
+		answer_rc(r, rc, r->arg);
+	} else {
+		o = xcheck(json_pack("{s:s%,s:I,s:I,s:s}", "channel", r->arg, r->arg_len, "subscribers",
+				     (json_int_t)c->subscribers, "offset", (json_int_t)c->pos.offset,
+				     "epoch", c->pos.epoch));
+		if (c->has_presence)
+			json_object_set_new(o, "presence",
+					    json_pack("{s:I,s:I}", "clients",
+						      (json_int_t)c->presence.clients, "users",
+						      (json_int_t)c->presence.users));
+		answer(r, 200, dump_owned(o), NULL, NULL);
+	}
+	answer_ready(r);
+}
+
+static void
+on_presence(void *arg, int rc, const void *result)
+{
+	struct api_req *r = arg;
+	const struct engine_presence *p = result;
+	bool truncated;
+	size_t alen;
+	char *arr;
+
+	r->cookie = 0;
+	if (rc != 0) {
+		answer_rc(r, rc, r->arg);
+	} else {
+		arr = listing_members(p->members, p->count, SIZE_MAX, &truncated, &alen);
+		answer(r, 200, with_list(r->arg, r->arg_len, NULL, "members", arr, alen), NULL, NULL);
+		free(arr);
+	}
+	answer_ready(r);
+}
+
+static void
+on_reset(void *arg, int rc, const void *result)
+{
+	struct api_req *r = arg;
+	const struct engine_position *pos = result;
+
+	r->cookie = 0;
+	if (rc != 0)
+		answer_rc(r, rc, r->arg);
+	else
+		answer(r, 200, dump_owned(xcheck(json_pack("{s:s%,s:I,s:s}", "channel", r->arg,
+							   r->arg_len, "offset",
+							   (json_int_t)pos->offset, "epoch",
+							   pos->epoch))),
+		       NULL, NULL);
+	answer_ready(r);
+}
+
+static char *
+channels_json(struct server *srv, const char *prefix)
+{
+	struct backend_channel_list l;
+	json_t *arr = xcheck(json_array()), *o;
+
+	backend_channels(srv->hub, prefix != NULL ? prefix : "", prefix != NULL ? strlen(prefix) : 0,
+			 &l);
+	for (size_t i = 0; i < l.count; i++)
+		json_array_append_new(arr, json_pack("{s:s%,s:I}", "channel", l.entries[i].name,
+						     l.entries[i].len, "subscribers",
+						     (json_int_t)l.entries[i].subscribers));
+	o = xcheck(json_pack("{s:o}", "channels", arr)); /* takes the array */
+	if (l.truncated) /* a bounded response; narrow it with a prefix */
+		json_object_set_new(o, "truncated", json_true());
+	backend_channel_list_fini(&l);
+	return dump_owned(o);
 }
 
 static int
 on_get_or_delete(struct lws *wsi, struct server *srv, struct api_req *r)
 {
 	char buf[300];
-	const char *prefix;
-	char *body = NULL;
-	int rc = 0;
 	size_t n;
 
 	switch (r->route) {
 	case R_CHANNELS:
-		prefix = query(wsi, "prefix=", buf, sizeof(buf));
-		body = hub_channels_json(srv->hub, prefix != NULL ? prefix : "",
-					 prefix != NULL ? strlen(prefix) : 0);
+		answer(r, 200, channels_json(srv, query(wsi, "prefix=", buf, sizeof(buf))), NULL, NULL);
 		break;
 	case R_CHANNEL:
-		body = hub_channel_json(srv->hub, r->arg, r->arg_len, clock_now_ms(), &rc);
+		START(r, wsi, backend_channel(srv->hub, r->arg, r->arg_len, clock_now_ms(), on_channel, r));
 		break;
 	case R_PRESENCE:
-		body = hub_presence_json(srv->hub, r->arg, r->arg_len, &rc);
+		START(r, wsi, backend_presence(srv->hub, r->arg, r->arg_len, on_presence, r));
 		break;
 	case R_MESSAGES:
 		if (r->method == LWSHUMETH_GET)
 			return get_history(wsi, srv, r);
-		body = hub_reset_json(srv->hub, r->arg, r->arg_len, &rc);
+		START(r, wsi, backend_reset(srv->hub, r->arg, r->arg_len, on_reset, r));
 		break;
 	case R_CLIENT:
-		n = hub_disconnect_client(srv->hub, r->arg, r->arg_len);
+		n = backend_disconnect_client(srv->hub, r->arg, r->arg_len);
 		snprintf(buf, sizeof(buf), "{\"disconnected\":%zu}", n);
-		body = xstrdup(buf);
+		answer(r, 200, xstrdup(buf), NULL, NULL);
 		break;
 	case R_USER:
-		n = hub_disconnect_user(srv->hub, r->arg, r->arg_len);
+		n = backend_disconnect_user(srv->hub, r->arg, r->arg_len);
 		snprintf(buf, sizeof(buf), "{\"disconnected\":%zu}", n);
-		body = xstrdup(buf);
+		answer(r, 200, xstrdup(buf), NULL, NULL);
 		break;
 	default:
 		return fail(wsi, 404, "not_found", "no such route");
 	}
-	return body != NULL ? respond_json_owned(wsi, 200, body) : fail_rc(wsi, rc, r->arg);
+	return send_answer(wsi, r);
 }
 
 /* The exact bytes of body member "data", or NULL after answering 400. */
@@ -487,23 +700,37 @@ body_data(struct lws *wsi, struct api_req *r, json_t *root, size_t *len, int *rc
 	return raw;
 }
 
+static void
+on_posted(void *arg, int rc, const void *result)
+{
+	struct api_req *r = arg;
+	const struct engine_published *p = result;
+	char body[400];
+
+	r->cookie = 0;
+	if (rc != 0) {
+		answer_rc(r, rc, r->arg);
+	} else {
+		snprintf(body, sizeof(body),
+			 "{\"channel\":\"%s\",\"offset\":%" PRIu64 ",\"epoch\":\"%s\"}", r->arg,
+			 message_offset(p->msg), message_epoch(p->msg));
+		answer(r, 201, xstrdup(body), NULL, NULL);
+	}
+	answer_ready(r);
+}
+
 static int
 post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
 {
-	char epoch[17], body[400];
-	uint64_t offset;
 	size_t dlen;
 	int rc = 0;
 	const char *data = body_data(wsi, r, root, &dlen, &rc);
 
 	if (data == NULL)
 		return rc;
-	rc = hub_server_publish(srv->hub, r->arg, r->arg_len, data, dlen, clock_now_ms(), &offset, epoch);
-	if (rc != 0)
-		return fail_rc(wsi, rc, r->arg);
-	snprintf(body, sizeof(body), "{\"channel\":\"%s\",\"offset\":%" PRIu64 ",\"epoch\":\"%s\"}",
-		 r->arg, offset, epoch);
-	return respond(wsi, 201, body, strlen(body), NULL, NULL);
+	START(r, wsi, backend_publish(srv->hub, r->arg, r->arg_len, data, dlen, clock_now_ms(),
+				      on_posted, r));
+	return send_answer(wsi, r);
 }
 
 /* True if an entry of chans before index i equals chans[i]. */
@@ -516,13 +743,62 @@ listed_before(const json_t *chans, size_t i)
 	return false;
 }
 
+static json_t *
+channel_error(const char *name, size_t len, const char *code, const char *message)
+{
+	return json_pack("{s:s%,s:{s:s,s:s}}", "channel", name, len, "error", "code", code,
+			 "message", message);
+}
+
+/* The results list is complete: it becomes the answer. */
+static void
+publish_finished(struct api_req *r)
+{
+	json_t *wrap = xcheck(json_pack("{s:o}", "results", r->results)); /* takes the list */
+
+	r->results = NULL;
+	free(r->slots);
+	r->slots = NULL;
+	r->nslots = 0;
+	answer(r, 200, dump_owned(wrap), NULL, NULL);
+	answer_ready(r);
+}
+
+static void
+on_published_one(void *arg, int rc, const void *result)
+{
+	struct pub_slot *slot = arg;
+	struct api_req *r = slot->r;
+	const struct engine_published *p = result;
+	json_t *item = json_array_get(r->results, slot->index);
+	const char *name = json_string_value(json_object_get(item, "channel"));
+
+	slot->cookie = 0;
+	if (rc == -ENOENT || rc == -EMSGSIZE)
+		json_array_set_new(r->results, slot->index,
+				   channel_error(name, strlen(name), rc == -ENOENT ? "forbidden" : "too_large",
+						 rc == -ENOENT ? "namespace not configured"
+							       : "data too large"));
+	else if (rc != 0)
+		json_array_set_new(r->results, slot->index,
+				   channel_error(name, strlen(name), "unavailable",
+						 "the server cannot reach its engine; retry later"));
+	else
+		json_array_set_new(r->results, slot->index,
+				   json_pack("{s:s,s:I,s:s}", "channel", name, "offset",
+					     (json_int_t)message_offset(p->msg), "epoch",
+					     message_epoch(p->msg)));
+	if (--r->outstanding == 0 && !r->in_handler)
+		publish_finished(r);
+}
+
 /* A list of channels: one result per distinct channel, in the order first given. A
  * channel that is invalid, not covered by the key or refused by the hub gets an error
  * result and does not stop the others; only a body that is not such a list is a 400. */
 static int
 post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
 {
-	json_t *chans = json_object_get(root, "channels"), *results, *c, *wrap;
+	json_t *chans = json_object_get(root, "channels"), *c;
 	size_t dlen, i;
 	int rc = 0;
 	const char *data;
@@ -540,42 +816,42 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 	if (dlen > srv->cfg->limits.max_data_size)
 		return fail(wsi, 413, "too_large", "data is %zu bytes, over limits.max_data_size (%zu)",
 			    dlen, srv->cfg->limits.max_data_size);
-	results = xcheck(json_array());
+	r->results = xcheck(json_array());
+	r->slots = xcalloc(json_array_size(chans), sizeof(*r->slots));
+	r->wsi = wsi;
+	/* Inside the loop, completions only fill their slot; the answer is made after it. */
+	r->in_handler = true;
+	r->outstanding = 1;
 	json_array_foreach(chans, i, c) {
 		const char *name = json_string_value(c);
 		size_t nlen = json_string_length(c);
-		char epoch[17];
-		uint64_t offset;
-		unsigned status;
+		struct pub_slot *slot;
 
 		if (listed_before(chans, i))
 			continue;
 		if (!proto_channel_valid(name, nlen)) {
-			json_array_append_new(results, json_pack("{s:s%,s:{s:s,s:s}}", "channel", name, nlen,
-								 "error", "code", "invalid_channel", "message",
-								 "channel must be 1-255 bytes of [A-Za-z0-9_:.@=-]"));
+			json_array_append_new(r->results,
+					      channel_error(name, nlen, "invalid_channel",
+							    "channel must be 1-255 bytes of [A-Za-z0-9_:.@=-]"));
 			continue;
 		}
 		if (!key_allows(r->key, name, nlen)) {
-			json_array_append_new(results, json_pack("{s:s,s:{s:s,s:s}}", "channel", name, "error",
-								 "code", "forbidden", "message",
-								 "the API key's channels do not cover this channel"));
+			json_array_append_new(r->results,
+					      channel_error(name, nlen, "forbidden",
+							    "the API key's channels do not cover this channel"));
 			continue;
 		}
-		rc = hub_server_publish(srv->hub, name, nlen, data, dlen, clock_now_ms(), &offset, epoch);
-		if (rc != 0)
-			json_array_append_new(results, json_pack("{s:s,s:{s:s,s:s}}", "channel", name, "error",
-								 "code", rc_code(rc, &status), "message",
-								 rc == -ENOENT ? "namespace not configured"
-									       : "data too large"));
-		else
-			json_array_append_new(results, json_pack("{s:s,s:I,s:s}", "channel", name, "offset",
-								 (json_int_t)offset, "epoch", epoch));
+		slot = &r->slots[r->nslots++];
+		*slot = (struct pub_slot){ r, json_array_size(r->results), 0 };
+		json_array_append_new(r->results, json_pack("{s:s%}", "channel", name, nlen));
+		r->outstanding++;
+		slot->cookie = backend_publish(srv->hub, name, nlen, data, dlen, clock_now_ms(),
+					       on_published_one, slot);
 	}
-	wrap = xcheck(json_pack("{s:o}", "results", results));
-	rc = respond_json_owned(wsi, 200, xcheck(json_dumps(wrap, JSON_COMPACT)));
-	json_decref(wrap);
-	return rc;
+	r->in_handler = false;
+	if (--r->outstanding == 0)
+		publish_finished(r);
+	return send_answer(wsi, r);
 }
 
 static int
@@ -590,10 +866,32 @@ post_unsubscribe(struct lws *wsi, struct server *srv, struct api_req *r, json_t 
 	if (!key_allows(r->key, json_string_value(c), json_string_length(c)))
 		return fail(wsi, 403, "forbidden", "the API key's channels do not cover %s",
 			    json_string_value(c));
-	n = hub_unsubscribe_user(srv->hub, r->arg, r->arg_len, json_string_value(c),
-				 json_string_length(c));
+	n = backend_unsubscribe_user(srv->hub, r->arg, r->arg_len, json_string_value(c),
+				     json_string_length(c));
 	snprintf(body, sizeof(body), "{\"unsubscribed\":%zu}", n);
 	return respond(wsi, 200, body, strlen(body), NULL, NULL);
+}
+
+/* The request is over (answered, or its connection closed): what it started and has not
+ * heard back from answers nobody. */
+static void
+req_fini(struct server *srv, struct api_req *r)
+{
+	if (r->cookie != 0)
+		backend_cancel(srv->hub, r->cookie);
+	r->cookie = 0;
+	for (size_t i = 0; i < r->nslots; i++)
+		if (r->slots[i].cookie != 0)
+			backend_cancel(srv->hub, r->slots[i].cookie);
+	free(r->slots);
+	r->slots = NULL;
+	r->nslots = 0;
+	json_decref(r->results);
+	r->results = NULL;
+	free(r->ans.body);
+	r->ans = (struct api_answer){ 0 };
+	free(r->body);
+	r->body = NULL;
 }
 
 static int
@@ -699,6 +997,7 @@ on_http(struct lws *wsi, struct api_req *r)
 	char *uri = NULL;
 	int ulen = 0, rc;
 
+	req_fini(srv, r); /* a request before it on the same connection */
 	memset(r, 0, sizeof(*r));
 	r->start_us = clock_now_us();
 	r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
@@ -789,12 +1088,13 @@ api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void
 		return on_body(r, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return on_body_end(wsi, r);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		/* An answer a later completion made ready. */
+		return r != NULL ? send_answer(wsi, r) : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
-		if (r != NULL) {
-			free(r->body);
-			r->body = NULL;
-		}
+		if (r != NULL)
+			req_fini(lws_context_user(lws_get_context(wsi)), r);
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -35,9 +35,11 @@ worker_new(struct server *srv, const uint8_t seed[16])
 {
 	const struct config *cfg = srv->cfg;
 	struct worker *w = xcalloc(1, sizeof(*w));
+	struct core_config core;
 
 	w->srv = srv;
-	w->hub = hub_new(cfg, seed);
+	config_to_core(cfg, &core); /* copied by the hub; policy borrowed from cfg */
+	w->hub = hub_new(&core, seed);
 	if (w->hub == NULL) {
 		free(w);
 		return NULL;

@@ -7,6 +7,7 @@
 #include "ws.h"
 #include "admit.h"
 #include "clock.h"
+#include "dialect.h"
 #include "config.h"
 #include "hub.h"
 #include "log.h"
@@ -91,7 +92,7 @@ on_established(struct ws_conn *c, struct lws *wsi)
 	c->wsi = wsi;
 	c->w = worker_of(wsi);
 	c->opened_ms = c->valid_ms = clock_now_ms(); /* lws counts validity from here too */
-	c->s = hub_session_open(c->w->hub, &ws_session_ops, c, c->opened_ms);
+	c->s = hub_session_open(c->w->hub, &dialect_native, &ws_session_ops, c, c->opened_ms);
 	take_url_token(c);
 	c->established = true;
 	c->w->connections++;

@@ -1,5 +1,6 @@
 /* fake_session.c: see fake_session.h. */
 #include "fake_session.h"
+#include "dialect.h"
 #include "frame.h"
 #include "hub.h"
 
@@ -35,7 +36,7 @@ fake_open(struct fake_session *f, struct hub *hub, unsigned long long now_ms)
 {
 	memset(f, 0, sizeof(*f));
 	f->now_ms = now_ms;
-	f->s = hub_session_open(hub, &fake_ops, f, now_ms);
+	f->s = hub_session_open(hub, &dialect_native, &fake_ops, f, now_ms);
 }
 
 void

@@ -12,6 +12,8 @@
 #include <string.h>
 
 static struct config cfg;
+static struct core_config core;
+static struct hub_auth auth_used;  /* given to every new hub when set (tokens suite) */
 static struct hub *hub;
 static const uint8_t seed[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 
@@ -24,8 +26,22 @@ setup(void)
 	config_defaults(&cfg);
 	cr_assert_eq(config_load_string(&cfg, "{\"default_namespace\":{\"publish\":\"subscribers\"}}",
 					err, sizeof(err)), 0, "%s", err);
-	hub = hub_new(&cfg, seed);
+	config_to_core(&cfg, &core);
+	hub = hub_new(&core, seed);
 	cr_assert_not_null(hub);
+}
+
+/* The hub copies its configuration: a test that changes cfg makes a new hub (with no
+ * session open). */
+static void
+rehub(void)
+{
+	hub_free(hub);
+	config_to_core(&cfg, &core);
+	hub = hub_new(&core, seed);
+	cr_assert_not_null(hub);
+	if (auth_used.verify != NULL)
+		hub_set_auth(hub, &auth_used);
 }
 
 /* The built-in defaults: presence, join/leave, 100 messages of history for an hour. */
@@ -33,7 +49,8 @@ static void
 setup_builtin(void)
 {
 	config_defaults(&cfg);
-	hub = hub_new(&cfg, seed);
+	config_to_core(&cfg, &core);
+	hub = hub_new(&core, seed);
 	cr_assert_not_null(hub);
 }
 
@@ -42,6 +59,7 @@ teardown(void)
 {
 	hub_free(hub);
 	config_fini(&cfg);
+	auth_used = (struct hub_auth){ 0 };
 }
 
 TestSuite(hub, .init = setup, .fini = teardown, .timeout = 10);
@@ -207,6 +225,7 @@ Test(hub, double_subscribe_and_channel_limit_are_refused)
 	json_t *j;
 
 	cfg.limits.max_channels_per_connection = 2;
+	rehub();
 	connect_as(&a, "a");
 	subscribe(&a, "c1");
 	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"c1\"}");
@@ -230,6 +249,7 @@ Test(hub, namespace_publish_rules_are_enforced)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"open\":{\"publish\":\"clients\"},"
 					      "\"feed\":{\"publish\":\"none\"}}}", err, sizeof(err)), 0, "%s", err);
+	rehub();
 	connect_as(&a, "a");
 	fake_send(&a, hub, "{\"type\":\"publish\",\"channel\":\"open:x\",\"data\":1}");
 	cr_expect_str_eq(fake_pop_type(&a), "published");
@@ -255,6 +275,7 @@ Test(hub, unknown_namespace_is_refused_without_a_default)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"chat\":{}},\"default_namespace\":null}",
 					err, sizeof(err)), 0, "%s", err);
+	rehub();
 	connect_as(&a, "a");
 	subscribe(&a, "chat:x");
 	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"game:x\"}");
@@ -272,6 +293,7 @@ Test(hub, data_over_the_limit_is_too_large)
 	json_t *j;
 
 	cfg.limits.max_data_size = 10;
+	rehub();
 	connect_as(&a, "a");
 	subscribe(&a, "c");
 	fake_send(&a, hub, "{\"type\":\"publish\",\"id\":1,\"channel\":\"c\",\"data\":\"0123456789\"}");
@@ -289,6 +311,7 @@ Test(hub, a_full_queue_kicks_only_that_session_with_4008)
 	struct fake_session slow, fast, pub;
 
 	cfg.limits.send_queue_messages = 8;
+	rehub();
 	connect_as(&slow, "slow");
 	connect_as(&fast, "fast");
 	connect_as(&pub, "pub");
@@ -317,6 +340,7 @@ Test(hub, a_session_that_does_not_connect_in_time_is_kicked)
 	struct fake_session late, ok;
 
 	cfg.ws.connect_timeout = 5;
+	rehub();
 	fake_open(&late, hub, 1000);
 	fake_open(&ok, hub, 1000);
 	fake_send(&ok, hub, "{\"type\":\"connect\"}");
@@ -406,6 +430,7 @@ Test(regress, random_churn_keeps_the_subscription_index_exact)
 	unsigned seedv = 12345;
 
 	cfg.limits.send_queue_messages = 1000000;
+	rehub();
 	for (int k = 0; k < NS; k++)
 		connect_as(&s[k], "u");
 	for (int step = 0; step < STEPS; step++) {
@@ -608,6 +633,7 @@ Test(state, recover_with_another_epoch_or_evicted_messages_is_not_recovered)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"small\":{\"history_size\":10}}}", err,
 					sizeof(err)), 0, "%s", err);
+	rehub();
 	connect_as(&pub, "p");
 	subscribe(&pub, "small:x");
 	publish_n(&pub, "small:x", 1, 30);
@@ -670,6 +696,7 @@ Test(state, history_expires_after_its_ttl_and_the_channel_state_goes)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"short\":{\"history_size\":5,\"history_ttl\":2}}}",
 					err, sizeof(err)), 0, "%s", err);
+	rehub();
 	connect_as(&pub, "p");
 	fake_send(&pub, hub, "{\"type\":\"subscribe\",\"channel\":\"short:x\"}");
 	j = pop_expect(&pub, "subscribed");
@@ -702,8 +729,7 @@ Test(state, history_memory_evicts_the_least_recently_published_channel_first)
 	json_t *j;
 
 	cfg.limits.history_memory = 2000; /* a few dozen small frames */
-	hub_free(hub);
-	hub = hub_new(&cfg, seed);
+	rehub();
 	connect_as(&pub, "p");
 	fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"old\",\"data\":0}");
 	fake_drain(&pub);
@@ -754,7 +780,8 @@ setup_tokens(void)
 
 	setup_builtin();
 	cfg.jwt_leeway = 0;
-	hub_set_auth(hub, &auth);
+	auth_used = auth;
+	rehub();
 }
 
 TestSuite(tokens, .init = setup_tokens, .fini = teardown, .timeout = 10);
@@ -819,6 +846,7 @@ Test(tokens, private_namespaces_need_a_channels_grant_or_a_channel_token)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"secret\":{\"private\":true,\"presence\":true,\"history_size\":5}}}",
 					err, sizeof(err)), 0, "%s", err);
+	rehub();
 	fake_open(&a, hub, 0);
 	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channels\\\":[\\\"secret:team-*\\\"]}\"}");
 	cr_assert_str_eq(fake_pop_type(&a), "connected");
@@ -871,6 +899,7 @@ Test(tokens, an_anonymous_connection_cannot_use_a_channel_token)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"secret\":{\"private\":true}}}", err,
 					sizeof(err)), 0, "%s", err);
+	rehub();
 	connect_as(&a, "alice"); /* anonymous, claims to be alice */
 	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:x\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 60);
@@ -902,6 +931,7 @@ Test(tokens, publishing_into_a_private_clients_namespace_needs_the_grant)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"psec\":{\"private\":true,\"publish\":\"clients\"}}}",
 					err, sizeof(err)), 0, "%s", err);
+	rehub();
 	connect_as(&a, "anon");
 	fake_send(&a, hub, "{\"type\":\"publish\",\"channel\":\"psec:x\",\"data\":1}");
 	j = pop_expect(&a, "error");
@@ -918,6 +948,7 @@ Test(state, a_replay_larger_than_the_send_queue_is_not_recovered_and_does_not_ki
 	char epoch[32];
 
 	cfg.limits.send_queue_messages = 20;
+	rehub();
 	connect_as(&pub, "p");
 	fake_send(&pub, hub, "{\"type\":\"subscribe\",\"channel\":\"big\"}");
 	j = pop_expect(&pub, "subscribed");
@@ -954,6 +985,7 @@ Test(state, a_history_reply_stays_within_max_message_size_and_says_truncated)
 	memset(pad, 'x', sizeof(pad) - 1);
 	pad[sizeof(pad) - 1] = '\0';
 	cfg.limits.max_message_size = 4096;
+	rehub();
 	connect_as(&pub, "p");
 	subscribe(&pub, "h");
 	for (int i = 0; i < 20; i++) {
@@ -1006,6 +1038,7 @@ Test(state, the_hub_emits_lifecycle_and_opted_in_message_events)
 
 	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"log\":{\"presence\":true,\"message_events\":true}}}",
 					err, sizeof(err)), 0, "%s", err);
+	rehub();
 	events_seen = json_array();
 	hub_set_events(hub, &ev);
 	connect_as(&a, "alice");

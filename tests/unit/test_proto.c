@@ -1874,41 +1874,6 @@ Test(encode, history_has_position_and_messages_verbatim)
 	assert_no_leaks();
 }
 
-/* The hub builds history elements as "{" + the message frame minus its prefix. */
-Test(encode, message_prefix_len_cuts_before_offset)
-{
-	static const char *const channels[] = { "a", "chat:lobby", "x:y:z", ":x" };
-	char c255[256];
-	size_t flen;
-	char *from = proto_encode_from("c-1", "alice", &flen);
-
-	memset(c255, 'c', 255), c255[255] = '\0';
-	cr_assert_not_null(from);
-	for (size_t i = 0; i <= sizeof(channels) / sizeof(channels[0]); i++) {
-		const char *ch = i < sizeof(channels) / sizeof(channels[0]) ? channels[i] : c255;
-		size_t len, skip = proto_message_prefix_len(strlen(ch));
-		char *s = proto_encode_message(ch, 12, "{\"text\":\"hi\"}", 13, from, flen, &len);
-		char *head = fmt("{\"type\":\"message\",\"channel\":\"%s\",", ch), *elem;
-		json_t *e;
-
-		cr_assert_not_null(s);
-		cr_expect_eq(skip, strlen(head), "%s: prefix %zu", ch, skip);
-		cr_expect_eq(strncmp(s, head, strlen(head)), 0, "%s", s);
-		cr_expect_eq(strncmp(s + skip, "\"offset\":", 9), 0, "%s: %s", ch, s + skip);
-		elem = fmt("{%s", s + skip);
-		e = json_loads(elem, JSON_REJECT_DUPLICATES, NULL);
-		cr_assert_not_null(e, "%s", elem);
-		cr_expect_eq(json_integer_value(json_object_get(e, "offset")), 12);
-		expect_member_str(json_object_get(e, "data"), "text", "hi");
-		expect_member_str(json_object_get(e, "from"), "user", "alice");
-		cr_expect_eq(json_object_size(e), 3, "offset, data, from: %s", elem);
-		json_decref(e);
-		free(elem), free(head), free(s);
-	}
-	free(from);
-	assert_no_leaks();
-}
-
 Test(encode, message_n_reads_only_channel_len_bytes)
 {
 	size_t len;
