@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "log.h"
 #include "metrics.h"
 #include "netlog.h"
@@ -30,6 +31,7 @@ struct server {
 	struct config *cfg;            /* borrowed; SIGHUP updates its reloadable parts */
 	struct worker *worker;         /* owned: the one loop */
 	struct hub *hub;               /* borrowed: worker->hub */
+	engine_factory_fn make_engine; /* NULL: the engine cfg->engine names */
 	struct lws_context *ctx;       /* borrowed: worker->ctx (the timers below, webhooks) */
 	struct lws_vhost *vhost;       /* borrowed: worker->vhost (plain-http webhook clients) */
 	bool shutting_down;            /* a drain (or a stop) has begun: no new upgrades */

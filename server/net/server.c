@@ -344,7 +344,13 @@ serve(struct server *srv)
 int
 server_run(struct config *cfg, int ready_fd)
 {
-	struct server srv = { .cfg = cfg };
+	return server_run_with_engine(cfg, ready_fd, NULL);
+}
+
+int
+server_run_with_engine(struct config *cfg, int ready_fd, engine_factory_fn make)
+{
+	struct server srv = { .cfg = cfg, .make_engine = make };
 	struct worker *w;
 	char iface[256];
 	uint8_t seed[16];

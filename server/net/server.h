@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "engine.h"
+
 struct config;
 
 /* Serves cfg until SIGINT or SIGTERM, then drains (drain_period) and returns 0; returns
@@ -14,6 +16,9 @@ struct config;
  * as a decimal line once the server accepts connections (use port 0 to get a free port),
  * and ready_fd is closed. */
 int server_run(struct config *cfg, int ready_fd);
+/* Same with the engine made by make instead of the one cfg->engine names (the
+ * integration tests run the real server over an engine that answers late). */
+int server_run_with_engine(struct config *cfg, int ready_fd, engine_factory_fn make);
 
 /* What the configuration loader leaves unread, checked the same way at start and on
  * SIGHUP: the webhooks entries, the JWT public key file, the TLS certificate and key

@@ -39,7 +39,7 @@ worker_new(struct server *srv, const uint8_t seed[16])
 
 	w->srv = srv;
 	config_to_core(cfg, &core); /* copied by the hub; policy borrowed from cfg */
-	w->hub = hub_new(&core, seed);
+	w->hub = hub_new_with_engine(&core, seed, srv->make_engine);
 	if (w->hub == NULL) {
 		free(w);
 		return NULL;

@@ -30,6 +30,7 @@ struct fake_engine {
 	struct engine base;          /* first: the engine.h view */
 	struct engine *inner;        /* the memory engine holding the state */
 	bool automatic;
+	bool on_tick;                /* settle at every tick */
 	struct call *q;
 	size_t n, cap;
 };
@@ -250,9 +251,11 @@ f_reset(struct engine *e, const char *channel, size_t len, engine_done_fn done, 
 static void
 f_tick(struct engine *e, uint64_t now_ms)
 {
-	struct engine *in = ((struct fake_engine *)e)->inner;
+	struct fake_engine *fe = (struct fake_engine *)e;
 
-	in->ops->tick(in, now_ms);
+	if (fe->on_tick)
+		fake_engine_settle(fe);
+	fe->inner->ops->tick(fe->inner, now_ms);
 }
 
 /* Like a networked engine going away: what is in flight is cancelled. */
@@ -302,6 +305,16 @@ fake_engine_new(const struct engine_callbacks *cb, const struct engine_config *c
 	fe->inner = engine_memory_new(&inner_cb, cfg, seed);
 	last = fe;
 	return &fe->base;
+}
+
+struct engine *
+fake_engine_new_on_tick(const struct engine_callbacks *cb, const struct engine_config *cfg,
+			const uint8_t seed[16])
+{
+	struct engine *e = fake_engine_new(cb, cfg, seed);
+
+	((struct fake_engine *)e)->on_tick = true;
+	return e;
 }
 
 void

@@ -21,6 +21,11 @@ struct engine *fake_engine_new(const struct engine_callbacks *cb, const struct e
 			       const uint8_t seed[16]);
 struct fake_engine *fake_engine_last(void);
 
+/* An engine_factory_fn whose engine completes every waiting call at each engine tick
+ * (the hub ticks once a second): the real server over an engine that answers late. */
+struct engine *fake_engine_new_on_tick(const struct engine_callbacks *cb,
+				       const struct engine_config *cfg, const uint8_t seed[16]);
+
 /* With automatic on, every call completes inline like the memory engine. */
 void fake_engine_set_automatic(struct fake_engine *fe, bool on);
 

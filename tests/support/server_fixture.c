@@ -47,7 +47,7 @@ write_line(int fd, const char *s)
 /* The child: never returns. */
 static void
 child_main(int ready_fd, pid_t parent, const char *json, server_fixture_tweak_fn tweak,
-	   void *arg)
+	   void *arg, engine_factory_fn make)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGPIPE, SIGSEGV, SIGBUS, SIGABRT, SIGFPE,
 				    SIGILL, SIGHUP, SIGCHLD };
@@ -91,7 +91,7 @@ child_main(int ready_fd, pid_t parent, const char *json, server_fixture_tweak_fn
 	if (tweak != NULL)
 		tweak(&cfg, arg);
 	log_level_current = cfg.log_level;
-	rc = server_run(&cfg, ready_fd);
+	rc = server_run_with_engine(&cfg, ready_fd, make);
 	config_fini(&cfg);
 	if (leakcheck_run() != 0)
 		_exit(CHILD_LEAKS);
@@ -145,6 +145,13 @@ int
 server_fixture_start(struct server_fixture *f, const char *json,
 		     server_fixture_tweak_fn tweak, void *arg)
 {
+	return server_fixture_start_engine(f, json, tweak, arg, NULL);
+}
+
+int
+server_fixture_start_engine(struct server_fixture *f, const char *json,
+			    server_fixture_tweak_fn tweak, void *arg, engine_factory_fn make)
+{
 	pid_t parent = getpid();
 	int fds[2];
 
@@ -164,7 +171,7 @@ server_fixture_start(struct server_fixture *f, const char *json,
 	}
 	if (f->pid == 0) {
 		close(fds[0]);
-		child_main(fds[1], parent, json, tweak, arg);
+		child_main(fds[1], parent, json, tweak, arg, make);
 	}
 	close(fds[1]);
 	if (read_ready(f, fds[0]) != 0) {

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "engine.h"
+
 struct config;
 
 /* Called in the child after the JSON was applied; may change anything in cfg. */
@@ -34,6 +36,9 @@ struct server_fixture {
  * f->port set, or -1 with f->error set (the child was reaped). */
 int server_fixture_start(struct server_fixture *f, const char *json,
 			 server_fixture_tweak_fn tweak, void *arg);
+/* Same over the engine make makes (an engine_factory_fn, e.g. fake_engine.h's). */
+int server_fixture_start_engine(struct server_fixture *f, const char *json,
+				server_fixture_tweak_fn tweak, void *arg, engine_factory_fn make);
 
 /* Sends SIGTERM and waits up to timeout_ms (<= 0: SERVER_FIXTURE_STOP_MS) for the exit.
  * Returns the exit code (0 is a clean shutdown with no leaks), or -1 if the server died
