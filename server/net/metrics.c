@@ -144,6 +144,8 @@ render(FILE *f, struct server *srv)
 	one(f, "switchboard_subscriptions", "gauge", "Subscriptions held now.", hs->subscriptions);
 	one(f, "switchboard_channels", "gauge", "Channels with at least one local subscriber now.",
 	    hub_channel_count(w->hub));
+	one(f, "switchboard_engine_operations", "gauge",
+	    "Operations waiting for the engine's answer now.", hub_pending_count(w->hub));
 	header(f, "switchboard_messages_published_total", "counter",
 	       "Messages published, by source (client or the HTTP API).");
 	labelled(f, "switchboard_messages_published_total", "source", "client",
