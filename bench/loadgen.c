@@ -67,15 +67,15 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-#define READ_MAX (256u * 1024u)         /* bytes per read() */
-#define CARRY_COPY (64u * 1024u)        /* tails up to this are copied in front of the next read */
+#define READ_MAX (256u * 1024u)	 /* bytes per read() */
+#define CARRY_COPY (64u * 1024u) /* tails up to this are copied in front of the next read */
 #define RBUF_SIZE (CARRY_COPY + READ_MAX)
 #define MAX_MESSAGE (64u * 1024u * 1024u)
 #define MAX_HTTP_HEAD 16384u
 #define MAX_EVENTS 1024
-#define SETUP_CONCURRENCY 256           /* connections being set up at once */
+#define SETUP_CONCURRENCY 256 /* connections being set up at once */
 #define SETUP_RETRIES 3
-#define N_SRC_ADDRS 200                 /* source addresses 127.0.0.1 .. 127.0.0.200 */
+#define N_SRC_ADDRS 200 /* source addresses 127.0.0.1 .. 127.0.0.200 */
 #define SLOW_RCVBUF 4096
 #define STALL_US 2000000
 #define DRAIN_US 3000000
@@ -83,8 +83,8 @@
 #define SLOW_QUIET_US 1000000
 #define CHURN_SETUP_US 10000000
 #define CHURN_CLOSE_US 2000000
-#define RATE_MAX_BURST 4                /* rate: at most this many messages sent at once */
-#define PUB_BACKLOG_MAX (1u << 20)      /* fanout: stop queueing when the publisher has this unsent */
+#define RATE_MAX_BURST 4	   /* rate: at most this many messages sent at once */
+#define PUB_BACKLOG_MAX (1u << 20) /* fanout: stop queueing when the publisher has this unsent */
 #define TIMER_TAG UINT64_MAX
 #define MAX_CLOSE_CODES 16
 #define MAX_LOGGED 10
@@ -92,30 +92,40 @@
 enum target { T_SWITCHBOARD, T_NCHAN, T_WS };
 enum workload { W_IDLE, W_FANOUT, W_RATE, W_CHURN };
 enum role { R_SUB, R_SLOW, R_PUB, R_CHURN };
-enum state { S_FREE, S_RETRY, S_CONNECTING, S_TLS, S_HANDSHAKE, S_SUBSCRIBING, S_READY, S_CLOSING, S_DEAD };
+enum state {
+	S_FREE,
+	S_RETRY,
+	S_CONNECTING,
+	S_TLS,
+	S_HANDSHAKE,
+	S_SUBSCRIBING,
+	S_READY,
+	S_CLOSING,
+	S_DEAD
+};
 enum phase { PH_SETUP, PH_SETTLE, PH_RUN, PH_DRAIN, PH_POST, PH_CHURN };
 /* Why a connection ended. */
 enum down { D_TRANSPORT, D_EOF, D_CLOSE, D_HTTP, D_PROTO, D_TIMEOUT };
 
-static const char *const target_names[] = {"switchboard", "nchan", "ws"};
-static const char *const workload_names[] = {"idle", "fanout", "rate", "churn"};
-static const char *const role_names[] = {"subscriber", "slow subscriber", "publisher", "churn"};
+static const char *const target_names[] = { "switchboard", "nchan", "ws" };
+static const char *const workload_names[] = { "idle", "fanout", "rate", "churn" };
+static const char *const role_names[] = { "subscriber", "slow subscriber", "publisher", "churn" };
 
 struct conn {
 	/* hot: touched for every frame */
 	int fd;
 	uint8_t role, state;
-	uint8_t frag_op;        /* opcode of the message being reassembled, 0 if none */
+	uint8_t frag_op; /* opcode of the message being reassembled, 0 if none */
 	uint8_t in_epoll;
-	uint32_t ev;            /* current epoll interest */
+	uint32_t ev; /* current epoll interest */
 	uint64_t last_seq, distinct, dups, reorders;
 	uint8_t *carry;
 	uint32_t carry_len, carry_cap;
-	SSL *ssl;               /* --tls: the connection's TLS state, else NULL */
+	SSL *ssl; /* --tls: the connection's TLS state, else NULL */
 	/* cold */
 	uint8_t close_sent, close_rcvd, retries;
-	uint16_t close_code;    /* code of the close frame received (1005: no code), 0: none */
-	uint32_t id;            /* chooses the source address */
+	uint16_t close_code; /* code of the close frame received (1005: no code), 0: none */
+	uint32_t id;	     /* chooses the source address */
 	uint8_t *frag;
 	uint32_t frag_len, frag_cap;
 	uint8_t *out;
@@ -135,25 +145,34 @@ static struct options {
 	int server_pid;
 	char channel[256];
 } o = {
-	.target = T_SWITCHBOARD, .port = -1, .subs = 1000, .slow = 0, .window = 32, .size = 100,
-	.conns = 20000, .concurrency = 64, .duration = 10, .rate = 200, .connect_timeout = 60,
+	.target = T_SWITCHBOARD,
+	.port = -1,
+	.subs = 1000,
+	.slow = 0,
+	.window = 32,
+	.size = 100,
+	.conns = 20000,
+	.concurrency = 64,
+	.duration = 10,
+	.rate = 200,
+	.connect_timeout = 60,
 	.channel = "bench",
 };
 
 static struct {
 	int ep, timerfd;
-	SSL_CTX *tls;                   /* --tls */
+	SSL_CTX *tls;			      /* --tls */
 	char tls_version[16], tls_cipher[64]; /* negotiated by the first TLS connection */
 	bool timer_fired;
 	enum phase phase;
 	struct conn *c;
 	size_t n;
-	size_t pub;                     /* index of the publisher in c[] */
+	size_t pub; /* index of the publisher in c[] */
 	struct sockaddr_storage dst;
 	socklen_t dstlen;
 	char hosthdr[80];
 	uint64_t rng;
-	int64_t start_us;               /* program start: payloads stamped before it are stale */
+	int64_t start_us; /* program start: payloads stamped before it are stale */
 
 	/* setup */
 	long inprog, ready_subs, ready_slow, ready_total;
@@ -165,15 +184,15 @@ static struct {
 
 	/* publishing and delivery */
 	uint64_t published, delivered, errors, dups, reorders, stale;
-	long live;                      /* ready, open, non-slow subscribers */
-	uint64_t live_distinct;         /* sum of `distinct` over live subscribers */
-	uint32_t *ring;                 /* fanout: receipts per seq, indexed by seq & ring_mask */
-	uint64_t ring_mask, wm;         /* wm: every live subscriber has everything <= wm */
+	long live;		/* ready, open, non-slow subscribers */
+	uint64_t live_distinct; /* sum of `distinct` over live subscribers */
+	uint32_t *ring;		/* fanout: receipts per seq, indexed by seq & ring_mask */
+	uint64_t ring_mask, wm; /* wm: every live subscriber has everything <= wm */
 	int64_t last_adv_us, t_first_us, t_pub_end_us, t_end_us;
 	bool stalled, pub_dead, drained;
 	long subs_closed;
 	uint64_t rate_skipped;
-	uint8_t *pay;                   /* message being published */
+	uint8_t *pay; /* message being published */
 	size_t pay_prefix, pay_cap;
 	struct lg_hist lat;
 	int logged;
@@ -181,7 +200,10 @@ static struct {
 	/* slow subscribers */
 	long slow_closed;
 	int64_t slow_last_us;
-	struct { unsigned code; long n; } codes[MAX_CLOSE_CODES];
+	struct {
+		unsigned code;
+		long n;
+	} codes[MAX_CLOSE_CODES];
 	int ncodes;
 
 	/* churn */
@@ -208,14 +230,16 @@ static void conn_down(struct conn *c, enum down kind, const char *why);
 
 /* ---------------------------------------------------------------- utilities */
 
-static void vnote(const char *fmt, va_list ap)
+static void
+vnote(const char *fmt, va_list ap)
 {
 	fputs("loadgen: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 }
 
-static void note(const char *fmt, ...)
+static void
+note(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -224,7 +248,8 @@ static void note(const char *fmt, ...)
 	va_end(ap);
 }
 
-static void die(int code, const char *fmt, ...)
+static void
+die(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -234,7 +259,8 @@ static void die(int code, const char *fmt, ...)
 	exit(code);
 }
 
-static void *xrealloc(void *p, size_t n)
+static void *
+xrealloc(void *p, size_t n)
 {
 	p = realloc(p, n ? n : 1);
 	if (!p)
@@ -242,7 +268,8 @@ static void *xrealloc(void *p, size_t n)
 	return p;
 }
 
-static uint64_t rng64(void)
+static uint64_t
+rng64(void)
 {
 	/* xorshift64* */
 	g.rng ^= g.rng >> 12;
@@ -251,7 +278,8 @@ static uint64_t rng64(void)
 	return g.rng * 0x2545F4914F6CDD1DULL;
 }
 
-static size_t fmt_u64(char *dst, uint64_t v)
+static size_t
+fmt_u64(char *dst, uint64_t v)
 {
 	char tmp[24];
 	size_t n = 0, i;
@@ -265,14 +293,16 @@ static size_t fmt_u64(char *dst, uint64_t v)
 	return n;
 }
 
-static size_t conn_index(const struct conn *c)
+static size_t
+conn_index(const struct conn *c)
 {
 	return (size_t)(c - g.c);
 }
 
 /* ---------------------------------------------------------------- epoll and output */
 
-static void ep_set(struct conn *c, uint32_t events)
+static void
+ep_set(struct conn *c, uint32_t events)
 {
 	struct epoll_event ev;
 
@@ -287,7 +317,8 @@ static void ep_set(struct conn *c, uint32_t events)
 	c->ev = events;
 }
 
-static void ep_remove(struct conn *c)
+static void
+ep_remove(struct conn *c)
 {
 	if (!c->in_epoll)
 		return;
@@ -296,7 +327,8 @@ static void ep_remove(struct conn *c)
 	c->ev = 0;
 }
 
-static uint8_t *out_reserve(struct conn *c, size_t n)
+static uint8_t *
+out_reserve(struct conn *c, size_t n)
 {
 	if (c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
@@ -322,14 +354,16 @@ static uint8_t *out_reserve(struct conn *c, size_t n)
 }
 
 /* Write what is queued. Returns -1 if the connection went down. */
-static int conn_flush(struct conn *c)
+static int
+conn_flush(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
 		size_t len = c->out_len - c->out_off;
 		ssize_t n;
 
 		if (c->ssl != NULL) {
-			int r = SSL_write(c->ssl, c->out + c->out_off, len > INT32_MAX ? INT32_MAX : (int)len);
+			int r = SSL_write(c->ssl, c->out + c->out_off,
+					  len > INT32_MAX ? INT32_MAX : (int)len);
 
 			if (r > 0) {
 				c->out_off += (uint32_t)r;
@@ -374,7 +408,8 @@ static int conn_flush(struct conn *c)
 }
 
 /* Queue one masked frame (not sent until conn_flush). */
-static void ws_queue(struct conn *c, unsigned op, const void *payload, size_t len)
+static void
+ws_queue(struct conn *c, unsigned op, const void *payload, size_t len)
 {
 	uint8_t *p = out_reserve(c, len + 14);
 	uint32_t mask = (uint32_t)rng64();
@@ -386,14 +421,16 @@ static void ws_queue(struct conn *c, unsigned op, const void *payload, size_t le
 	c->out_len += (uint32_t)(h + len);
 }
 
-static void ws_queue_str(struct conn *c, const char *s)
+static void
+ws_queue_str(struct conn *c, const char *s)
 {
 	ws_queue(c, 1, s, strlen(s));
 }
 
-static void ws_queue_close(struct conn *c, unsigned code)
+static void
+ws_queue_close(struct conn *c, unsigned code)
 {
-	uint8_t b[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+	uint8_t b[2] = { (uint8_t)(code >> 8), (uint8_t)code };
 
 	ws_queue(c, 8, b, code ? 2 : 0);
 	c->close_sent = 1;
@@ -401,7 +438,8 @@ static void ws_queue_close(struct conn *c, unsigned code)
 
 /* ---------------------------------------------------------------- server sampling */
 
-static void rss_sample(int64_t now)
+static void
+rss_sample(int64_t now)
 {
 	long kb;
 
@@ -422,7 +460,8 @@ static void rss_sample(int64_t now)
 }
 
 /* Start of a measured phase: server CPU, loadgen CPU, first RSS sample. */
-static void measure_begin(int64_t now)
+static void
+measure_begin(int64_t now)
 {
 	getrusage(RUSAGE_SELF, &g.ru0);
 	g.ru0_us = now;
@@ -437,12 +476,14 @@ static void measure_begin(int64_t now)
 	rss_sample(now);
 }
 
-static double tv_s(struct timeval tv)
+static double
+tv_s(struct timeval tv)
 {
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-static void measure_end(int64_t now)
+static void
+measure_end(int64_t now)
 {
 	struct rusage ru;
 	double wall = (double)(now - g.ru0_us) / 1e6;
@@ -451,7 +492,8 @@ static void measure_end(int64_t now)
 	getrusage(RUSAGE_SELF, &ru);
 	if (wall > 0)
 		g.lg_cpu_pct = (tv_s(ru.ru_utime) + tv_s(ru.ru_stime) - tv_s(g.ru0.ru_utime) -
-				tv_s(g.ru0.ru_stime)) / wall * 100.0;
+				tv_s(g.ru0.ru_stime)) /
+			       wall * 100.0;
 	if (!o.server_pid)
 		return;
 	if (g.cpu_ok && lg_proc_cpu_ticks(o.server_pid, &t1) == 0 && wall > 0)
@@ -464,7 +506,8 @@ static void measure_end(int64_t now)
 
 /* ---------------------------------------------------------------- connections */
 
-static const char *conn_path(const struct conn *c, char *buf, size_t len)
+static const char *
+conn_path(const struct conn *c, char *buf, size_t len)
 {
 	bool pub = c->role == R_PUB;
 
@@ -482,7 +525,8 @@ static const char *conn_path(const struct conn *c, char *buf, size_t len)
 	return buf;
 }
 
-static void conn_reset(struct conn *c)
+static void
+conn_reset(struct conn *c)
 {
 	c->fd = -1;
 	c->frag_op = 0;
@@ -499,7 +543,8 @@ static void conn_reset(struct conn *c)
 }
 
 /* Start a non-blocking connect. Returns 0 or -errno. */
-static int conn_open(struct conn *c, int64_t now)
+static int
+conn_open(struct conn *c, int64_t now)
 {
 	int fd, one = 1, r;
 
@@ -540,7 +585,8 @@ static int conn_open(struct conn *c, int64_t now)
 }
 
 /* The WebSocket upgrade request, once TCP (and TLS) is up. */
-static void send_upgrade(struct conn *c)
+static void
+send_upgrade(struct conn *c)
 {
 	uint8_t rnd[16];
 	char key[25], path[300], *req;
@@ -563,13 +609,15 @@ static void send_upgrade(struct conn *c)
 }
 
 /* One step of the TLS handshake (no certificate check: loopback benchmark). */
-static void tls_step(struct conn *c)
+static void
+tls_step(struct conn *c)
 {
 	int r = SSL_connect(c->ssl);
 
 	if (r == 1) {
 		if (!g.tls_version[0]) {
-			snprintf(g.tls_version, sizeof g.tls_version, "%s", SSL_get_version(c->ssl));
+			snprintf(g.tls_version, sizeof g.tls_version, "%s",
+				 SSL_get_version(c->ssl));
 			snprintf(g.tls_cipher, sizeof g.tls_cipher, "%s",
 				 SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
 		}
@@ -589,7 +637,8 @@ static void tls_step(struct conn *c)
 	}
 }
 
-static void on_connect_done(struct conn *c)
+static void
+on_connect_done(struct conn *c)
 {
 	int err = 0;
 	socklen_t l = sizeof err;
@@ -611,7 +660,8 @@ static void on_connect_done(struct conn *c)
 	tls_step(c);
 }
 
-static void record_close_code(unsigned code)
+static void
+record_close_code(unsigned code)
 {
 	int i;
 
@@ -627,7 +677,8 @@ static void record_close_code(unsigned code)
 	}
 }
 
-static void churn_finish(struct conn *c, bool ok, const char *why, int64_t now)
+static void
+churn_finish(struct conn *c, bool ok, const char *why, int64_t now)
 {
 	if (ok) {
 		g.churn_ok++;
@@ -641,7 +692,8 @@ static void churn_finish(struct conn *c, bool ok, const char *why, int64_t now)
 }
 
 /* The connection is finished (EOF, reset, close frame, error, timeout): close it and account. */
-static void conn_down(struct conn *c, enum down kind, const char *why)
+static void
+conn_down(struct conn *c, enum down kind, const char *why)
 {
 	enum state prev = (enum state)c->state;
 	char msg[200];
@@ -668,8 +720,10 @@ static void conn_down(struct conn *c, enum down kind, const char *why)
 		snprintf(msg, sizeof msg, "%s", why);
 
 	if (c->role == R_CHURN) {
-		churn_finish(c, prev == S_CLOSING && (kind == D_EOF || kind == D_CLOSE ||
-						      c->close_rcvd), msg, lg_mono_us());
+		churn_finish(c,
+			     prev == S_CLOSING &&
+				     (kind == D_EOF || kind == D_CLOSE || c->close_rcvd),
+			     msg, lg_mono_us());
 		return;
 	}
 	if (prev < S_READY) {
@@ -715,7 +769,8 @@ static void conn_down(struct conn *c, enum down kind, const char *why)
 	}
 }
 
-static void proto_error(struct conn *c, const char *why)
+static void
+proto_error(struct conn *c, const char *why)
 {
 	g.errors++;
 	if (g.logged++ < MAX_LOGGED)
@@ -723,7 +778,8 @@ static void proto_error(struct conn *c, const char *why)
 	conn_down(c, D_PROTO, why);
 }
 
-static void on_ready(struct conn *c, int64_t now)
+static void
+on_ready(struct conn *c, int64_t now)
 {
 	c->state = S_READY;
 	switch (c->role) {
@@ -755,7 +811,8 @@ static void on_ready(struct conn *c, int64_t now)
 }
 
 /* The 101 arrived. */
-static void on_ws_open(struct conn *c, int64_t now)
+static void
+on_ws_open(struct conn *c, int64_t now)
 {
 	char buf[400];
 
@@ -775,12 +832,14 @@ static void on_ws_open(struct conn *c, int64_t now)
 
 /* ---------------------------------------------------------------- messages */
 
-static bool has(const uint8_t *d, size_t len, const char *s)
+static bool
+has(const uint8_t *d, size_t len, const char *s)
 {
 	return memmem(d, len, s, strlen(s)) != NULL;
 }
 
-static void log_frame(const struct conn *c, const char *what, const uint8_t *d, size_t len)
+static void
+log_frame(const struct conn *c, const char *what, const uint8_t *d, size_t len)
 {
 	char buf[161];
 	size_t i, n = len < 160 ? len : 160;
@@ -795,7 +854,8 @@ static void log_frame(const struct conn *c, const char *what, const uint8_t *d, 
 
 /* A delivery to a (non-slow) subscriber: the payload is at the first '#':
  * "#<seq>:<send_time_us>#". */
-static void deliver(struct conn *c, const uint8_t *d, size_t len, int64_t now)
+static void
+deliver(struct conn *c, const uint8_t *d, size_t len, int64_t now)
 {
 	const uint8_t *p = memchr(d, '#', len), *e = d + len;
 	uint64_t seq = 0, t = 0;
@@ -854,7 +914,8 @@ bad:
 	log_frame(c, "unparsable delivery", d, len);
 }
 
-static void on_message(struct conn *c, const uint8_t *d, size_t len, int64_t now)
+static void
+on_message(struct conn *c, const uint8_t *d, size_t len, int64_t now)
 {
 	static const char msg_head[] = "{\"type\":\"message\"";
 
@@ -862,7 +923,8 @@ static void on_message(struct conn *c, const uint8_t *d, size_t len, int64_t now
 	case S_READY:
 		if (c->role == R_SUB) {
 			if (o.target != T_SWITCHBOARD ||
-			    (len >= sizeof msg_head - 1 && memcmp(d, msg_head, sizeof msg_head - 1) == 0) ||
+			    (len >= sizeof msg_head - 1 &&
+			     memcmp(d, msg_head, sizeof msg_head - 1) == 0) ||
 			    has(d, len, "\"type\":\"message\"")) {
 				deliver(c, d, len, now);
 			} else if (has(d, len, "\"type\":\"error\"")) {
@@ -877,7 +939,8 @@ static void on_message(struct conn *c, const uint8_t *d, size_t len, int64_t now
 		/* Slow subscribers (read only at the end) and publisher replies: ignored. */
 		break;
 	case S_SUBSCRIBING:
-		if (has(d, len, c->role == R_PUB ? "\"type\":\"connected\"" : "\"type\":\"subscribed\"")) {
+		if (has(d, len,
+			c->role == R_PUB ? "\"type\":\"connected\"" : "\"type\":\"subscribed\"")) {
 			on_ready(c, now);
 		} else if (has(d, len, "\"type\":\"error\"")) {
 			char buf[200];
@@ -894,7 +957,8 @@ static void on_message(struct conn *c, const uint8_t *d, size_t len, int64_t now
 	}
 }
 
-static int frag_append(struct conn *c, const uint8_t *p, size_t n)
+static int
+frag_append(struct conn *c, const uint8_t *p, size_t n)
 {
 	if ((size_t)c->frag_len + n > MAX_MESSAGE)
 		return -1;
@@ -911,7 +975,8 @@ static int frag_append(struct conn *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static void on_frame(struct conn *c, uint8_t b0, const uint8_t *p, size_t n, int64_t now)
+static void
+on_frame(struct conn *c, uint8_t b0, const uint8_t *p, size_t n, int64_t now)
 {
 	unsigned op = b0 & 0x0fu;
 	bool fin = (b0 & 0x80u) != 0;
@@ -985,7 +1050,8 @@ static void on_frame(struct conn *c, uint8_t b0, const uint8_t *p, size_t n, int
 }
 
 /* Length of the frame at the start of buf, 0 if its header is not complete yet. */
-static uint64_t frame_total(const uint8_t *b, size_t len)
+static uint64_t
+frame_total(const uint8_t *b, size_t len)
 {
 	uint64_t pl;
 	size_t h = 2;
@@ -1013,7 +1079,8 @@ static uint64_t frame_total(const uint8_t *b, size_t len)
 }
 
 /* Handle everything complete in buf. Returns the bytes consumed (the rest is kept). */
-static size_t process(struct conn *c, uint8_t *buf, size_t len, int64_t now)
+static size_t
+process(struct conn *c, uint8_t *buf, size_t len, int64_t now)
 {
 	size_t p = 0;
 
@@ -1072,7 +1139,8 @@ static size_t process(struct conn *c, uint8_t *buf, size_t len, int64_t now)
 	return p;
 }
 
-static void conn_read(struct conn *c)
+static void
+conn_read(struct conn *c)
 {
 	uint8_t *buf;
 	size_t have = c->carry_len, want, total, used, left;
@@ -1087,7 +1155,8 @@ static void conn_read(struct conn *c)
 		return;
 	}
 	if (need <= RBUF_SIZE) {
-		/* Common case: the tail (if any) goes in front of a fresh read into the shared buffer. */
+		/* Common case: the tail (if any) goes in front of a fresh read into the shared
+		 * buffer. */
 		buf = rbuf;
 		if (have)
 			memcpy(buf, c->carry, have);
@@ -1110,9 +1179,13 @@ static void conn_read(struct conn *c)
 			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 				return;
 			ERR_clear_error();
-			conn_down(c, e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? D_EOF : D_TRANSPORT,
-				  e == SSL_ERROR_ZERO_RETURN ? "EOF" : e == SSL_ERROR_SYSCALL ? "EOF (TLS)"
-				  : "TLS read failed");
+			conn_down(c,
+				  e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL
+					  ? D_EOF
+					  : D_TRANSPORT,
+				  e == SSL_ERROR_ZERO_RETURN ? "EOF"
+				  : e == SSL_ERROR_SYSCALL   ? "EOF (TLS)"
+							     : "TLS read failed");
 			return;
 		}
 		n = r;
@@ -1148,7 +1221,8 @@ static void conn_read(struct conn *c)
 	c->carry_len = (uint32_t)left;
 }
 
-static void on_event(struct conn *c, uint32_t ev)
+static void
+on_event(struct conn *c, uint32_t ev)
 {
 	if (c->state == S_CONNECTING) {
 		on_connect_done(c);
@@ -1165,14 +1239,16 @@ static void on_event(struct conn *c, uint32_t ev)
 	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		conn_read(c);
 		/* TLS may hold decrypted bytes the socket no longer signals. */
-		for (int k = 0; k < 64 && c->fd >= 0 && c->ssl != NULL && SSL_pending(c->ssl) > 0; k++)
+		for (int k = 0; k < 64 && c->fd >= 0 && c->ssl != NULL && SSL_pending(c->ssl) > 0;
+		     k++)
 			conn_read(c);
 		if (c->fd >= 0 && c->ssl != NULL && c->out_off < c->out_len && conn_flush(c) < 0)
 			return;
 	}
 }
 
-static void poll_once(int timeout_ms)
+static void
+poll_once(int timeout_ms)
 {
 	struct epoll_event ev[MAX_EVENTS];
 	int n, i;
@@ -1204,14 +1280,16 @@ static void poll_once(int timeout_ms)
  *   so the `data` value in the delivered message is --size bytes as written.
  * nchan, ws: the frame body is the content, --size bytes.
  * When the size is too small for the "#seq:time#" head, the content is just the head. */
-static void payload_init(void)
+static void
+payload_init(void)
 {
 	size_t content = (size_t)o.size;
 
 	if (o.target == T_SWITCHBOARD) {
 		char pre[400];
 
-		snprintf(pre, sizeof pre, "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":\"", o.channel);
+		snprintf(pre, sizeof pre, "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":\"",
+			 o.channel);
 		g.pay_prefix = strlen(pre);
 		content = o.size >= 2 ? (size_t)o.size - 2 : 0;
 		g.pay_cap = g.pay_prefix + content + 64;
@@ -1224,10 +1302,11 @@ static void payload_init(void)
 	}
 }
 
-static void publish_one(struct conn *pub, int64_t now)
+static void
+publish_one(struct conn *pub, int64_t now)
 {
-	size_t content = o.target == T_SWITCHBOARD ? (o.size >= 2 ? (size_t)o.size - 2 : 0)
-						     : (size_t)o.size;
+	size_t content =
+		o.target == T_SWITCHBOARD ? (o.size >= 2 ? (size_t)o.size - 2 : 0) : (size_t)o.size;
 	uint8_t *p = g.pay + g.pay_prefix;
 	size_t h = 0;
 
@@ -1251,7 +1330,8 @@ static void publish_one(struct conn *pub, int64_t now)
 	ws_queue(pub, 1, g.pay, g.pay_prefix + content);
 }
 
-static void advance_wm(int64_t now)
+static void
+advance_wm(int64_t now)
 {
 	while (g.wm < g.published && g.ring[(g.wm + 1) & g.ring_mask] >= (uint64_t)g.live) {
 		g.ring[(g.wm + 1) & g.ring_mask] = 0;
@@ -1260,7 +1340,8 @@ static void advance_wm(int64_t now)
 	}
 }
 
-static bool drained(void)
+static bool
+drained(void)
 {
 	struct conn *pub = &g.c[g.pub];
 
@@ -1270,7 +1351,8 @@ static bool drained(void)
 /* ---------------------------------------------------------------- phases */
 
 /* Connect and subscribe c[0..g.n) (subscribers, slow subscribers, publisher). */
-static int setup_phase(void)
+static int
+setup_phase(void)
 {
 	int64_t t0 = lg_mono_us(), now = t0, deadline = t0 + (int64_t)(o.connect_timeout * 1e6);
 	int64_t next_note = t0 + 1000000;
@@ -1318,10 +1400,11 @@ static int setup_phase(void)
 		poll_once(20);
 		now = lg_mono_us();
 		if (now >= deadline && g.ready_total < total) {
-			note("setup failed: only %ld of %ld connections ready (%ld subscribers, %ld slow, "
-			     "publisher %s) after --connect-timeout %.1f s", g.ready_total, total,
-			     g.ready_subs, g.ready_slow, g.pub_ready ? "ready" : "not ready",
-			     o.connect_timeout);
+			note("setup failed: only %ld of %ld connections ready (%ld subscribers, "
+			     "%ld slow, "
+			     "publisher %s) after --connect-timeout %.1f s",
+			     g.ready_total, total, g.ready_subs, g.ready_slow,
+			     g.pub_ready ? "ready" : "not ready", o.connect_timeout);
 			return -1;
 		}
 		if (now >= next_note) {
@@ -1339,7 +1422,8 @@ static int setup_phase(void)
 }
 
 /* Run the loop for `us` microseconds (connections answer pings meanwhile). */
-static void settle(int64_t us)
+static void
+settle(int64_t us)
 {
 	int64_t now = lg_mono_us(), end = now + us;
 
@@ -1352,7 +1436,8 @@ static void settle(int64_t us)
 	}
 }
 
-static void settle_after_setup(void)
+static void
+settle_after_setup(void)
 {
 	g.phase = PH_SETTLE;
 	if (o.target == T_NCHAN)
@@ -1361,14 +1446,16 @@ static void settle_after_setup(void)
 		settle(500000);
 }
 
-static void publish_phase(void)
+static void
+publish_phase(void)
 {
 	struct conn *pub = &g.c[g.pub];
 	int64_t now = lg_mono_us(), t_stop, drain_end;
 	bool fanout = o.workload == W_FANOUT;
 	/* rate: timer slots not yet served; beyond 100 ms worth they are skipped (reported). */
 	uint64_t debt = 0, debt_max = (uint64_t)(o.rate / 10) > RATE_MAX_BURST
-				      ? (uint64_t)(o.rate / 10) : RATE_MAX_BURST;
+					      ? (uint64_t)(o.rate / 10)
+					      : RATE_MAX_BURST;
 
 	if (fanout) {
 		uint64_t r = 1;
@@ -1412,7 +1499,8 @@ static void publish_phase(void)
 			advance_wm(now);
 			if (g.published > g.wm && now - g.last_adv_us > STALL_US) {
 				g.stalled = true;
-				note("fanout stalled: watermark %llu, published %llu, no progress for 2 s",
+				note("fanout stalled: watermark %llu, published %llu, no progress "
+				     "for 2 s",
 				     (unsigned long long)g.wm, (unsigned long long)g.published);
 				break;
 			}
@@ -1480,7 +1568,8 @@ static void publish_phase(void)
 }
 
 /* Read what the slow subscribers have left, for up to 5 s: how many did the server close? */
-static void slow_drain_phase(void)
+static void
+slow_drain_phase(void)
 {
 	int64_t now = lg_mono_us(), end = now + SLOW_DRAIN_US;
 	size_t i;
@@ -1502,7 +1591,8 @@ static void slow_drain_phase(void)
 	note("slow subscribers: %ld of %ld closed by the server", g.slow_closed, o.slow);
 }
 
-static void churn_phase(void)
+static void
+churn_phase(void)
 {
 	double limit_s = o.duration * 6 < 120 ? o.duration * 6 : 120;
 	int64_t now = lg_mono_us(), t0 = now, end = now + (int64_t)(limit_s * 1e6);
@@ -1536,8 +1626,10 @@ static void churn_phase(void)
 				struct conn *c = &g.c[i];
 
 				if (c->fd >= 0 && now > c->deadline_us)
-					conn_down(c, D_TIMEOUT, c->state == S_CLOSING
-						  ? "no close reply within 2 s" : "setup timeout");
+					conn_down(c, D_TIMEOUT,
+						  c->state == S_CLOSING
+							  ? "no close reply within 2 s"
+							  : "setup timeout");
 			}
 		}
 		if (now >= next_note) {
@@ -1558,14 +1650,16 @@ static void churn_phase(void)
 
 static bool jfirst = true;
 
-static void jkey(const char *k)
+static void
+jkey(const char *k)
 {
 	printf("%s\"%s\":", jfirst ? "{" : ",", k);
 	jfirst = false;
 }
 
 /* v: plain ASCII without quotes or backslashes (names and versions), or NULL for null. */
-static void jstr(const char *k, const char *v)
+static void
+jstr(const char *k, const char *v)
 {
 	jkey(k);
 	if (v != NULL)
@@ -1574,7 +1668,8 @@ static void jstr(const char *k, const char *v)
 		fputs("null", stdout);
 }
 
-static void jint(const char *k, long long v, bool ok)
+static void
+jint(const char *k, long long v, bool ok)
 {
 	jkey(k);
 	if (ok)
@@ -1583,7 +1678,8 @@ static void jint(const char *k, long long v, bool ok)
 		fputs("null", stdout);
 }
 
-static void jdbl(const char *k, double v, bool ok, int prec)
+static void
+jdbl(const char *k, double v, bool ok, int prec)
 {
 	jkey(k);
 	if (ok && isfinite(v))
@@ -1592,13 +1688,15 @@ static void jdbl(const char *k, double v, bool ok, int prec)
 		fputs("null", stdout);
 }
 
-static void jbool(const char *k, bool v, bool ok)
+static void
+jbool(const char *k, bool v, bool ok)
 {
 	jkey(k);
 	fputs(!ok ? "null" : v ? "true" : "false", stdout);
 }
 
-static void report(long long rss_per_conn, bool rss_per_conn_ok)
+static void
+report(long long rss_per_conn, bool rss_per_conn_ok)
 {
 	bool pubw = o.workload == W_FANOUT || o.workload == W_RATE;
 	bool churn = o.workload == W_CHURN;
@@ -1672,20 +1770,24 @@ static void report(long long rss_per_conn, bool rss_per_conn_ok)
 	jdbl("published_per_s", dur > 0 ? (double)g.published / dur : 0, pubw, 1);
 	jdbl("setup_s", g.setup_s, !churn, 3);
 	jdbl("loadgen_cpu_pct", g.lg_cpu_pct, true, 1);
-	jdbl("churn_cycle_p50_ms", lg_hist_quantile(&g.cycle, 0.50) / 1e3, churn && g.cycle.count, 3);
-	jdbl("churn_cycle_p99_ms", lg_hist_quantile(&g.cycle, 0.99) / 1e3, churn && g.cycle.count, 3);
+	jdbl("churn_cycle_p50_ms", lg_hist_quantile(&g.cycle, 0.50) / 1e3, churn && g.cycle.count,
+	     3);
+	jdbl("churn_cycle_p99_ms", lg_hist_quantile(&g.cycle, 0.99) / 1e3, churn && g.cycle.count,
+	     3);
 	puts("}");
 	fflush(stdout);
 }
 
 /* ---------------------------------------------------------------- command line */
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fputs("usage: loadgen --target switchboard|nchan|ws --host 127.0.0.1 --port N\n"
 	      "               --workload idle|fanout|rate|churn [options]\n"
 	      "  --subs N             subscriber connections (default 1000)\n"
-	      "  --slow K             extra subscribers that subscribe, then never read (default 0)\n"
+	      "  --slow K             extra subscribers that subscribe, then never read (default "
+	      "0)\n"
 	      "  --duration S         measurement seconds (default 10)\n"
 	      "  --window W           fanout: max messages in flight per subscriber (default 32)\n"
 	      "  --rate R             rate: messages per second (default 200)\n"
@@ -1697,10 +1799,12 @@ static void usage(FILE *f)
 	      "  --connect-timeout S  give up setting up connections after S s (default 60)\n"
 	      "  --tls                wss:// (TLS without certificate checks: loopback only)\n"
 	      "Prints one JSON object on stdout. Exit 0: run completed; 1: setup failed;\n"
-	      "2: bad arguments.\n", f);
+	      "2: bad arguments.\n",
+	      f);
 }
 
-static long arg_long(const char *name, const char *v, long lo, long hi)
+static long
+arg_long(const char *name, const char *v, long lo, long hi)
 {
 	char *end;
 	long x;
@@ -1712,7 +1816,8 @@ static long arg_long(const char *name, const char *v, long lo, long hi)
 	return x;
 }
 
-static double arg_double(const char *name, const char *v, double lo, double hi)
+static double
+arg_double(const char *name, const char *v, double lo, double hi)
 {
 	char *end;
 	double x;
@@ -1724,7 +1829,8 @@ static double arg_double(const char *name, const char *v, double lo, double hi)
 	return x;
 }
 
-static int pick(const char *name, const char *v, const char *const *names, int n)
+static int
+pick(const char *name, const char *v, const char *const *names, int n)
 {
 	int i;
 
@@ -1735,7 +1841,8 @@ static int pick(const char *name, const char *v, const char *const *names, int n
 	return -1;
 }
 
-static int self_test(void)
+static int
+self_test(void)
 {
 	int bad = 0;
 
@@ -1752,30 +1859,49 @@ static int self_test(void)
 	return bad;
 }
 
-static void parse_args(int argc, char **argv)
+static void
+parse_args(int argc, char **argv)
 {
-	enum { O_TARGET = 256, O_HOST, O_PORT, O_WORKLOAD, O_SUBS, O_SLOW, O_DURATION, O_WINDOW,
-	       O_RATE, O_SIZE, O_CONNS, O_CONC, O_PID, O_CHANNEL, O_CTIMEOUT, O_TLS, O_SELFTEST, O_HELP };
+	enum {
+		O_TARGET = 256,
+		O_HOST,
+		O_PORT,
+		O_WORKLOAD,
+		O_SUBS,
+		O_SLOW,
+		O_DURATION,
+		O_WINDOW,
+		O_RATE,
+		O_SIZE,
+		O_CONNS,
+		O_CONC,
+		O_PID,
+		O_CHANNEL,
+		O_CTIMEOUT,
+		O_TLS,
+		O_SELFTEST,
+		O_HELP
+	};
 	static const struct option opts[] = {
-		{"target", required_argument, NULL, O_TARGET},
-		{"host", required_argument, NULL, O_HOST},
-		{"port", required_argument, NULL, O_PORT},
-		{"workload", required_argument, NULL, O_WORKLOAD},
-		{"subs", required_argument, NULL, O_SUBS},
-		{"slow", required_argument, NULL, O_SLOW},
-		{"duration", required_argument, NULL, O_DURATION},
-		{"window", required_argument, NULL, O_WINDOW},
-		{"rate", required_argument, NULL, O_RATE},
-		{"size", required_argument, NULL, O_SIZE},
-		{"conns", required_argument, NULL, O_CONNS},
-		{"concurrency", required_argument, NULL, O_CONC},
-		{"server-pid", required_argument, NULL, O_PID},
-		{"channel", required_argument, NULL, O_CHANNEL},
-		{"connect-timeout", required_argument, NULL, O_CTIMEOUT},
-		{"tls", no_argument, NULL, O_TLS},
-		{"self-test", no_argument, NULL, O_SELFTEST},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
+		{ "target", required_argument, NULL, O_TARGET },
+		{ "host", required_argument, NULL, O_HOST },
+		{ "port", required_argument, NULL, O_PORT },
+		{ "workload", required_argument, NULL, O_WORKLOAD },
+		{ "subs", required_argument, NULL, O_SUBS },
+		{ "slow", required_argument, NULL, O_SLOW },
+		{ "duration", required_argument, NULL, O_DURATION },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "size", required_argument, NULL, O_SIZE },
+		{ "conns", required_argument, NULL, O_CONNS },
+		{ "concurrency", required_argument, NULL, O_CONC },
+		{ "server-pid", required_argument, NULL, O_PID },
+		{ "channel", required_argument, NULL, O_CHANNEL },
+		{ "connect-timeout", required_argument, NULL, O_CTIMEOUT },
+		{ "tls", no_argument, NULL, O_TLS },
+		{ "self-test", no_argument, NULL, O_SELFTEST },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
 	};
 	bool have_workload = false;
 	const char *host = "127.0.0.1";
@@ -1785,37 +1911,67 @@ static void parse_args(int argc, char **argv)
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case O_TARGET: o.target = (enum target)pick("target", optarg, target_names, 3); break;
-		case O_HOST: host = optarg; break;
-		case O_PORT: o.port = (int)arg_long("port", optarg, 1, 65535); break;
+		case O_TARGET:
+			o.target = (enum target)pick("target", optarg, target_names, 3);
+			break;
+		case O_HOST:
+			host = optarg;
+			break;
+		case O_PORT:
+			o.port = (int)arg_long("port", optarg, 1, 65535);
+			break;
 		case O_WORKLOAD:
 			o.workload = (enum workload)pick("workload", optarg, workload_names, 4);
 			have_workload = true;
 			break;
-		case O_SUBS: o.subs = arg_long("subs", optarg, 1, 1000000); break;
-		case O_SLOW: o.slow = arg_long("slow", optarg, 0, 1000000); break;
-		case O_DURATION: o.duration = arg_double("duration", optarg, 0.01, 86400); break;
-		case O_WINDOW: o.window = arg_long("window", optarg, 1, 1 << 20); break;
-		case O_RATE: o.rate = arg_double("rate", optarg, 0.01, 1e7); break;
-		case O_SIZE: o.size = arg_long("size", optarg, 1, 16 << 20); break;
-		case O_CONNS: o.conns = arg_long("conns", optarg, 1, 100000000); break;
-		case O_CONC: o.concurrency = arg_long("concurrency", optarg, 1, 100000); break;
-		case O_PID: o.server_pid = (int)arg_long("server-pid", optarg, 1, 1 << 30); break;
+		case O_SUBS:
+			o.subs = arg_long("subs", optarg, 1, 1000000);
+			break;
+		case O_SLOW:
+			o.slow = arg_long("slow", optarg, 0, 1000000);
+			break;
+		case O_DURATION:
+			o.duration = arg_double("duration", optarg, 0.01, 86400);
+			break;
+		case O_WINDOW:
+			o.window = arg_long("window", optarg, 1, 1 << 20);
+			break;
+		case O_RATE:
+			o.rate = arg_double("rate", optarg, 0.01, 1e7);
+			break;
+		case O_SIZE:
+			o.size = arg_long("size", optarg, 1, 16 << 20);
+			break;
+		case O_CONNS:
+			o.conns = arg_long("conns", optarg, 1, 100000000);
+			break;
+		case O_CONC:
+			o.concurrency = arg_long("concurrency", optarg, 1, 100000);
+			break;
+		case O_PID:
+			o.server_pid = (int)arg_long("server-pid", optarg, 1, 1 << 30);
+			break;
 		case O_CHANNEL:
 			if (strlen(optarg) < 1 || strlen(optarg) > 255)
 				die(2, "--channel: 1 to 255 bytes");
 			for (i = 0; optarg[i]; i++)
 				if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					    "0123456789_:.@=-", optarg[i]))
+					    "0123456789_:.@=-",
+					    optarg[i]))
 					die(2, "--channel: only [A-Za-z0-9_:.@=-] allowed");
 			strcpy(o.channel, optarg);
 			break;
 		case O_CTIMEOUT:
 			o.connect_timeout = arg_double("connect-timeout", optarg, 0.1, 86400);
 			break;
-		case O_TLS: o.tls = true; break;
-		case O_SELFTEST: exit(self_test() ? 1 : 0);
-		case O_HELP: usage(stdout); exit(0);
+		case O_TLS:
+			o.tls = true;
+			break;
+		case O_SELFTEST:
+			exit(self_test() ? 1 : 0);
+		case O_HELP:
+			usage(stdout);
+			exit(0);
 		default:
 			usage(stderr);
 			die(2, "bad option \"%s\"", argv[optind - 1]);
@@ -1846,8 +2002,11 @@ static void parse_args(int argc, char **argv)
 
 		if (inet_pton(AF_INET, host, &a->sin_addr) != 1 ||
 		    (ntohl(a->sin_addr.s_addr) >> 24) != 127)
-			die(2, "--host: only loopback targets are allowed (127.x.x.x, ::1, localhost), "
-			       "got \"%s\"", host);
+			die(2,
+			    "--host: only loopback targets are allowed (127.x.x.x, ::1, "
+			    "localhost), "
+			    "got \"%s\"",
+			    host);
 		a->sin_family = AF_INET;
 		a->sin_port = htons((uint16_t)o.port);
 		g.dstlen = sizeof *a;
@@ -1860,7 +2019,8 @@ static void parse_args(int argc, char **argv)
 		note("--slow is ignored by the %s workload", workload_names[o.workload]);
 }
 
-static void raise_nofile(long need)
+static void
+raise_nofile(long need)
 {
 	struct rlimit rl;
 
@@ -1874,7 +2034,8 @@ static void raise_nofile(long need)
 		    (unsigned long long)rl.rlim_cur);
 }
 
-static void free_all(void)
+static void
+free_all(void)
 {
 	size_t i;
 
@@ -1898,7 +2059,8 @@ static void free_all(void)
 	close(g.ep);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	long long rss_per_conn = 0;
 	bool rss_per_conn_ok = false;
@@ -1916,7 +2078,7 @@ int main(int argc, char **argv)
 			die(1, "SSL_CTX_new failed");
 		SSL_CTX_set_verify(g.tls, SSL_VERIFY_NONE, NULL);
 		SSL_CTX_set_mode(g.tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
-					SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+						SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	}
 	if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
 		seed = (uint64_t)g.start_us * 0x9E3779B97F4A7C15ULL;
@@ -1959,8 +2121,8 @@ int main(int argc, char **argv)
 		else
 			c->role = R_SUB;
 	}
-	note("%s %s on %s:%d: %s", target_names[o.target], workload_names[o.workload], o.host, o.port,
-	     o.workload == W_CHURN ? "churn" : "connecting");
+	note("%s %s on %s:%d: %s", target_names[o.target], workload_names[o.workload], o.host,
+	     o.port, o.workload == W_CHURN ? "churn" : "connecting");
 
 	switch (o.workload) {
 	case W_IDLE:

@@ -25,8 +25,8 @@ size_t lg_ws_header(uint8_t *dst, unsigned opcode, size_t len, uint32_t mask);
 void lg_ws_mask(uint8_t *p, size_t len, uint32_t mask);
 /* Check an HTTP response head (status line through the blank line): 101 status and, when
  * expect_accept is not NULL, a matching Sec-WebSocket-Accept. Returns 0 or -1 with err set. */
-int lg_http_check_upgrade(const char *head, size_t len, const char *expect_accept,
-			  char *err, size_t errlen);
+int lg_http_check_upgrade(const char *head, size_t len, const char *expect_accept, char *err,
+			  size_t errlen);
 /* 0 on success, -1 if a built-in test vector fails (used by --self-test). */
 int lg_ws_selftest(void);
 
@@ -44,7 +44,8 @@ struct lg_hist {
 	uint64_t b[LG_HIST_BUCKETS];
 };
 
-static inline unsigned lg_hist_index(uint64_t v)
+static inline unsigned
+lg_hist_index(uint64_t v)
 {
 	unsigned e, sh;
 
@@ -55,7 +56,8 @@ static inline unsigned lg_hist_index(uint64_t v)
 	return sh * LG_HIST_SUB + (unsigned)(v >> sh);
 }
 
-static inline void lg_hist_add(struct lg_hist *h, uint64_t v)
+static inline void
+lg_hist_add(struct lg_hist *h, uint64_t v)
 {
 	h->b[lg_hist_index(v)]++;
 	h->count++;

@@ -6,7 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-int64_t lg_mono_us(void)
+int64_t
+lg_mono_us(void)
 {
 	struct timespec ts;
 
@@ -15,7 +16,8 @@ int64_t lg_mono_us(void)
 }
 
 /* Lowest value and width of bucket i (inverse of lg_hist_index). */
-static void bucket_range(unsigned i, uint64_t *lo, uint64_t *width)
+static void
+bucket_range(unsigned i, uint64_t *lo, uint64_t *width)
 {
 	unsigned sh;
 
@@ -29,7 +31,8 @@ static void bucket_range(unsigned i, uint64_t *lo, uint64_t *width)
 	*width = (uint64_t)1 << sh;
 }
 
-double lg_hist_quantile(const struct lg_hist *h, double q)
+double
+lg_hist_quantile(const struct lg_hist *h, double q)
 {
 	uint64_t rank, cum = 0, lo, width;
 	unsigned i;
@@ -54,7 +57,8 @@ double lg_hist_quantile(const struct lg_hist *h, double q)
 	return (double)h->max;
 }
 
-int lg_hist_selftest(void)
+int
+lg_hist_selftest(void)
 {
 	static struct lg_hist h;
 	uint64_t v, lo, width;
@@ -82,7 +86,8 @@ int lg_hist_selftest(void)
 	return 0;
 }
 
-long lg_proc_rss_kb(int pid)
+long
+lg_proc_rss_kb(int pid)
 {
 	char path[64], line[256];
 	FILE *f;
@@ -102,7 +107,8 @@ long lg_proc_rss_kb(int pid)
 	return kb;
 }
 
-int lg_proc_cpu_ticks(int pid, uint64_t *ticks)
+int
+lg_proc_cpu_ticks(int pid, uint64_t *ticks)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut, st;

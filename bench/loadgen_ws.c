@@ -8,12 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
-static uint32_t rol32(uint32_t x, unsigned n)
+static uint32_t
+rol32(uint32_t x, unsigned n)
 {
 	return (x << n) | (x >> (32u - n));
 }
 
-static void sha1_block(uint32_t h[5], const uint8_t *blk)
+static void
+sha1_block(uint32_t h[5], const uint8_t *blk)
 {
 	uint32_t w[80], a, b, c, d, e, f, k, t;
 	unsigned i;
@@ -56,9 +58,10 @@ static void sha1_block(uint32_t h[5], const uint8_t *blk)
 	h[4] += e;
 }
 
-void lg_sha1(const void *data, size_t len, uint8_t out[20])
+void
+lg_sha1(const void *data, size_t len, uint8_t out[20])
 {
-	uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+	uint32_t h[5] = { 0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u };
 	const uint8_t *p = data;
 	uint64_t bits = (uint64_t)len * 8u;
 	uint8_t last[64];
@@ -88,9 +91,11 @@ void lg_sha1(const void *data, size_t len, uint8_t out[20])
 	}
 }
 
-size_t lg_base64(const uint8_t *in, size_t len, char *out)
+size_t
+lg_base64(const uint8_t *in, size_t len, char *out)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t i, o = 0;
 
 	for (i = 0; i + 2 < len; i += 3) {
@@ -117,7 +122,8 @@ size_t lg_base64(const uint8_t *in, size_t len, char *out)
 	return o;
 }
 
-void lg_ws_accept(const char *key, char out[29])
+void
+lg_ws_accept(const char *key, char out[29])
 {
 	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 	char buf[128];
@@ -132,7 +138,8 @@ void lg_ws_accept(const char *key, char out[29])
 	lg_base64(dig, sizeof dig, out);
 }
 
-size_t lg_ws_header(uint8_t *dst, unsigned opcode, size_t len, uint32_t mask)
+size_t
+lg_ws_header(uint8_t *dst, unsigned opcode, size_t len, uint32_t mask)
 {
 	size_t h;
 
@@ -160,10 +167,11 @@ size_t lg_ws_header(uint8_t *dst, unsigned opcode, size_t len, uint32_t mask)
 	return h + 4;
 }
 
-void lg_ws_mask(uint8_t *p, size_t len, uint32_t mask)
+void
+lg_ws_mask(uint8_t *p, size_t len, uint32_t mask)
 {
-	uint8_t m[4] = {(uint8_t)(mask >> 24), (uint8_t)(mask >> 16), (uint8_t)(mask >> 8),
-			(uint8_t)mask};
+	uint8_t m[4] = { (uint8_t)(mask >> 24), (uint8_t)(mask >> 16), (uint8_t)(mask >> 8),
+			 (uint8_t)mask };
 	size_t i;
 
 	for (i = 0; i < len; i++)
@@ -171,7 +179,8 @@ void lg_ws_mask(uint8_t *p, size_t len, uint32_t mask)
 }
 
 /* Find header `name` (case-insensitive) in an HTTP head; returns the trimmed value or NULL. */
-static const char *find_header(const char *head, size_t len, const char *name, size_t *vlen)
+static const char *
+find_header(const char *head, size_t len, const char *name, size_t *vlen)
 {
 	size_t nl = strlen(name);
 	const char *p = memchr(head, '\n', len), *end = head + len;
@@ -181,7 +190,8 @@ static const char *find_header(const char *head, size_t len, const char *name, s
 
 		if (!eol)
 			eol = end;
-		if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+		if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0 &&
+		    line[nl] == ':') {
 			const char *v = line + nl + 1, *ve = eol;
 
 			while (v < ve && (*v == ' ' || *v == '\t'))
@@ -196,8 +206,9 @@ static const char *find_header(const char *head, size_t len, const char *name, s
 	return NULL;
 }
 
-int lg_http_check_upgrade(const char *head, size_t len, const char *expect_accept,
-			  char *err, size_t errlen)
+int
+lg_http_check_upgrade(const char *head, size_t len, const char *expect_accept, char *err,
+		      size_t errlen)
 {
 	const char *eol = memchr(head, '\r', len), *v;
 	size_t sl = eol ? (size_t)(eol - head) : len, vl;
@@ -228,7 +239,8 @@ int lg_http_check_upgrade(const char *head, size_t len, const char *expect_accep
 	return 0;
 }
 
-int lg_ws_selftest(void)
+int
+lg_ws_selftest(void)
 {
 	static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 				   "connection: Upgrade\r\nsec-websocket-accept:  "
@@ -251,9 +263,11 @@ int lg_ws_selftest(void)
 	lg_ws_accept("dGhlIHNhbXBsZSBub25jZQ==", acc);
 	bad |= strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != 0;
 	bad |= lg_http_check_upgrade(resp, sizeof resp - 1, acc, err, sizeof err) != 0;
-	bad |= lg_http_check_upgrade("HTTP/1.1 404 Not Found\r\n\r\n", 26, acc, err, sizeof err) == 0;
+	bad |= lg_http_check_upgrade("HTTP/1.1 404 Not Found\r\n\r\n", 26, acc, err, sizeof err) ==
+	       0;
 	bad |= lg_ws_header(hdr, 1, 125, 0x01020304u) != 6 || hdr[1] != (0x80 | 125) || hdr[5] != 4;
 	bad |= lg_ws_header(hdr, 1, 126, 0) != 8 || hdr[1] != (0x80 | 126) || hdr[3] != 126;
-	bad |= lg_ws_header(hdr, 2, 70000, 0) != 14 || hdr[1] != (0x80 | 127) || hdr[9] != (70000 & 0xff);
+	bad |= lg_ws_header(hdr, 2, 70000, 0) != 14 || hdr[1] != (0x80 | 127) ||
+	       hdr[9] != (70000 & 0xff);
 	return bad ? -1 : 0;
 }

@@ -202,14 +202,17 @@ get_string(json_t *root, const char *key, bool required, size_t max, const char 
 	*out = NULL;
 	if (v == NULL) {
 		if (required)
-			return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"%s\"", key);
+			return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"%s\"",
+					       key);
 		return 0;
 	}
 	if (!json_is_string(v))
-		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"%s\" must be a string", key);
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"%s\" must be a string",
+				       key);
 	n = json_string_length(v);
 	if (strlen(json_string_value(v)) != n)
-		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"%s\" contains a NUL", key);
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"%s\" contains a NUL",
+				       key);
 	if (n > max)
 		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
 				       "field \"%s\" is longer than %zu bytes", key, max);
@@ -248,7 +251,8 @@ decode_channel(struct proto_cmd *cmd, struct proto_error *err)
 	if (v == NULL)
 		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"channel\"");
 	if (!json_is_string(v))
-		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"channel\" must be a string");
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+				       "field \"channel\" must be a string");
 	if (!proto_channel_valid(json_string_value(v), json_string_length(v)) ||
 	    strlen(json_string_value(v)) != json_string_length(v))
 		return proto_error_set(err, PROTO_ERR_INVALID_CHANNEL,
@@ -291,9 +295,9 @@ decode_position(struct proto_cmd *cmd, const char *key, struct proto_error *err)
 	if (!json_is_object(v) || !json_is_integer(off) || json_integer_value(off) < 0 ||
 	    !json_is_string(ep) || json_string_length(ep) > PROTO_EPOCH_MAX ||
 	    strlen(json_string_value(ep)) != json_string_length(ep))
-		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
-				       "field \"%s\" must be {\"offset\": integer >= 0, \"epoch\": string}",
-				       key);
+		return proto_error_set(
+			err, PROTO_ERR_BAD_REQUEST,
+			"field \"%s\" must be {\"offset\": integer >= 0, \"epoch\": string}", key);
 	cmd->has_since = true;
 	cmd->since_offset = (uint64_t)json_integer_value(off);
 	cmd->since_epoch = json_string_value(ep);
@@ -318,7 +322,8 @@ decode_connect(struct proto_cmd *cmd, const char *buf, size_t len, struct proto_
 	if (info == NULL)
 		return 0;
 	if (!json_is_object(info))
-		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"info\" must be an object");
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+				       "field \"info\" must be an object");
 	if (proto_find_member(buf, len, "info", &cmd->info_raw, &cmd->info_len) != 0)
 		return proto_error_set(err, PROTO_ERR_INTERNAL, "cannot locate \"info\"");
 	if (cmd->info_len > PROTO_INFO_MAX)
@@ -353,7 +358,8 @@ decode_body(struct proto_cmd *cmd, const char *buf, size_t len, struct proto_err
 			return -1;
 		cmd->data = json_object_get(cmd->root, "data");
 		if (cmd->data == NULL)
-			return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"data\"");
+			return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+					       "missing field \"data\"");
 		if (proto_find_member(buf, len, "data", &cmd->data_raw, &cmd->data_len) != 0)
 			return proto_error_set(err, PROTO_ERR_INTERNAL, "cannot locate \"data\"");
 		return 0;
@@ -389,13 +395,14 @@ proto_decode(const char *buf, size_t len, struct proto_cmd *cmd, struct proto_er
 	if (type == NULL)
 		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "missing field \"type\"");
 	if (!json_is_string(type))
-		return proto_error_set(err, PROTO_ERR_BAD_REQUEST, "field \"type\" must be a string");
+		return proto_error_set(err, PROTO_ERR_BAD_REQUEST,
+				       "field \"type\" must be a string");
 	tname = json_string_value(type);
-	cmd->kind = strlen(tname) == json_string_length(type) ? kind_from_name(tname)
-							      : PROTO_KIND_NONE;
+	cmd->kind =
+		strlen(tname) == json_string_length(type) ? kind_from_name(tname) : PROTO_KIND_NONE;
 	if (cmd->kind == PROTO_KIND_NONE)
-		return proto_error_set(err, PROTO_ERR_UNKNOWN_TYPE, "unknown command type \"%.40s\"",
-				       tname);
+		return proto_error_set(err, PROTO_ERR_UNKNOWN_TYPE,
+				       "unknown command type \"%.40s\"", tname);
 	return decode_body(cmd, buf, len, err);
 }
 
@@ -457,8 +464,8 @@ with_int(json_t *o, const char *key, uint64_t value)
 }
 
 char *
-proto_encode_connected(const json_t *id, const char *client, const char *user,
-		       const char *server, int64_t expires, size_t *len)
+proto_encode_connected(const json_t *id, const char *client, const char *user, const char *server,
+		       int64_t expires, size_t *len)
 {
 	json_t *o = reply("connected", id);
 
@@ -471,8 +478,8 @@ proto_encode_connected(const json_t *id, const char *client, const char *user,
 }
 
 char *
-proto_encode_subscribed(const json_t *id, const char *channel, uint64_t offset,
-			const char *epoch, int recovered, size_t *len)
+proto_encode_subscribed(const json_t *id, const char *channel, uint64_t offset, const char *epoch,
+			int recovered, size_t *len)
 {
 	json_t *o = with_str(reply("subscribed", id), "channel", channel);
 
@@ -497,8 +504,8 @@ proto_encode_refreshed(const json_t *id, int64_t expires, size_t *len)
 }
 
 char *
-proto_encode_presence_stats(const json_t *id, const char *channel, uint64_t clients,
-			    uint64_t users, size_t *len)
+proto_encode_presence_stats(const json_t *id, const char *channel, uint64_t clients, uint64_t users,
+			    size_t *len)
 {
 	json_t *o = with_str(reply("presence_stats", id), "channel", channel);
 
@@ -557,7 +564,8 @@ char *
 proto_encode_unsubscribed_by_server(const char *channel, size_t *len)
 {
 	return dump(with_str(with_str(reply("unsubscribed", NULL), "channel", channel), "reason",
-			     "server"), len);
+			     "server"),
+		    len);
 }
 
 char *
@@ -582,8 +590,8 @@ proto_encode_history(const json_t *id, const char *channel, uint64_t offset, con
 }
 
 char *
-proto_encode_member(const char *client, const char *user, const char *info_raw,
-		    size_t info_len, size_t *len)
+proto_encode_member(const char *client, const char *user, const char *info_raw, size_t info_len,
+		    size_t *len)
 {
 	json_t *o = json_object();
 
@@ -595,8 +603,8 @@ proto_encode_member(const char *client, const char *user, const char *info_raw,
 }
 
 char *
-proto_encode_join_leave(bool join, const char *channel, const char *member_raw,
-			size_t member_len, size_t *len)
+proto_encode_join_leave(bool join, const char *channel, const char *member_raw, size_t member_len,
+			size_t *len)
 {
 	json_t *o = with_str(reply(join ? "join" : "leave", NULL), "channel", channel);
 
@@ -610,8 +618,8 @@ proto_encode_unsubscribed(const json_t *id, const char *channel, size_t *len)
 }
 
 char *
-proto_encode_published(const json_t *id, const char *channel, uint64_t offset,
-		       const char *epoch, size_t *len)
+proto_encode_published(const json_t *id, const char *channel, uint64_t offset, const char *epoch,
+		       size_t *len)
 {
 	json_t *o = with_str(reply("published", id), "channel", channel);
 
@@ -667,8 +675,8 @@ proto_encode_from(const char *client, const char *user, size_t *len)
 static const char message_head[] = "{\"type\":\"message\",\"channel\":\"";
 
 char *
-proto_encode_message(const char *channel, uint64_t offset, const char *data_raw,
-		     size_t data_len, const char *from_raw, size_t from_len, size_t *len)
+proto_encode_message(const char *channel, uint64_t offset, const char *data_raw, size_t data_len,
+		     const char *from_raw, size_t from_len, size_t *len)
 {
 	return proto_encode_message_n(channel, strlen(channel), offset, data_raw, data_len,
 				      from_raw, from_len, len);
@@ -735,7 +743,9 @@ proto_encode_publish(const json_t *id, const char *channel, const json_t *data, 
 {
 	json_t *o = with_str(reply("publish", id), "channel", channel);
 
-	if (o != NULL && json_object_set_new(o, "data", data != NULL ? json_deep_copy(data) : json_null()) != 0) {
+	if (o != NULL &&
+	    json_object_set_new(o, "data", data != NULL ? json_deep_copy(data) : json_null()) !=
+		    0) {
 		json_decref(o);
 		return NULL;
 	}

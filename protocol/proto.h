@@ -15,25 +15,25 @@
 
 #include <jansson.h>
 
-#define PROTO_CHANNEL_MAX 255   /* bytes in a channel name */
-#define PROTO_USER_MAX 255      /* bytes in a user id */
-#define PROTO_ID_STR_MAX 64     /* bytes in a string command id */
-#define PROTO_TOKEN_MAX 8192    /* bytes in a token */
-#define PROTO_INFO_MAX 4096     /* bytes of a connect "info" object as sent */
-#define PROTO_EPOCH_MAX 64      /* bytes in an epoch string */
+#define PROTO_CHANNEL_MAX 255 /* bytes in a channel name */
+#define PROTO_USER_MAX 255    /* bytes in a user id */
+#define PROTO_ID_STR_MAX 64   /* bytes in a string command id */
+#define PROTO_TOKEN_MAX 8192  /* bytes in a token */
+#define PROTO_INFO_MAX 4096   /* bytes of a connect "info" object as sent */
+#define PROTO_EPOCH_MAX 64    /* bytes in an epoch string */
 
 /* WebSocket close codes the server uses (documented in docs/protocol.md). */
 #define PROTO_CLOSE_NORMAL 1000
-#define PROTO_CLOSE_GOING_AWAY 1001        /* server shutdown */
-#define PROTO_CLOSE_UNSUPPORTED 1003       /* binary frame */
-#define PROTO_CLOSE_INVALID_UTF8 1007      /* text frame that is not UTF-8 */
-#define PROTO_CLOSE_TOO_BIG 1009           /* frame over limits.max_message_size */
-#define PROTO_CLOSE_RESTART 4012           /* graceful drain: reconnect, with jitter */
-#define PROTO_CLOSE_TOKEN_EXPIRED 4001     /* the connection's token expired */
-#define PROTO_CLOSE_CONNECT_TIMEOUT 4002   /* no connect command in time */
-#define PROTO_CLOSE_DISCONNECTED 4003      /* disconnected through the HTTP API */
-#define PROTO_CLOSE_SLOW_CONSUMER 4008     /* send queue over its bound (slow reader or flood) */
-#define PROTO_CLOSE_RATE_LIMIT 4029        /* kept sending past its rate limits */
+#define PROTO_CLOSE_GOING_AWAY 1001	 /* server shutdown */
+#define PROTO_CLOSE_UNSUPPORTED 1003	 /* binary frame */
+#define PROTO_CLOSE_INVALID_UTF8 1007	 /* text frame that is not UTF-8 */
+#define PROTO_CLOSE_TOO_BIG 1009	 /* frame over limits.max_message_size */
+#define PROTO_CLOSE_RESTART 4012	 /* graceful drain: reconnect, with jitter */
+#define PROTO_CLOSE_TOKEN_EXPIRED 4001	 /* the connection's token expired */
+#define PROTO_CLOSE_CONNECT_TIMEOUT 4002 /* no connect command in time */
+#define PROTO_CLOSE_DISCONNECTED 4003	 /* disconnected through the HTTP API */
+#define PROTO_CLOSE_SLOW_CONSUMER 4008	 /* send queue over its bound (slow reader or flood) */
+#define PROTO_CLOSE_RATE_LIMIT 4029	 /* kept sending past its rate limits */
 
 enum proto_kind {
 	PROTO_KIND_NONE = 0,
@@ -66,7 +66,7 @@ enum proto_errcode {
 	PROTO_ERR_UNAUTHORIZED,
 	PROTO_ERR_TOKEN_EXPIRED,
 	PROTO_ERR_RATE_LIMITED,
-	PROTO_ERR_UNAVAILABLE,           /* the engine failed or is overloaded: retry later */
+	PROTO_ERR_UNAVAILABLE, /* the engine failed or is overloaded: retry later */
 };
 #define PROTO_ERR_COUNT (PROTO_ERR_UNAVAILABLE + 1)
 
@@ -80,24 +80,24 @@ struct proto_error {
  * from the input buffer given to proto_decode) and lives until proto_cmd_fini(). */
 struct proto_cmd {
 	enum proto_kind kind;
-	json_t *root;            /* owned: the parsed object */
-	json_t *id;              /* "id": integer or string, or NULL when absent */
-	const char *channel;     /* subscribe/unsubscribe/publish: validated name */
+	json_t *root;	     /* owned: the parsed object */
+	json_t *id;	     /* "id": integer or string, or NULL when absent */
+	const char *channel; /* subscribe/unsubscribe/publish: validated name */
 	size_t channel_len;
-	const char *user;        /* connect: "user" or NULL */
-	const char *info_raw;    /* connect: exact bytes of the "info" object, or NULL */
+	const char *user;     /* connect: "user" or NULL */
+	const char *info_raw; /* connect: exact bytes of the "info" object, or NULL */
 	size_t info_len;
-	const char *token;       /* connect/refresh/subscribe: "token" or NULL */
+	const char *token; /* connect/refresh/subscribe: "token" or NULL */
 	size_t token_len;
-	json_t *data;            /* publish: the value of "data" */
-	const char *data_raw;    /* publish: the exact bytes of "data" in the input */
+	json_t *data;	      /* publish: the value of "data" */
+	const char *data_raw; /* publish: the exact bytes of "data" in the input */
 	size_t data_len;
 	/* subscribe: "recover" {offset, epoch}; history: "since" {offset, epoch} */
 	bool has_since;
 	uint64_t since_offset;
 	const char *since_epoch;
-	uint64_t rewind;         /* subscribe: "rewind", 0 when absent */
-	uint64_t limit;          /* history: "limit", 0 when absent */
+	uint64_t rewind; /* subscribe: "rewind", 0 when absent */
+	uint64_t limit;	 /* history: "limit", 0 when absent */
 };
 
 /* Parses one client frame (buf, len; need not be NUL-terminated) into *cmd.
@@ -136,7 +136,8 @@ int proto_error_set(struct proto_error *err, enum proto_errcode code, const char
 /* Finds the top-level member `key` of the JSON object text in buf and returns the exact
  * byte span of its value in *start and *vlen. The text must already be known to be valid JSON
  * (proto_decode() checks that first). Returns 0, or -1 if the member is absent. */
-int proto_find_member(const char *buf, size_t len, const char *key, const char **start, size_t *vlen);
+int proto_find_member(const char *buf, size_t len, const char *key, const char **start,
+		      size_t *vlen);
 
 /* Encoders. Each returns a newly malloc'd, NUL-terminated buffer of compact JSON (the
  * caller frees it) and its length in *len, or NULL when out of memory. `id` may be NULL
@@ -199,7 +200,8 @@ char *proto_encode_message_n(const char *channel, size_t channel_len, uint64_t o
 /* Client commands (used by client-demo and tests). user/data may be NULL. */
 char *proto_encode_connect(const json_t *id, const char *user, size_t *len);
 /* connect with an optional token (NULL: none) and user (NULL: none). */
-char *proto_encode_connect_token(const json_t *id, const char *user, const char *token, size_t *len);
+char *proto_encode_connect_token(const json_t *id, const char *user, const char *token,
+				 size_t *len);
 char *proto_encode_subscribe(const json_t *id, const char *channel, size_t *len);
 char *proto_encode_unsubscribe(const json_t *id, const char *channel, size_t *len);
 char *proto_encode_publish(const json_t *id, const char *channel, const json_t *data, size_t *len);

@@ -11,9 +11,10 @@ pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-d
       libcriterion-dev libcurl4-openssl-dev python3-websockets curl openssl)
 
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
-# The install_layout test renders the man pages; proxy_end_to_end starts its own nginx.
+# The install_layout test renders the man pages; proxy_end_to_end starts its own nginx;
+# format_follows_clang_format runs clang-format.
 if [ "$want_test" -eq 1 ]; then
-	pkgs+=(groff-base man-db nginx-light)
+	pkgs+=(groff-base man-db nginx-light clang-format)
 fi
 
 missing=()

@@ -13,14 +13,16 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: switchboard [options]\n"
 		"\n"
-		"Real-time messaging server: WebSocket (/ws) and HTTP (/api/v1/, /healthz, /metrics)\n"
+		"Real-time messaging server: WebSocket (/ws) and HTTP (/api/v1/, /healthz, "
+		"/metrics)\n"
 		"on one port.\n"
 		"Without a configuration it runs on the embedded defaults: memory engine, port\n"
 		"8080, anonymous access.\n"
 		"\n"
 		"  -c, --config FILE        JSON configuration (docs/configuration.md);\n"
 		"                           also SWITCHBOARD_CONFIG\n"
-		"  -p, --port N             port to listen on (0: any free port); SWITCHBOARD_PORT\n"
+		"  -p, --port N             port to listen on (0: any free port); "
+		"SWITCHBOARD_PORT\n"
 		"  -H, --host ADDR          address or host name to listen on (default: every\n"
 		"                           interface); SWITCHBOARD_HOST\n"
 		"  -l, --log-level LEVEL    error | warn | info | debug (default info);\n"
@@ -53,8 +55,8 @@ load(struct config *cfg, const char *path, const struct config_overrides *ov)
 		return -1;
 	}
 	if (server_config_check(cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "switchboard: configuration error: %s%s%s\n", path != NULL ? path : "",
-			path != NULL ? ": " : "", err);
+		fprintf(stderr, "switchboard: configuration error: %s%s%s\n",
+			path != NULL ? path : "", path != NULL ? ": " : "", err);
 		return -1;
 	}
 	return 0;
@@ -142,7 +144,9 @@ main(int argc, char **argv)
 		long v = strtol(port, &end, 10);
 
 		if (*port == '\0' || *end != '\0' || v < 0 || v > 65535) {
-			fprintf(stderr, "switchboard: --port: \"%s\" is not a port number (0-65535)\n", port);
+			fprintf(stderr,
+				"switchboard: --port: \"%s\" is not a port number (0-65535)\n",
+				port);
 			return 2;
 		}
 		ov.port = (int)v;

@@ -144,7 +144,8 @@ start_price(const char *name)
 		const char *name;
 		int64_t cents;
 	} known[] = {
-		{"BTC", 6400000}, {"ETH", 340000}, {"SOL", 15000}, {"AAPL", 19000}, {"EUR", 108},
+		{ "BTC", 6400000 }, { "ETH", 340000 }, { "SOL", 15000 },
+		{ "AAPL", 19000 },  { "EUR", 108 },
 	};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -452,7 +453,7 @@ parse_command(struct cli *c, char **pos, size_t npos, const struct argv_state *a
 int
 parse_args(struct cli *c, int argc, char **argv)
 {
-	struct argv_state a = {.argc = argc, .argv = argv};
+	struct argv_state a = { .argc = argc, .argv = argv };
 	char **pos;
 	size_t npos = 0;
 	bool options_done = false;
@@ -465,7 +466,7 @@ parse_args(struct cli *c, int argc, char **argv)
 		.rate = 10,
 		.symbols = "BTC,ETH",
 		.reconnect = true,
-		.mint = {.ttl = 3600},
+		.mint = { .ttl = 3600 },
 	};
 	/* pos[] reuses argv's pointer array: positional arguments only move down. */
 	pos = argv + 1;

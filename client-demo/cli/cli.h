@@ -31,10 +31,10 @@
 #define EXIT_CONNECT 3	     /* cannot connect, or no reply within --timeout */
 #define EXIT_INTERRUPTED 130 /* SIGINT/SIGTERM before the command's work was done */
 
-#define WINDOW 32	      /* publishes queued or awaiting their reply */
+#define WINDOW 32 /* publishes queued or awaiting their reply */
 #define SYMBOL_MAX 15
 #define USEC_PER_SEC 1000000.0
-#define TOKEN_MAX 8192	      /* bytes in a token (docs/protocol.md) */
+#define TOKEN_MAX 8192	       /* bytes in a token (docs/protocol.md) */
 #define COUNT_MAX 1000000000.0 /* --rewind, --limit */
 #ifndef KEEPALIVE_S
 #define KEEPALIVE_S 30 /* sub: ping a silent server after this, drop it after twice this */
@@ -98,8 +98,8 @@ struct cli;
 struct cli_command {
 	const char *name;
 	enum mode mode;
-	bool endless; /* runs until interrupted: SIGINT once running is success */
-	void (*ready)(struct cli *c);	/* every channel subscribed, the first time */
+	bool endless;		      /* runs until interrupted: SIGINT once running is success */
+	void (*ready)(struct cli *c); /* every channel subscribed, the first time */
 	void (*reply)(struct cli *c, const struct sbc_reply *r); /* success, ours */
 	void (*message)(struct cli *c, const struct sbc_message *m);
 	void (*presence)(struct cli *c, const struct sbc_presence *p);
@@ -112,8 +112,8 @@ struct cli_command {
 	void (*done)(struct cli *c);	/* after the loop (the ticks summary) */
 };
 
-extern const struct cli_command cmd_sub, cmd_pub, cmd_chat, cmd_ticks, cmd_presence,
-	cmd_history, cmd_token;
+extern const struct cli_command cmd_sub, cmd_pub, cmd_chat, cmd_ticks, cmd_presence, cmd_history,
+	cmd_token;
 
 struct cli {
 	struct opts o;
@@ -131,8 +131,8 @@ struct cli {
 	/* Publishing. */
 	size_t inflight; /* publishes queued or awaiting their reply */
 	uint64_t npublished, nacked, nerrors;
-	uint64_t last_pub_offset; /* chat: offset of our newest acknowledged publish */
-	uint64_t seen_offset;	  /* chat: highest message offset received */
+	uint64_t last_pub_offset;	 /* chat: offset of our newest acknowledged publish */
+	uint64_t seen_offset;		 /* chat: highest message offset received */
 	lws_sorted_usec_list_t sul_echo; /* chat: --timeout for the echo of our last line */
 	bool echo_armed;
 

@@ -195,11 +195,13 @@ chat_stdin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static void
 adopt_stdin(struct cli *c)
 {
-	lws_sock_file_fd_type fd = {.filefd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)};
+	lws_sock_file_fd_type fd = { .filefd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3) };
 
 	if (fd.filefd >= 0)
-		c->stdin_wsi = lws_adopt_descriptor_vhost(
-			lws_get_vhost_by_name(sbc_context(c->sbc), "default"), LWS_ADOPT_RAW_FILE_DESC, fd, "sb-stdin", NULL);
+		c->stdin_wsi =
+			lws_adopt_descriptor_vhost(lws_get_vhost_by_name(sbc_context(c->sbc),
+									 "default"),
+						   LWS_ADOPT_RAW_FILE_DESC, fd, "sb-stdin", NULL);
 	if (c->stdin_wsi != NULL)
 		return;
 	/* stdin is not readable or not pollable: behave as at the end of input. */
@@ -223,7 +225,6 @@ start_chat(struct cli *c)
 }
 
 /* ---- signals ---- */
-
 
 static void
 chat_ready(struct cli *c)

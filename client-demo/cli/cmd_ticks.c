@@ -11,7 +11,6 @@
 
 static void pump_ticks(struct cli *c);
 
-
 static void
 on_tick(lws_sorted_usec_list_t *sul)
 {

@@ -21,7 +21,7 @@
 #define SECRET_FILE_MAX 65536 /* bytes in a --secret-file */
 #define TTL_MAX 315360000.0   /* --ttl and --nbf, seconds either way (10 years) */
 
-const struct cli_command cmd_token = {.name = "token", .mode = MODE_TOKEN};
+const struct cli_command cmd_token = { .name = "token", .mode = MODE_TOKEN };
 
 /* Adds a member to an object being built; a failure (out of memory) makes *o NULL. */
 static void
@@ -117,7 +117,6 @@ parse_mint_option(struct mint *m, const char *name, const char *v)
 	return 0;
 }
 
-
 /* token: the claims must make a token the server can accept (docs/tokens.md). */
 int
 check_mint(struct cli *c, bool token_given)
@@ -126,7 +125,7 @@ check_mint(struct cli *c, bool token_given)
 	static const struct {
 		const char *alg;
 		const EVP_MD *(*md)(void);
-	} algs[] = {{"HS256", EVP_sha256}, {"HS384", EVP_sha384}, {"HS512", EVP_sha512}};
+	} algs[] = { { "HS256", EVP_sha256 }, { "HS384", EVP_sha384 }, { "HS512", EVP_sha512 } };
 	json_t *sub;
 	char *info;
 	bool ok;
@@ -164,7 +163,6 @@ check_mint(struct cli *c, bool token_given)
 		return usage_error("--channel: a channel token needs an exp (--ttl other than 0)");
 	return 0;
 }
-
 
 /* Writes the base64url form of n bytes, without padding, and a NUL at out, which holds
  * 4 * (n / 3 + 1) + 1 bytes. Returns the length written. */
@@ -310,4 +308,3 @@ out:
 	free(p);
 	return rc;
 }
-

@@ -16,9 +16,8 @@
 #include "cli.h"
 
 static const struct cli_command *const commands[] = {
-	[MODE_SUB] = &cmd_sub,	       [MODE_PUB] = &cmd_pub,
-	[MODE_CHAT] = &cmd_chat,       [MODE_TICKS] = &cmd_ticks,
-	[MODE_PRESENCE] = &cmd_presence, [MODE_HISTORY] = &cmd_history,
+	[MODE_SUB] = &cmd_sub,	   [MODE_PUB] = &cmd_pub,	    [MODE_CHAT] = &cmd_chat,
+	[MODE_TICKS] = &cmd_ticks, [MODE_PRESENCE] = &cmd_presence, [MODE_HISTORY] = &cmd_history,
 	[MODE_TOKEN] = &cmd_token,
 };
 
@@ -421,9 +420,9 @@ lws_log(int level, const char *line)
 }
 
 static const struct lws_protocols extra_protocols[] = {
-	{.name = "sb-stdin", .callback = chat_stdin_callback},
-	{.name = "sb-signal", .callback = signal_callback},
-	{.name = NULL, .callback = NULL},
+	{ .name = "sb-stdin", .callback = chat_stdin_callback },
+	{ .name = "sb-signal", .callback = signal_callback },
+	{ .name = NULL, .callback = NULL },
 };
 
 static int
@@ -449,7 +448,7 @@ run(struct cli *c)
 		.on_reset = on_reset,
 		.on_notice = on_notice,
 	};
-	struct sigaction ign = {.sa_handler = SIG_IGN};
+	struct sigaction ign = { .sa_handler = SIG_IGN };
 	char why[300];
 	int rc;
 
@@ -483,7 +482,7 @@ run(struct cli *c)
 int
 main(int argc, char **argv)
 {
-	struct cli c = {.status = EXIT_OK, .stdin_flags = -1};
+	struct cli c = { .status = EXIT_OK, .stdin_flags = -1 };
 	int rc;
 
 	reserve_std_fds();

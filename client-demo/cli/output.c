@@ -221,4 +221,3 @@ read_token_file(const char *path, char *why, size_t why_len)
 	memmove(buf, s, (size_t)(e - s) + 1);
 	return buf;
 }
-

@@ -72,7 +72,7 @@ out_new(enum sbc_cmd kind, int64_t id, const char *channel, size_t len)
 
 	if (o == NULL)
 		return NULL;
-	*o = (struct sbc_out){.id = id, .kind = kind, .len = len};
+	*o = (struct sbc_out){ .id = id, .kind = kind, .len = len };
 	o->buf[LWS_PRE + len] = '\0';
 	if (channel != NULL && (o->channel = strdup(channel)) == NULL) {
 		free(o);
@@ -127,8 +127,8 @@ add_member(json_t **o, const char *key, json_t *value)
 
 /* Encodes and queues o (takes the reference). */
 static int
-send_object(struct sbc_client *c, enum sbc_cmd kind, int64_t id, const char *channel,
-	    json_t *o, struct sbc_out **out)
+send_object(struct sbc_client *c, enum sbc_cmd kind, int64_t id, const char *channel, json_t *o,
+	    struct sbc_out **out)
 {
 	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	int rc;
@@ -412,8 +412,7 @@ sbc_refresh(struct sbc_client *c, const char *token, int64_t *id)
  * place, because re-encoding it with jansson would rewrite numbers (0.1 becomes
  * 0.10000000000000001) and subscribers are promised the publisher's bytes. */
 static char *
-publish_template(int64_t n, const char *channel, size_t *len, const char **hole,
-		 size_t *hole_len)
+publish_template(int64_t n, const char *channel, size_t *len, const char **hole, size_t *hole_len)
 {
 	json_t *id = json_integer((json_int_t)n);
 	char *t = id != NULL ? proto_encode_publish(id, channel, NULL, len) : NULL;
@@ -450,10 +449,10 @@ sbc_publish(struct sbc_client *c, const char *channel, const char *data, size_t 
 
 	if (rc != 0)
 		return rc;
-	v = data != NULL ? json_loadb(data, data_len,
-				      JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-				      NULL)
-			 : NULL;
+	v = data != NULL
+		    ? json_loadb(data, data_len,
+				 JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL)
+		    : NULL;
 	if (v == NULL)
 		return -EINVAL;
 	json_decref(v);

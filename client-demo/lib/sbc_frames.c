@@ -144,8 +144,8 @@ static void
 on_reply(struct sbc_client *c, json_t *root, const char *type, char *buf, size_t len)
 {
 	json_t *id = json_object_get(root, "id"), *exp = json_object_get(root, "expires");
-	struct sbc_out *o = json_is_integer(id) ? sbc_queue_take(&c->sent, json_integer_value(id))
-						: NULL;
+	struct sbc_out *o =
+		json_is_integer(id) ? sbc_queue_take(&c->sent, json_integer_value(id)) : NULL;
 	struct sbc_reply r;
 	char text[160];
 
@@ -198,8 +198,8 @@ static void
 on_error_frame(struct sbc_client *c, json_t *root, char *buf, size_t len)
 {
 	json_t *id = json_object_get(root, "id");
-	struct sbc_out *o = json_is_integer(id) ? sbc_queue_take(&c->sent, json_integer_value(id))
-						: NULL;
+	struct sbc_out *o =
+		json_is_integer(id) ? sbc_queue_take(&c->sent, json_integer_value(id)) : NULL;
 	struct sbc_reply r = {
 		.cmd = o != NULL ? o->kind : SBC_CMD_NONE,
 		.id = o != NULL ? o->id : 0,
@@ -312,7 +312,7 @@ on_reset(struct sbc_client *c, json_t *root, char *buf, size_t len)
 {
 	struct sbc_chan *ch = sbc_chan_find(c, str_member(root, "channel"));
 	json_t *ep = json_object_get(root, "epoch");
-	struct sbc_reset r = {.raw = buf, .raw_len = len};
+	struct sbc_reset r = { .raw = buf, .raw_len = len };
 
 	if (ch == NULL || c->closing || c->done)
 		return;

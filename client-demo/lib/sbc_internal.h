@@ -20,9 +20,9 @@ struct sbc_out {
 	struct sbc_out *next;
 	int64_t id;
 	enum sbc_cmd kind;
-	char *channel;     /* owned copy, or NULL */
-	bool recover;      /* subscribe: carries "recover" */
-	bool app;          /* sent by the application: a drop reports -ECONNRESET */
+	char *channel; /* owned copy, or NULL */
+	bool recover;  /* subscribe: carries "recover" */
+	bool app;      /* sent by the application: a drop reports -ECONNRESET */
 	size_t len;
 	unsigned char buf[];
 };
@@ -36,34 +36,34 @@ struct sbc_queue {
  * dead and freed by sbc_sweep(), at points where no caller holds a pointer to one. */
 struct sbc_chan {
 	struct sbc_chan *next;
-	char *name;                   /* owned */
+	char *name; /* owned */
 	char epoch[SBC_EPOCH_MAX + 1];
-	uint64_t pos;                 /* recover from here */
-	uint64_t seen;                /* highest offset delivered in this epoch (0: none) */
-	uint64_t rewind;              /* asked on the first successful subscribe */
-	bool have_pos;                /* pos and epoch came from the server */
-	bool rewound;                 /* a subscribe of this channel succeeded once */
-	bool pending;                 /* a subscribe is in flight on this connection */
-	bool subscribed;              /* subscribed on this connection */
-	bool leaving;                 /* unsubscribe sent */
-	bool dead;                    /* removed; freed by sbc_sweep() */
+	uint64_t pos;	 /* recover from here */
+	uint64_t seen;	 /* highest offset delivered in this epoch (0: none) */
+	uint64_t rewind; /* asked on the first successful subscribe */
+	bool have_pos;	 /* pos and epoch came from the server */
+	bool rewound;	 /* a subscribe of this channel succeeded once */
+	bool pending;	 /* a subscribe is in flight on this connection */
+	bool subscribed; /* subscribed on this connection */
+	bool leaving;	 /* unsubscribe sent */
+	bool dead;	 /* removed; freed by sbc_sweep() */
 };
 
 /* ws[s]://host[:port][/path], split. */
 struct sbc_url {
-	char *buf;                    /* owned: address and path point into it */
+	char *buf; /* owned: address and path point into it */
 	const char *address;
 	const char *path;
-	char host[300];               /* Host header: address[:port] */
+	char host[300]; /* Host header: address[:port] */
 	int port;
 	bool tls;
 };
 
 struct sbc_client {
-	struct sbc_config cfg;        /* strings replaced by the copies below */
+	struct sbc_config cfg; /* strings replaced by the copies below */
 	char *url;
 	char *user;
-	json_t *info;                 /* own reference, or NULL */
+	json_t *info; /* own reference, or NULL */
 	struct sbc_url u;
 	struct lws_protocols *protocols; /* ours, then cfg.extra_protocols; owned array */
 	struct lws_context *ctx;
@@ -72,34 +72,34 @@ struct sbc_client {
 
 	enum sbc_state state;
 	bool started;
-	bool done;                    /* CLOSED reached */
-	bool freeing;                 /* sbc_free() runs: no more callbacks */
-	bool closing;                 /* our close is requested or on the wire */
-	enum sbc_cause final_cause;   /* why the client ends, for CLOSING and CLOSED */
+	bool done;		    /* CLOSED reached */
+	bool freeing;		    /* sbc_free() runs: no more callbacks */
+	bool closing;		    /* our close is requested or on the wire */
+	enum sbc_cause final_cause; /* why the client ends, for CLOSING and CLOSED */
 	char final_text[640];
 	char final_detail[640];
 	unsigned final_http;
 
 	int64_t next_id;
-	char *token;                  /* owned: what connect sends, or NULL */
-	char *refresh_token;          /* owned: in the refresh in flight */
-	char *refused_token;          /* owned: the last token refused in refresh */
-	struct sbc_chan *chans;       /* in subscription order */
+	char *token;		/* owned: what connect sends, or NULL */
+	char *refresh_token;	/* owned: in the refresh in flight */
+	char *refused_token;	/* owned: the last token refused in refresh */
+	struct sbc_chan *chans; /* in subscription order */
 
-	unsigned nconnected;          /* connected replies, over all connections */
-	unsigned attempt;             /* failures since the last READY */
+	unsigned nconnected; /* connected replies, over all connections */
+	unsigned attempt;    /* failures since the last READY */
 	uint64_t rng;
 	lws_sorted_usec_list_t sul_retry, sul_deadline, sul_refresh, sul_grace, sul_wake;
 	bool deadline_armed;
 
 	/* The current connection; sbc_drop_connection() clears it. */
 	struct lws *wsi;
-	bool active;                  /* an attempt or connection exists (wsi may lag) */
-	bool established;             /* the WebSocket is up */
-	bool connected;               /* the connected reply came */
-	struct sbc_queue outq;        /* encoded, not written yet */
-	struct sbc_queue sent;        /* written, waiting for the reply */
-	char *client_id;              /* owned */
+	bool active;	       /* an attempt or connection exists (wsi may lag) */
+	bool established;      /* the WebSocket is up */
+	bool connected;	       /* the connected reply came */
+	struct sbc_queue outq; /* encoded, not written yet */
+	struct sbc_queue sent; /* written, waiting for the reply */
+	char *client_id;       /* owned */
 	int64_t expires;
 	bool token_expired;
 	char *rx;

@@ -79,14 +79,15 @@ sbc_url_parse(const char *url, struct sbc_url *u, char *why, size_t why_len)
 	size_t n;
 	int rc;
 
-	*u = (struct sbc_url){0};
+	*u = (struct sbc_url){ 0 };
 	if (url != NULL && strncmp(url, "ws://", 5) == 0) {
 		rest = url + 5;
 	} else if (url != NULL && strncmp(url, "wss://", 6) == 0) {
 		rest = url + 6;
 		u->tls = true;
 	} else {
-		return bad(why, why_len, "expected ws://HOST[:PORT][/PATH] or wss://..., got \"%s\"",
+		return bad(why, why_len,
+			   "expected ws://HOST[:PORT][/PATH] or wss://..., got \"%s\"",
 			   url != NULL ? url : "");
 	}
 	u->buf = malloc(strlen(rest) + 3);

@@ -86,7 +86,7 @@ sbc_notice(struct sbc_client *c, const char *fmt, ...)
 static void
 enter_with(struct sbc_client *c, enum sbc_state state, struct sbc_status *st)
 {
-	struct sbc_status none = {.cause = SBC_CAUSE_NONE};
+	struct sbc_status none = { .cause = SBC_CAUSE_NONE };
 
 	if (st == NULL)
 		st = &none;
@@ -131,7 +131,10 @@ report_lost(struct sbc_client *c, struct sbc_queue *q)
 
 	while ((o = sbc_queue_pop(q)) != NULL) {
 		struct sbc_reply r = {
-			.cmd = o->kind, .id = o->id, .channel = o->channel, .error = -ECONNRESET,
+			.cmd = o->kind,
+			.id = o->id,
+			.channel = o->channel,
+			.error = -ECONNRESET,
 		};
 
 		if (o->app && !c->freeing && c->cfg.on_reply != NULL)
@@ -304,7 +307,7 @@ on_deadline(lws_sorted_usec_list_t *sul)
 {
 	struct sbc_client *c = lws_container_of(sul, struct sbc_client, sul_deadline);
 	const char *what = waiting_for(c);
-	struct sbc_status st = {.cause = SBC_CAUSE_TIMEOUT};
+	struct sbc_status st = { .cause = SBC_CAUSE_TIMEOUT };
 	char text[600];
 
 	c->deadline_armed = false;
@@ -408,7 +411,7 @@ on_refresh_timer(lws_sorted_usec_list_t *sul)
 static void
 connect_now(struct sbc_client *c)
 {
-	struct sbc_status st = {.cause = SBC_CAUSE_CONNECT};
+	struct sbc_status st = { .cause = SBC_CAUSE_CONNECT };
 
 	drop_connection(c);
 	c->token_expired = false;
@@ -442,8 +445,8 @@ connect_now(struct sbc_client *c)
 	{
 		char text[600];
 
-		snprintf(text, sizeof(text), "cannot connect to %s: connection failed (unknown host?)",
-			 c->url);
+		snprintf(text, sizeof(text),
+			 "cannot connect to %s: connection failed (unknown host?)", c->url);
 		ended(c, &st, text);
 	}
 }
@@ -459,7 +462,7 @@ static void
 on_connection_error(struct sbc_client *c, struct lws *wsi, const char *in)
 {
 	unsigned http = wsi != NULL ? lws_http_client_http_response(wsi) : 0;
-	struct sbc_status st = {.cause = http != 0 ? SBC_CAUSE_HTTP : SBC_CAUSE_CONNECT};
+	struct sbc_status st = { .cause = http != 0 ? SBC_CAUSE_HTTP : SBC_CAUSE_CONNECT };
 	char text[600];
 
 	if (c->closing || c->done) {
@@ -698,7 +701,7 @@ struct sbc_client *
 sbc_new(const struct sbc_config *cfg, char *why, size_t why_len)
 {
 	struct sbc_client *c;
-	struct lws_context_creation_info info = {0};
+	struct lws_context_creation_info info = { 0 };
 	struct timespec ts;
 
 	if (sbc_url_check(cfg->url, why, why_len) != 0)

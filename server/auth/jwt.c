@@ -27,7 +27,7 @@
 #include <openssl/rsa.h>
 
 #define JWT_RSA_MIN_BITS 2048
-#define ES256_COORD_LEN 32      /* bytes of r and of s in a raw P-256 signature */
+#define ES256_COORD_LEN 32 /* bytes of r and of s in a raw P-256 signature */
 
 enum key_kind {
 	KEY_NONE = 0,
@@ -36,25 +36,23 @@ enum key_kind {
 };
 
 struct jwt_verifier {
-	unsigned char *secret;  /* HMAC key, or NULL when HS* is not accepted */
+	unsigned char *secret; /* HMAC key, or NULL when HS* is not accepted */
 	size_t secret_len;
-	EVP_PKEY *pkey;         /* public key, or NULL */
-	enum key_kind kind;     /* what pkey is, which decides RS256 vs ES256 */
-	unsigned leeway;        /* seconds of clock skew allowed for exp and nbf */
+	EVP_PKEY *pkey;	    /* public key, or NULL */
+	enum key_kind kind; /* what pkey is, which decides RS256 vs ES256 */
+	unsigned leeway;    /* seconds of clock skew allowed for exp and nbf */
 };
 
 /* What the token's "alg" asks for, once it is known to match a configured key. */
 struct alg {
 	const char *name;
-	enum key_kind kind;     /* KEY_NONE for HMAC */
+	enum key_kind kind; /* KEY_NONE for HMAC */
 	const EVP_MD *(*md)(void);
 };
 
 static const struct alg algs[] = {
-	{ "HS256", KEY_NONE, EVP_sha256 },
-	{ "HS384", KEY_NONE, EVP_sha384 },
-	{ "HS512", KEY_NONE, EVP_sha512 },
-	{ "RS256", KEY_RSA, EVP_sha256 },
+	{ "HS256", KEY_NONE, EVP_sha256 },    { "HS384", KEY_NONE, EVP_sha384 },
+	{ "HS512", KEY_NONE, EVP_sha512 },    { "RS256", KEY_RSA, EVP_sha256 },
 	{ "ES256", KEY_EC_P256, EVP_sha256 },
 };
 
@@ -140,8 +138,8 @@ classify_key(EVP_PKEY *pkey, const char *path, enum key_kind *kind, char *err, s
 	}
 	name = EVP_PKEY_get0_type_name(pkey);
 	snprintf(err, errlen,
-		 "public key %s: %s keys are not supported (RSA or EC P-256 is required)",
-		 path, name != NULL ? name : "such");
+		 "public key %s: %s keys are not supported (RSA or EC P-256 is required)", path,
+		 name != NULL ? name : "such");
 	return -1;
 }
 
@@ -161,8 +159,10 @@ load_public_key(const char *path, enum key_kind *kind, char *err, size_t errlen)
 	pkey = PEM_read_PUBKEY(f, NULL, no_passphrase, NULL);
 	fclose(f);
 	if (pkey == NULL) {
-		snprintf(err, errlen, "public key %s: no PEM public key found (expected a "
-			 "\"BEGIN PUBLIC KEY\" block, as written by `openssl pkey -pubout`)", path);
+		snprintf(err, errlen,
+			 "public key %s: no PEM public key found (expected a "
+			 "\"BEGIN PUBLIC KEY\" block, as written by `openssl pkey -pubout`)",
+			 path);
 		return NULL;
 	}
 	if (classify_key(pkey, path, kind, err, errlen) != 0) {
@@ -173,8 +173,8 @@ load_public_key(const char *path, enum key_kind *kind, char *err, size_t errlen)
 }
 
 struct jwt_verifier *
-jwt_verifier_new(const char *hmac_secret, const char *public_key_path, unsigned leeway,
-		 char *err, size_t errlen)
+jwt_verifier_new(const char *hmac_secret, const char *public_key_path, unsigned leeway, char *err,
+		 size_t errlen)
 {
 	struct jwt_verifier *v;
 	char dummy[1];
@@ -292,7 +292,7 @@ b64url_decode(const char *in, size_t n, unsigned char *out, size_t *outlen)
 			acc &= (1u << bits) - 1;
 		}
 	}
-	if (acc != 0)   /* the leftover 2 or 4 bits must be zero */
+	if (acc != 0) /* the leftover 2 or 4 bits must be zero */
 		return -1;
 	*outlen = o;
 	return 0;
@@ -362,7 +362,7 @@ verify_hmac(const struct jwt_verifier *v, const struct alg *a, const char *input
 		return JWT_BAD_SIGNATURE;
 	if (HMAC(md, v->secret, (int)v->secret_len, (const unsigned char *)input, n, mac,
 		 &maclen) == NULL)
-		return JWT_MALFORMED;   /* out of memory */
+		return JWT_MALFORMED; /* out of memory */
 	if (maclen != siglen || CRYPTO_memcmp(mac, sig, siglen) != 0)
 		return JWT_BAD_SIGNATURE;
 	return JWT_OK;
@@ -442,8 +442,8 @@ verify_ecdsa(const struct jwt_verifier *v, const struct alg *a, const char *inpu
 }
 
 static enum jwt_status
-verify_signature(const struct jwt_verifier *v, const struct alg *a, const char *input,
-		 size_t n, const unsigned char *sig, size_t siglen)
+verify_signature(const struct jwt_verifier *v, const struct alg *a, const char *input, size_t n,
+		 const unsigned char *sig, size_t siglen)
 {
 	switch (a->kind) {
 	case KEY_NONE:
@@ -465,9 +465,9 @@ claim_plus_le(const json_t *c, int64_t add, int64_t now)
 		json_int_t t = json_integer_value(c);
 
 		if (add > 0 && t > INT64_MAX - add)
-			return false;   /* t + add is past every int64 now */
+			return false; /* t + add is past every int64 now */
 		if (add < 0 && t < INT64_MIN - add)
-			return true;    /* t + add is before every int64 now */
+			return true; /* t + add is before every int64 now */
 		return t + add <= now;
 	}
 	/* A real: NumericDate may have fractions. jansson never yields NaN or infinity. */
@@ -498,8 +498,8 @@ check_times(const struct jwt_verifier *v, const json_t *claims, int64_t now)
  * and decodes all three parts into buf (room for len bytes). The part lengths and
  * decoded slices are returned through the arrays: [0] header, [1] payload, [2] sig. */
 static enum jwt_status
-split_and_decode(const char *token, size_t len, unsigned char *buf,
-		 const unsigned char *part[3], size_t partlen[3], size_t *signed_len)
+split_and_decode(const char *token, size_t len, unsigned char *buf, const unsigned char *part[3],
+		 size_t partlen[3], size_t *signed_len)
 {
 	size_t start[3], end[3], np = 0, o = 0;
 
@@ -508,7 +508,7 @@ split_and_decode(const char *token, size_t len, unsigned char *buf,
 		if (token[i] != '.')
 			continue;
 		if (np == 2)
-			return JWT_MALFORMED;   /* a fourth part (or a JWE) */
+			return JWT_MALFORMED; /* a fourth part (or a JWE) */
 		end[np++] = i;
 		start[np] = i + 1;
 	}
@@ -530,8 +530,7 @@ split_and_decode(const char *token, size_t len, unsigned char *buf,
 
 /* The steps of jwt_verify, in the order that keeps unsigned data uninterpreted. */
 static enum jwt_status
-verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now,
-       json_t **claims)
+verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now, json_t **claims)
 {
 	const unsigned char *part[3];
 	size_t partlen[3], signed_len;
@@ -542,7 +541,7 @@ verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now,
 
 	if (token == NULL || len == 0 || len > JWT_MAX_LEN)
 		return JWT_MALFORMED;
-	buf = malloc(len);      /* decoded parts are shorter than their encoding */
+	buf = malloc(len); /* decoded parts are shorter than their encoding */
 	if (buf == NULL)
 		return JWT_MALFORMED;
 	st = split_and_decode(token, len, buf, part, partlen, &signed_len);

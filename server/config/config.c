@@ -200,8 +200,10 @@ get_secret(json_t *v, const char *path, char **out, struct cfgerr *e)
 				    json_string_value(env));
 		s = xstrdup(val);
 	} else {
-		return fail(e, "%s: must be a string, {\"file\": \"<path>\"} or {\"env\": \"<VARIABLE>\"}",
-			    path);
+		return fail(
+			e,
+			"%s: must be a string, {\"file\": \"<path>\"} or {\"env\": \"<VARIABLE>\"}",
+			path);
 	}
 	if (s[0] == '\0') {
 		free(s);
@@ -211,8 +213,10 @@ get_secret(json_t *v, const char *path, char **out, struct cfgerr *e)
 	 * `openssl rand`) are refused here rather than failing later. */
 	if (!proto_utf8_valid(s, strlen(s))) {
 		free(s);
-		return fail(e, "%s: must be UTF-8 text (for random bytes, use their hex or base64 "
-			    "form)", path);
+		return fail(e,
+			    "%s: must be UTF-8 text (for random bytes, use their hex or base64 "
+			    "form)",
+			    path);
 	}
 	free(*out);
 	*out = s;
@@ -250,7 +254,8 @@ load_rate(json_t *obj, const char *prefix, const char *rate_key, unsigned *rate,
 
 	if (need_object(obj, prefix, e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		bool is_rate = strcmp(key, rate_key) == 0;
 
 		snprintf(path, sizeof(path), "%s.%s", prefix, key);
@@ -294,7 +299,8 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 
 	if (need_object(obj, "limits", e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		size_t i;
 
 		snprintf(path, sizeof(path), "limits.%s", key);
@@ -310,7 +316,8 @@ load_limits(struct config *cfg, json_t *obj, struct cfgerr *e)
 			if (load_rate(v, path, "per_second",
 				      pub ? &cfg->limits.publish_per_second
 					  : &cfg->limits.commands_per_second,
-				      pub ? &cfg->limits.publish_burst : &cfg->limits.commands_burst,
+				      pub ? &cfg->limits.publish_burst
+					  : &cfg->limits.commands_burst,
 				      e) != 0)
 				return -1;
 			continue;
@@ -341,7 +348,8 @@ load_websocket(struct config *cfg, json_t *obj, struct cfgerr *e)
 
 	if (need_object(obj, "websocket", e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		unsigned *field;
 
 		snprintf(path, sizeof(path), "websocket.%s", key);
@@ -368,7 +376,8 @@ load_jwt(struct config *cfg, json_t *obj, struct cfgerr *e)
 
 	if (need_object(obj, "auth.jwt", e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		int rc;
 
 		if (strcmp(key, "hmac_secret") == 0) {
@@ -396,7 +405,8 @@ load_auth(struct config *cfg, json_t *obj, struct cfgerr *e)
 
 	if (need_object(obj, "auth", e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		if (strcmp(key, "anonymous") == 0) {
 			if (get_bool(v, "auth.anonymous", &cfg->anonymous, e) != 0)
 				return -1;
@@ -419,7 +429,8 @@ load_ns(struct ns_policy *ns, json_t *obj, const char *prefix, struct cfgerr *e)
 
 	if (need_object(obj, prefix, e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		struct {
 			const char *key;
 			bool *field;
@@ -443,7 +454,9 @@ load_ns(struct ns_policy *ns, json_t *obj, const char *prefix, struct cfgerr *e)
 		} else if (strcmp(key, "publish") == 0) {
 			if (!json_is_string(v) ||
 			    policy_publish_parse(json_string_value(v), &ns->publish) != 0)
-				return fail(e, "%s: must be \"subscribers\", \"clients\" or \"none\"", path);
+				return fail(e,
+					    "%s: must be \"subscribers\", \"clients\" or \"none\"",
+					    path);
 		} else if (strcmp(key, "history_size") == 0) {
 			if (get_uint(v, path, 0, 100000, &n, e) != 0)
 				return -1;
@@ -470,12 +483,14 @@ load_namespaces(struct config *cfg, json_t *obj, struct cfgerr *e)
 
 	if (need_object(obj, "namespaces", e) != 0)
 		return -1;
-	json_object_foreach(obj, name, v) {
+	json_object_foreach(obj, name, v)
+	{
 		size_t n = strlen(name);
 
 		snprintf(path, sizeof(path), "namespaces.%s", name);
 		if (n == 0 || n > 64 || !proto_channel_valid(name, n) || strchr(name, ':') != NULL)
-			return fail(e, "%s: a namespace name is 1-64 bytes of [A-Za-z0-9_.@=-]", path);
+			return fail(e, "%s: a namespace name is 1-64 bytes of [A-Za-z0-9_.@=-]",
+				    path);
 		if (load_ns(policy_set_namespace(cfg->policy, name), v, path, e) != 0)
 			return -1;
 	}
@@ -501,7 +516,8 @@ load_api_key(struct config_api_key *k, json_t *obj, const char *prefix, struct c
 
 	if (need_object(obj, prefix, e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		size_t i;
 		json_t *p;
 
@@ -517,9 +533,8 @@ load_api_key(struct config_api_key *k, json_t *obj, const char *prefix, struct c
 		} else if (strcmp(key, "channels") == 0) {
 			if (!json_is_array(v))
 				return fail(e, "%s: must be a list of patterns", path);
-			json_array_foreach(v, i, p)
-				if (!json_is_string(p))
-					return fail(e, "%s: must be a list of patterns", path);
+			json_array_foreach(v, i, p) if (!json_is_string(p)) return fail(
+				e, "%s: must be a list of patterns", path);
 			json_decref(k->channels);
 			k->channels = json_incref(v);
 		} else if (strcmp(key, "quota") == 0) {
@@ -543,20 +558,23 @@ load_api_keys(struct config *cfg, json_t *arr, struct cfgerr *e)
 
 	if (!json_is_array(arr))
 		return fail(e, "api_keys: must be a list");
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		struct config_api_key *k;
 
 		snprintf(path, sizeof(path), "api_keys[%zu]", i);
 		cfg->api_keys = xrealloc(cfg->api_keys, (cfg->napi_keys + 1) * sizeof(*k));
 		k = &cfg->api_keys[cfg->napi_keys++];
-		*k = (struct config_api_key){ .channels = json_pack("[s]", "*"), .per_minute = 600,
+		*k = (struct config_api_key){ .channels = json_pack("[s]", "*"),
+					      .per_minute = 600,
 					      .burst = 60 };
 		if (load_api_key(k, v, path, e) != 0)
 			return -1;
 		for (size_t j = 0; j + 1 < cfg->napi_keys; j++)
 			if (strcmp(cfg->api_keys[j].key, k->key) == 0 ||
 			    strcmp(cfg->api_keys[j].name, k->name) == 0)
-				return fail(e, "%s: name and key must differ from api_keys[%zu]", path, j);
+				return fail(e, "%s: name and key must differ from api_keys[%zu]",
+					    path, j);
 	}
 	return 0;
 }
@@ -571,7 +589,8 @@ load_tls(struct config *cfg, json_t *obj, struct cfgerr *e)
 		return 0;
 	if (need_object(obj, "tls", e) != 0)
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		if (strcmp(key, "cert") == 0) {
 			if (get_str(v, "tls.cert", &cfg->tls_cert, e) != 0)
 				return -1;
@@ -595,9 +614,8 @@ load_origins(struct config *cfg, json_t *v, struct cfgerr *e)
 
 	if (!json_is_array(v))
 		return fail(e, "allowed_origins: must be a list of origins (or \"*\")");
-	json_array_foreach(v, i, o)
-		if (!json_is_string(o))
-			return fail(e, "allowed_origins[%zu]: must be a string", i);
+	json_array_foreach(v, i, o) if (!json_is_string(o)) return fail(
+		e, "allowed_origins[%zu]: must be a string", i);
 	json_decref(cfg->allowed_origins);
 	cfg->allowed_origins = json_incref(v);
 	return 0;
@@ -619,7 +637,8 @@ load_trusted_proxies(struct config *cfg, json_t *v, struct cfgerr *e)
 	free(cfg->trusted_proxies);
 	cfg->trusted_proxies = xcalloc(json_array_size(v) + 1, sizeof(*cfg->trusted_proxies));
 	cfg->ntrusted_proxies = 0;
-	json_array_foreach(v, i, o) {
+	json_array_foreach(v, i, o)
+	{
 		const char *s = json_string_value(o);
 		char block[CIDR_STRLEN];
 		int rc;
@@ -629,11 +648,14 @@ load_trusted_proxies(struct config *cfg, json_t *v, struct cfgerr *e)
 		rc = cidr_parse(s, &cfg->trusted_proxies[i]);
 		if (rc == -EDOM) {
 			cidr_format(&cfg->trusted_proxies[i], block);
-			return fail(e, "trusted_proxies[%zu]: \"%s\" has bits set past its prefix (%s?)",
-				    i, s, block);
+			return fail(
+				e,
+				"trusted_proxies[%zu]: \"%s\" has bits set past its prefix (%s?)",
+				i, s, block);
 		}
 		if (rc != 0)
-			return fail(e, "trusted_proxies[%zu]: \"%s\" is not an address or CIDR", i, s);
+			return fail(e, "trusted_proxies[%zu]: \"%s\" is not an address or CIDR", i,
+				    s);
 		cfg->ntrusted_proxies++;
 	}
 	return 0;
@@ -650,7 +672,8 @@ load_webhooks(struct config *cfg, json_t *v, struct cfgerr *e)
 	if (!json_is_array(v))
 		return fail(e, "webhooks: must be a list");
 	list = xcheck(json_deep_copy(v));
-	json_array_foreach(list, i, o) {
+	json_array_foreach(list, i, o)
+	{
 		json_t *secret = json_object_get(o, "secret");
 		char path[64], *s = NULL;
 
@@ -678,7 +701,8 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 
 	if (!json_is_object(root))
 		return fail(e, "the configuration must be a JSON object");
-	json_object_foreach(root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		int rc;
 
 		if (strcmp(key, "host") == 0 && json_is_null(v)) {
@@ -692,9 +716,11 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 			if (rc == 0)
 				cfg->port = (int)n;
 		} else if (strcmp(key, "log_level") == 0) {
-			rc = json_is_string(v) && log_level_parse(json_string_value(v), &cfg->log_level) == 0
+			rc = json_is_string(v) && log_level_parse(json_string_value(v),
+								  &cfg->log_level) == 0
 				     ? 0
-				     : fail(e, "log_level: must be \"error\", \"warn\", \"info\" or \"debug\"");
+				     : fail(e, "log_level: must be \"error\", \"warn\", \"info\" "
+					       "or \"debug\"");
 		} else if (strcmp(key, "engine") == 0) {
 			rc = json_is_string(v) && strcmp(json_string_value(v), "memory") == 0
 				     ? get_str(v, "engine", &cfg->engine, e)
@@ -714,7 +740,8 @@ load_top(struct config *cfg, json_t *root, struct cfgerr *e)
 		} else if (strcmp(key, "webhooks") == 0) {
 			rc = load_webhooks(cfg, v, e);
 		} else if (strcmp(key, "log_format") == 0) {
-			rc = json_is_string(v) && log_format_parse(json_string_value(v), &cfg->log_format) == 0
+			rc = json_is_string(v) && log_format_parse(json_string_value(v),
+								   &cfg->log_format) == 0
 				     ? 0
 				     : fail(e, "log_format: must be \"text\" or \"json\"");
 		} else if (strcmp(key, "drain_period") == 0) {
@@ -741,12 +768,15 @@ static int
 check(const struct config *cfg, struct cfgerr *e)
 {
 	if (cfg->ws.idle_timeout <= cfg->ws.ping_interval)
-		return fail(e, "websocket.idle_timeout: must be greater than websocket.ping_interval (%u)",
-			    cfg->ws.ping_interval);
+		return fail(
+			e,
+			"websocket.idle_timeout: must be greater than websocket.ping_interval (%u)",
+			cfg->ws.ping_interval);
 	if (cfg->limits.max_message_size < 128)
 		return fail(e, "limits.max_message_size: must be at least 128");
 	if (cfg->limits.max_data_size > cfg->limits.max_message_size)
-		return fail(e, "limits.max_data_size: must not exceed limits.max_message_size (%zu)",
+		return fail(e,
+			    "limits.max_data_size: must not exceed limits.max_message_size (%zu)",
 			    cfg->limits.max_message_size);
 	return 0;
 }
@@ -831,7 +861,8 @@ apply_layer(struct config *cfg, const struct config_overrides *l, const char *co
 	if (l->port >= 0)
 		cfg->port = l->port;
 	if (l->log_level != NULL && log_level_parse(l->log_level, &cfg->log_level) != 0)
-		return fail(e, "%s: \"%s\" is not error, warn, info or debug", what[2], l->log_level);
+		return fail(e, "%s: \"%s\" is not error, warn, info or debug", what[2],
+			    l->log_level);
 	if (l->log_format != NULL && log_format_parse(l->log_format, &cfg->log_format) != 0)
 		return fail(e, "%s: \"%s\" is not text or json", what[3], l->log_format);
 	return 0;

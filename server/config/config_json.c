@@ -47,9 +47,9 @@ limits_json(const struct config_limits *l)
 		(json_int_t)l->max_data_size, "max_channels_per_connection",
 		(json_int_t)l->max_channels_per_connection, "max_connections",
 		(json_int_t)l->max_connections, "send_queue_messages",
-		(json_int_t)l->send_queue_messages, "send_queue_bytes", (json_int_t)l->send_queue_bytes,
-		"history_memory", (json_int_t)l->history_memory, "max_http_body",
-		(json_int_t)l->max_http_body, "max_connections_per_ip",
+		(json_int_t)l->send_queue_messages, "send_queue_bytes",
+		(json_int_t)l->send_queue_bytes, "history_memory", (json_int_t)l->history_memory,
+		"max_http_body", (json_int_t)l->max_http_body, "max_connections_per_ip",
 		(json_int_t)l->max_connections_per_ip, "client_publish", "per_second",
 		(int)l->publish_per_second, "burst", (int)l->publish_burst, "client_commands",
 		"per_second", (int)l->commands_per_second, "burst", (int)l->commands_burst,
@@ -65,11 +65,12 @@ api_keys_json(const struct config *cfg, bool mask)
 	for (size_t i = 0; i < cfg->napi_keys; i++) {
 		const struct config_api_key *k = &cfg->api_keys[i];
 
-		json_array_append_new(arr, xcheck(json_pack("{s:s,s:o,s:O,s:{s:i,s:i}}", "name", k->name,
-							    "key", secret_json(k->key, mask),
-							    "channels", k->channels, "quota",
-							    "per_minute", (int)k->per_minute,
-							    "burst", (int)k->burst)));
+		json_array_append_new(arr,
+				      xcheck(json_pack("{s:s,s:o,s:O,s:{s:i,s:i}}", "name", k->name,
+						       "key", secret_json(k->key, mask), "channels",
+						       k->channels, "quota", "per_minute",
+						       (int)k->per_minute, "burst",
+						       (int)k->burst)));
 	}
 	return arr;
 }
@@ -83,9 +84,8 @@ webhooks_json(const json_t *list, bool mask)
 	if (list == NULL)
 		return json_array();
 	copy = xcheck(json_deep_copy(list));
-	json_array_foreach(copy, i, o)
-		if (mask && json_is_string(json_object_get(o, "secret")))
-			json_object_set_new(o, "secret", json_string(MASK));
+	json_array_foreach(copy, i, o) if (mask && json_is_string(json_object_get(o, "secret")))
+		json_object_set_new(o, "secret", json_string(MASK));
 	return copy;
 }
 
@@ -119,13 +119,14 @@ config_to_json(const struct config *cfg, bool mask)
 		(int)cfg->drain_period, "auth", "anonymous", cfg->anonymous, "jwt",
 		jwt_json(cfg, mask), "websocket", "ping_interval", (int)cfg->ws.ping_interval,
 		"idle_timeout", (int)cfg->ws.idle_timeout, "connect_timeout",
-		(int)cfg->ws.connect_timeout, "limits", limits_json(&cfg->limits), "namespaces", nss,
-		"default_namespace", def != NULL ? ns_json(def) : json_null(), "api_keys",
+		(int)cfg->ws.connect_timeout, "limits", limits_json(&cfg->limits), "namespaces",
+		nss, "default_namespace", def != NULL ? ns_json(def) : json_null(), "api_keys",
 		api_keys_json(cfg, mask), "tls",
 		cfg->tls_cert != NULL
 			? json_pack("{s:s,s:s}", "cert", cfg->tls_cert, "key", cfg->tls_key)
 			: json_null(),
-		"allowed_origins", cfg->allowed_origins, "webhooks", webhooks_json(cfg->webhooks, mask));
+		"allowed_origins", cfg->allowed_origins, "webhooks",
+		webhooks_json(cfg->webhooks, mask));
 	xcheck(o);
 	json_object_set_new(o, "trusted_proxies", trusted_proxies_json(cfg));
 	return o;

@@ -18,9 +18,9 @@ enum backend_kind { BK_PUBLISH, BK_CHANNEL, BK_PRESENCE, BK_HISTORY, BK_RESET };
 
 struct backend_call {
 	enum backend_kind kind;
-	backend_done_fn done;      /* NULL once cancelled */
+	backend_done_fn done; /* NULL once cancelled */
 	void *arg;
-	struct backend_channel info;   /* BK_CHANNEL, filled over its two steps */
+	struct backend_channel info; /* BK_CHANNEL, filled over its two steps */
 };
 
 /* The rules of a channel named by the server side, or NULL (*rc = -ENOENT). */
@@ -106,8 +106,8 @@ backend_complete(struct hub *hub, struct pending *op, int rc, const void *result
 }
 
 uint64_t
-backend_publish(struct hub *hub, const char *channel, size_t len, const char *data,
-		size_t data_len, uint64_t now_ms, backend_done_fn done, void *arg)
+backend_publish(struct hub *hub, const char *channel, size_t len, const char *data, size_t data_len,
+		uint64_t now_ms, backend_done_fn done, void *arg)
 {
 	int rc;
 	const struct ns_policy *ns = server_policy(hub, channel, len, &rc);
@@ -158,8 +158,7 @@ backend_channel(struct hub *hub, const char *channel, size_t len, uint64_t now_m
 }
 
 uint64_t
-backend_presence(struct hub *hub, const char *channel, size_t len, backend_done_fn done,
-		 void *arg)
+backend_presence(struct hub *hub, const char *channel, size_t len, backend_done_fn done, void *arg)
 {
 	int rc;
 	const struct ns_policy *ns = server_policy(hub, channel, len, &rc);
@@ -268,8 +267,7 @@ by_name(const void *a, const void *b)
 }
 
 void
-backend_channels(struct hub *hub, const char *prefix, size_t plen,
-		 struct backend_channel_list *out)
+backend_channels(struct hub *hub, const char *prefix, size_t plen, struct backend_channel_list *out)
 {
 	struct chan_list l = { .prefix = prefix, .plen = plen };
 
@@ -310,7 +308,8 @@ struct user_op {
 static bool
 is_user(const struct session *s, const struct user_op *op)
 {
-	return !s->kicked && strlen(s->user) == op->ulen && memcmp(s->user, op->user, op->ulen) == 0;
+	return !s->kicked && strlen(s->user) == op->ulen &&
+	       memcmp(s->user, op->user, op->ulen) == 0;
 }
 
 static void
@@ -362,7 +361,9 @@ backend_unsubscribe_user(struct hub *hub, const char *user, size_t len, const ch
 			 size_t clen)
 {
 	char *name = xstrndup(channel, clen); /* the encoder wants a C string */
-	struct user_op op = { .hub = hub, .user = user, .ulen = len, .channel = name, .clen = clen };
+	struct user_op op = {
+		.hub = hub, .user = user, .ulen = len, .channel = name, .clen = clen
+	};
 
 	map_foreach(hub->sessions, unsubscribe_one, &op);
 	free(name);

@@ -29,17 +29,17 @@ uint64_t backend_publish(struct hub *hub, const char *channel, size_t len, const
 
 /* What backend_channel() answers. */
 struct backend_channel {
-	uint64_t subscribers;                  /* on this node */
+	uint64_t subscribers; /* on this node */
 	struct engine_position pos;
-	bool has_presence;                     /* presence is on in its namespace */
+	bool has_presence;		       /* presence is on in its namespace */
 	struct engine_presence_stats presence; /* if has_presence */
 };
 uint64_t backend_channel(struct hub *hub, const char *channel, size_t len, uint64_t now_ms,
 			 backend_done_fn done, void *arg);
 
 /* Answers struct engine_presence. */
-uint64_t backend_presence(struct hub *hub, const char *channel, size_t len,
-			  backend_done_fn done, void *arg);
+uint64_t backend_presence(struct hub *hub, const char *channel, size_t len, backend_done_fn done,
+			  void *arg);
 
 /* Answers struct engine_history: limit 0 is every retained message; since_epoch NULL:
  * no since. */
@@ -59,7 +59,7 @@ void backend_cancel(struct hub *hub, uint64_t cookie);
 #define BACKEND_LIST_MAX 10000
 
 struct backend_channel_entry {
-	const char *name;                      /* borrowed until the list's fini */
+	const char *name; /* borrowed until the list's fini */
 	size_t len;
 	uint64_t subscribers;
 };
@@ -67,7 +67,7 @@ struct backend_channel_entry {
 struct backend_channel_list {
 	struct backend_channel_entry *entries; /* owned, sorted by name */
 	size_t count;
-	bool truncated;                        /* more than BACKEND_LIST_MAX matched */
+	bool truncated; /* more than BACKEND_LIST_MAX matched */
 };
 
 /* This node's channels whose name starts with prefix (plen bytes; 0: all). The list
@@ -81,7 +81,7 @@ void backend_channel_list_fini(struct backend_channel_list *l);
 size_t backend_disconnect_client(struct hub *hub, const char *client, size_t len);
 size_t backend_disconnect_user(struct hub *hub, const char *user, size_t len);
 /* Every connection of user leaves channel and is told so; returns how many. */
-size_t backend_unsubscribe_user(struct hub *hub, const char *user, size_t len,
-				const char *channel, size_t clen);
+size_t backend_unsubscribe_user(struct hub *hub, const char *user, size_t len, const char *channel,
+				size_t clen);
 
 #endif

@@ -6,8 +6,8 @@
 #include <stdint.h>
 
 struct bucket {
-	double tokens;           /* available now (up to burst) */
-	uint64_t last_ms;        /* when tokens was computed */
+	double tokens;	  /* available now (up to burst) */
+	uint64_t last_ms; /* when tokens was computed */
 	bool started;
 };
 

@@ -77,7 +77,8 @@ sub_add(struct session *s, struct channel *ch, bool catching_up)
 		s->capsubs = s->capsubs ? s->capsubs * 2 : 4;
 		s->subs = xrealloc(s->subs, s->capsubs * sizeof(*s->subs));
 	}
-	ch->members[ch->nmembers] = (struct member){ .s = s, .sub_idx = s->nsubs,
+	ch->members[ch->nmembers] = (struct member){ .s = s,
+						     .sub_idx = s->nsubs,
 						     .catching_up = catching_up,
 						     .dialect = (uint8_t)s->dialect->index };
 	s->subs[s->nsubs] = (struct subref){ .ch = ch, .member_idx = ch->nmembers };

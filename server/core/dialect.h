@@ -30,7 +30,7 @@ struct session;
 
 struct dialect {
 	const char *name;
-	unsigned index;            /* < DIALECT_MAX, unique among the dialects of a process */
+	unsigned index; /* < DIALECT_MAX, unique among the dialects of a process */
 	/* One complete text message from the client, at hub->now_ms. */
 	void (*receive)(struct hub *hub, struct session *s, const char *buf, size_t len);
 	/* A published message, as subscribers receive it (live and replayed). */

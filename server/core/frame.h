@@ -19,7 +19,7 @@ const unsigned char *frame_wire(const struct frame *f, size_t *len);
 const char *frame_payload(const struct frame *f, size_t *len);
 size_t frame_wire_len(const struct frame *f);
 
-struct frame *frame_ref(struct frame *f);    /* returns f */
-void frame_unref(struct frame *f);           /* NULL-safe; frees at zero */
+struct frame *frame_ref(struct frame *f); /* returns f */
+void frame_unref(struct frame *f);	  /* NULL-safe; frees at zero */
 
 #endif

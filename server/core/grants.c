@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-refuse(struct grant *g, enum proto_errcode code, const char *fmt, ...)
+static int refuse(struct grant *g, enum proto_errcode code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static int
@@ -27,8 +26,9 @@ refuse(struct grant *g, enum proto_errcode code, const char *fmt, ...)
 }
 
 /* "namespace \"chat\"" or "the default namespace", as three %s arguments. */
-#define NS_LABEL(ns) (ns)->name[0] ? "namespace \"" : "the default namespace", (ns)->name, \
-		     (ns)->name[0] ? "\"" : ""
+#define NS_LABEL(ns)                                                                               \
+	(ns)->name[0] ? "namespace \"" : "the default namespace", (ns)->name,                      \
+		(ns)->name[0] ? "\"" : ""
 
 static bool
 patterns_match(const json_t *patterns, const char *name, size_t len)
@@ -36,9 +36,8 @@ patterns_match(const json_t *patterns, const char *name, size_t len)
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(patterns, i, p)
-		if (glob_match(json_string_value(p), name, len))
-			return true;
+	json_array_foreach(patterns, i,
+			   p) if (glob_match(json_string_value(p), name, len)) return true;
 	return false;
 }
 
@@ -55,9 +54,9 @@ claim_patterns(json_t *claims, const char *key, json_t **out)
 		return 0;
 	if (!json_is_array(v))
 		return -1;
-	json_array_foreach(v, i, p)
-		if (!json_is_string(p) || strlen(json_string_value(p)) != json_string_length(p))
-			return -1;
+	json_array_foreach(v, i,
+			   p) if (!json_is_string(p) ||
+				  strlen(json_string_value(p)) != json_string_length(p)) return -1;
 	*out = json_incref(v);
 	return 0;
 }
@@ -96,7 +95,7 @@ claim_exp(json_t *claims)
 	double v;
 
 	if (json_is_integer(exp))
-		return json_integer_value(exp) < 1 ? 1
+		return json_integer_value(exp) < 1		 ? 1
 		       : json_integer_value(exp) > INT64_MAX / 2 ? INT64_MAX / 2
 								 : json_integer_value(exp);
 	if (!json_is_real(exp))
@@ -116,21 +115,24 @@ grants_adopt(struct session *s, json_t *claims, struct grant *g)
 
 	if (sub == NULL)
 		return refuse(g, PROTO_ERR_UNAUTHORIZED,
-			      "the token has no usable \"sub\" (1-%d bytes of text)", PROTO_USER_MAX);
+			      "the token has no usable \"sub\" (1-%d bytes of text)",
+			      PROTO_USER_MAX);
 	/* A channel token grants one channel to a connected user; it must not become an
 	 * unrestricted connection token. */
 	if (json_object_get(claims, "channel") != NULL)
-		return refuse(g, PROTO_ERR_UNAUTHORIZED,
-			      "a channel token (with a \"channel\" claim) cannot identify a connection");
+		return refuse(
+			g, PROTO_ERR_UNAUTHORIZED,
+			"a channel token (with a \"channel\" claim) cannot identify a connection");
 	if (claim_patterns(claims, "channels", &chans) != 0 ||
 	    claim_patterns(claims, "publish", &pubs) != 0) {
 		json_decref(chans); /* set when only "publish" was malformed */
-		return refuse(g, PROTO_ERR_UNAUTHORIZED,
-			      "the token's \"channels\" and \"publish\" claims must be lists of strings");
+		return refuse(
+			g, PROTO_ERR_UNAUTHORIZED,
+			"the token's \"channels\" and \"publish\" claims must be lists of strings");
 	}
-	if (info != NULL && (!json_is_object(info) ||
-			     (info_raw = json_dumps(info, JSON_COMPACT)) == NULL ||
-			     strlen(info_raw) > PROTO_INFO_MAX)) {
+	if (info != NULL &&
+	    (!json_is_object(info) || (info_raw = json_dumps(info, JSON_COMPACT)) == NULL ||
+	     strlen(info_raw) > PROTO_INFO_MAX)) {
 		free(info_raw);
 		json_decref(chans);
 		json_decref(pubs);
@@ -202,15 +204,16 @@ grants_read(struct hub *hub, struct session *s, const char *channel, size_t len,
 	    struct grant *g)
 {
 	struct channel *ch = channel_find(hub, channel, len);
-	bool granted = (s->grant_channels != NULL &&
-			patterns_match(s->grant_channels, channel, len)) ||
-		       (ch != NULL && sub_index(s, ch) >= 0); /* admitted when it subscribed */
+	bool granted =
+		(s->grant_channels != NULL && patterns_match(s->grant_channels, channel, len)) ||
+		(ch != NULL && sub_index(s, ch) >= 0); /* admitted when it subscribed */
 	int tok = 0;
 
 	if (!s->has_token && !ns->allow_anonymous)
-		return refuse(g, PROTO_ERR_FORBIDDEN,
-			      "%s%s%s does not allow clients without a token (allow_anonymous: false)",
-			      NS_LABEL(ns));
+		return refuse(
+			g, PROTO_ERR_FORBIDDEN,
+			"%s%s%s does not allow clients without a token (allow_anonymous: false)",
+			NS_LABEL(ns));
 	if (subscribing && !granted) {
 		tok = channel_token_grants(hub, s, channel, len, token, token_len, g);
 		if (tok < 0)
@@ -220,11 +223,13 @@ grants_read(struct hub *hub, struct session *s, const char *channel, size_t len,
 		return 0;
 	if (ns->private_ns)
 		return refuse(g, PROTO_ERR_FORBIDDEN,
-			      "%s%s%s is private: %.*s needs a token whose \"channels\" claim matches it, or a channel token",
+			      "%s%s%s is private: %.*s needs a token whose \"channels\" claim "
+			      "matches it, or a channel token",
 			      NS_LABEL(ns), (int)len, channel);
 	if (s->grant_channels != NULL)
 		return refuse(g, PROTO_ERR_FORBIDDEN,
-			      "the token's \"channels\" claim does not match %.*s", (int)len, channel);
+			      "the token's \"channels\" claim does not match %.*s", (int)len,
+			      channel);
 	return 0;
 }
 
@@ -243,21 +248,24 @@ grants_publish(struct hub *hub, struct session *s, const char *channel, size_t l
 		ch = channel_find(hub, channel, len);
 		if (ch == NULL || sub_index(s, ch) < 0)
 			return refuse(g, PROTO_ERR_FORBIDDEN,
-				      "%s%s%s allows only subscribers to publish (publish: subscribers); subscribe to %.*s first",
+				      "%s%s%s allows only subscribers to publish (publish: "
+				      "subscribers); subscribe to %.*s first",
 				      NS_LABEL(ns), (int)len, channel);
 		break;
 	case POLICY_PUBLISH_CLIENTS:
 		break;
 	}
 	if (!s->has_token && !ns->allow_anonymous)
-		return refuse(g, PROTO_ERR_FORBIDDEN,
-			      "%s%s%s does not allow clients without a token (allow_anonymous: false)",
-			      NS_LABEL(ns));
+		return refuse(
+			g, PROTO_ERR_FORBIDDEN,
+			"%s%s%s does not allow clients without a token (allow_anonymous: false)",
+			NS_LABEL(ns));
 	if (ns->private_ns && ns->publish == POLICY_PUBLISH_CLIENTS &&
 	    grants_read(hub, s, channel, len, ns, NULL, 0, false, g) != 0)
 		return -1; /* a private channel is closed to writers without the grant too */
 	if (s->grant_publish != NULL && !patterns_match(s->grant_publish, channel, len))
 		return refuse(g, PROTO_ERR_FORBIDDEN,
-			      "the token's \"publish\" claim does not match %.*s", (int)len, channel);
+			      "the token's \"publish\" claim does not match %.*s", (int)len,
+			      channel);
 	return 0;
 }

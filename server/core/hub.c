@@ -73,8 +73,9 @@ hub_op_new(struct hub *hub, enum pending_kind kind, struct session *s, const jso
 
 	if (pending_count(hub->pending) >= PENDING_MAX) {
 		if (s != NULL)
-			session_send_error(s, id, PROTO_ERR_UNAVAILABLE,
-					   "the server has too many operations in flight; retry later");
+			session_send_error(
+				s, id, PROTO_ERR_UNAVAILABLE,
+				"the server has too many operations in flight; retry later");
 		return NULL;
 	}
 	op = pending_add(hub->pending, kind);
@@ -138,8 +139,7 @@ request_history(struct hub *hub, struct pending *op)
 /* A subscription whose engine side failed: the dialect tells the client, and the
  * session is no longer in the fan-out. The caller closes the channel if it emptied. */
 static void
-subscribe_failed(struct hub *hub, struct session *s, struct channel *ch, struct pending *op,
-		 int rc)
+subscribe_failed(struct hub *hub, struct session *s, struct channel *ch, struct pending *op, int rc)
 {
 	int j = sub_index(s, ch);
 
@@ -244,10 +244,11 @@ on_subscribe_answer(struct hub *hub, struct pending *op, int rc, const struct en
 		int prc;
 
 		member_of(s, &m);
-		prc = engine_presence_add(hub->engine, ch->name, ch->name_len, &m, ch->ns->join_leave);
+		prc = engine_presence_add(hub->engine, ch->name, ch->name_len, &m,
+					  ch->ns->join_leave);
 		if (prc != 0)
-			log_warn("hub: client=%s presence in %s not recorded: %s", s->client, ch->name,
-				 strerror(-prc));
+			log_warn("hub: client=%s presence in %s not recorded: %s", s->client,
+				 ch->name, strerror(-prc));
 		events_client(hub, "member_joined", s, ch->name, ch->name_len);
 	}
 }
@@ -287,8 +288,8 @@ hub_op_complete(void *arg, int rc, const void *result)
 /* ---- subscriptions ---- */
 
 void
-hub_subscribe(struct hub *hub, struct session *s, const json_t *id, const char *channel,
-	      size_t len, const struct ns_policy *ns, const struct engine_history_query *req)
+hub_subscribe(struct hub *hub, struct session *s, const json_t *id, const char *channel, size_t len,
+	      const struct ns_policy *ns, const struct engine_history_query *req)
 {
 	struct pending *op = hub_op_new(hub, PENDING_SUBSCRIBE, s, id, channel, len);
 	struct channel *ch;
@@ -423,8 +424,8 @@ on_presence_event(void *arg, const char *channel, size_t clen, bool join,
 		if (strcmp(mb->s->client, m->client) == 0)
 			continue;
 		if (f[mb->dialect] == NULL)
-			f[mb->dialect] = xcheck(mb->s->dialect->encode_join_leave(ch->name, clen, join,
-										   m));
+			f[mb->dialect] =
+				xcheck(mb->s->dialect->encode_join_leave(ch->name, clen, join, m));
 		if (mb->catching_up)
 			keep(ch, mb->s, NULL, f[mb->dialect]);
 		else
@@ -449,8 +450,8 @@ on_reset_event(void *arg, const char *channel, size_t clen, uint64_t offset, con
 		struct member *mb = &ch->members[i];
 
 		if (f[mb->dialect] == NULL)
-			f[mb->dialect] = xcheck(mb->s->dialect->encode_reset(ch->name, clen, offset,
-									      epoch));
+			f[mb->dialect] =
+				xcheck(mb->s->dialect->encode_reset(ch->name, clen, offset, epoch));
 		if (mb->catching_up)
 			keep(ch, mb->s, NULL, f[mb->dialect]);
 		else

@@ -30,7 +30,7 @@ struct hub_auth {
 	 * object, or -1 with a sentence for the client in msg (at most 128 bytes). */
 	int (*verify)(void *arg, const char *token, size_t len, json_t **claims, char *msg,
 		      size_t msglen);
-	int64_t (*now)(void *arg);   /* Unix seconds */
+	int64_t (*now)(void *arg); /* Unix seconds */
 	void *arg;
 };
 
@@ -85,14 +85,14 @@ size_t hub_drain(struct hub *hub, size_t n);
 
 /* Counters for GET /metrics (all since the hub started, except those marked "now"). */
 struct hub_stats {
-	uint64_t commands[PROTO_KIND_COUNT];   /* by type; [PROTO_KIND_NONE]: undecodable */
-	uint64_t errors[PROTO_ERR_COUNT];      /* error frames sent, by code */
-	uint64_t published_client;             /* messages published by clients */
-	uint64_t published_server;             /* ... through the HTTP API */
-	uint64_t delivered;                    /* message frames queued to subscribers */
-	uint64_t replayed;                     /* ... of them by recover/rewind */
-	uint64_t join_leave;                   /* join/leave frames queued */
-	uint64_t subscriptions;                /* now */
+	uint64_t commands[PROTO_KIND_COUNT]; /* by type; [PROTO_KIND_NONE]: undecodable */
+	uint64_t errors[PROTO_ERR_COUNT];    /* error frames sent, by code */
+	uint64_t published_client;	     /* messages published by clients */
+	uint64_t published_server;	     /* ... through the HTTP API */
+	uint64_t delivered;		     /* message frames queued to subscribers */
+	uint64_t replayed;		     /* ... of them by recover/rewind */
+	uint64_t join_leave;		     /* join/leave frames queued */
+	uint64_t subscriptions;		     /* now */
 };
 const struct hub_stats *hub_stats(const struct hub *hub);
 

@@ -34,47 +34,47 @@ struct map;
 
 struct member {
 	struct session *s;
-	uint32_t sub_idx;          /* index in s->subs */
-	bool catching_up;          /* subscribed, waiting for the engine's history answer */
-	uint8_t dialect;           /* s->dialect->index, read by the fan-out */
+	uint32_t sub_idx; /* index in s->subs */
+	bool catching_up; /* subscribed, waiting for the engine's history answer */
+	uint8_t dialect;  /* s->dialect->index, read by the fan-out */
 };
 
 struct channel {
-	char *name;                /* owned */
+	char *name; /* owned */
 	size_t name_len;
-	uint64_t serial;           /* unique per hub: tells a reopened channel from the old */
+	uint64_t serial; /* unique per hub: tells a reopened channel from the old */
 	const struct ns_policy *ns;
 	struct member *members;
 	uint32_t nmembers, cap;
-	bool live;                 /* the engine confirmed the subscription (deliveries flow) */
-	int engine_rc;             /* the engine refused the subscription: a negative errno */
-	struct pending *catchups;  /* subscribe operations catching up here (linked by next) */
+	bool live;		  /* the engine confirmed the subscription (deliveries flow) */
+	int engine_rc;		  /* the engine refused the subscription: a negative errno */
+	struct pending *catchups; /* subscribe operations catching up here (linked by next) */
 };
 
 struct subref {
 	struct channel *ch;
-	uint32_t member_idx;       /* index in ch->members */
+	uint32_t member_idx; /* index in ch->members */
 };
 
 struct session {
 	const struct session_ops *ops;
 	const struct dialect *dialect;
 	void *conn;
-	struct hub_stats *stats;   /* the hub's counters */
-	uint64_t serial;           /* unique per hub: how pending operations name it */
+	struct hub_stats *stats; /* the hub's counters */
+	uint64_t serial;	 /* unique per hub: how pending operations name it */
 	bool connected;
 	bool kicked;
-	char client[40];           /* "<node>-<serial>" */
-	char *user;                /* owned, after connect */
-	char *info;                /* owned: JSON object text for presence, or NULL */
+	char client[40]; /* "<node>-<serial>" */
+	char *user;	 /* owned, after connect */
+	char *info;	 /* owned: JSON object text for presence, or NULL */
 	size_t info_len;
-	char *from;                /* owned: encoded "from" object, after connect */
+	char *from; /* owned: encoded "from" object, after connect */
 	size_t from_len;
-	char *url_token;           /* owned: ?token= of the upgrade request, or NULL */
-	bool has_token;            /* connected with a verified token */
-	int64_t exp;               /* the token's exp (Unix s), 0: none */
-	json_t *grant_channels;    /* the token's "channels" patterns (array), or NULL */
-	json_t *grant_publish;     /* the token's "publish" patterns (array), or NULL */
+	char *url_token;	/* owned: ?token= of the upgrade request, or NULL */
+	bool has_token;		/* connected with a verified token */
+	int64_t exp;		/* the token's exp (Unix s), 0: none */
+	json_t *grant_channels; /* the token's "channels" patterns (array), or NULL */
+	json_t *grant_publish;	/* the token's "publish" patterns (array), or NULL */
 
 	struct subref *subs;
 	uint32_t nsubs, capsubs;
@@ -82,7 +82,7 @@ struct session {
 	/* Ring of queued frames: q[(qhead + i) & (qcap - 1)], i < qlen; qcap a power of 2. */
 	struct frame **q;
 	size_t qhead, qlen, qcap;
-	size_t qbytes;             /* wire bytes queued */
+	size_t qbytes; /* wire bytes queued */
 	size_t qmax_len, qmax_bytes;
 
 	/* Rate limits (limits.client_commands, limits.client_publish) and the refusals
@@ -96,22 +96,22 @@ struct session {
 };
 
 struct hub {
-	struct core_config cfg;    /* copied; cfg.policy and cfg.engine are borrowed */
-	struct engine *engine;     /* owned */
-	struct map *channels;      /* name -> struct channel (owned) */
-	struct map *sessions;      /* client id -> struct session (borrowed), after connect */
-	struct map *serials;       /* serial (8 bytes) -> struct session (borrowed), all */
+	struct core_config cfg;	       /* copied; cfg.policy and cfg.engine are borrowed */
+	struct engine *engine;	       /* owned */
+	struct map *channels;	       /* name -> struct channel (owned) */
+	struct map *sessions;	       /* client id -> struct session (borrowed), after connect */
+	struct map *serials;	       /* serial (8 bytes) -> struct session (borrowed), all */
 	struct pending_table *pending; /* operations waiting for the engine (owned) */
-	size_t nsessions;          /* open sessions, connected or not */
+	size_t nsessions;	       /* open sessions, connected or not */
 	uint64_t next_serial;
-	uint64_t next_channel;     /* channel serials */
-	char node[16];             /* client id prefix */
-	char server[32];           /* "switchboard/<version>" */
+	uint64_t next_channel; /* channel serials */
+	char node[16];	       /* client id prefix */
+	char server[32];       /* "switchboard/<version>" */
 	struct session *pend_head, *pend_tail;
-	struct hub_auth auth;      /* token verification and wall clock, or zeroed */
-	struct hub_events events;  /* webhook events, or zeroed */
-	uint64_t now_ms;           /* monotonic time of the event being handled */
-	int64_t now_unix;          /* wall clock at the last tick */
+	struct hub_auth auth;	  /* token verification and wall clock, or zeroed */
+	struct hub_events events; /* webhook events, or zeroed */
+	uint64_t now_ms;	  /* monotonic time of the event being handled */
+	int64_t now_unix;	  /* wall clock at the last tick */
 	struct hub_stats stats;
 };
 
@@ -185,8 +185,8 @@ void backend_complete(struct hub *hub, struct pending *op, int rc, const void *r
 
 /* ---- events.c: webhook events ---- */
 
-void events_client(struct hub *hub, const char *name, const struct session *s,
-		   const char *channel, size_t len);
+void events_client(struct hub *hub, const char *name, const struct session *s, const char *channel,
+		   size_t len);
 void events_channel(struct hub *hub, const char *name, const char *channel, size_t len);
 void events_message(struct hub *hub, const struct message *m);
 

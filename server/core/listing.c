@@ -39,8 +39,8 @@ listing_members(const struct engine_member *members, size_t n, size_t budget, bo
 	for (size_t i = 0; i < n; i++) {
 		const struct engine_member *m = &members[i];
 		size_t mlen;
-		char *one = xcheck(proto_encode_member(m->client, m->user, m->info, m->info_len,
-						       &mlen));
+		char *one = xcheck(
+			proto_encode_member(m->client, m->user, m->info, m->info_len, &mlen));
 
 		if (b.len + mlen + 2 > budget) {
 			*truncated = true;

@@ -12,8 +12,8 @@ struct message;
 
 /* [{"client","user"[,"info"]},...] of members[0..n) while it fits budget bytes; sets
  * *truncated when some were left out. A new malloc'd text of *len bytes. */
-char *listing_members(const struct engine_member *members, size_t n, size_t budget,
-		      bool *truncated, size_t *len);
+char *listing_members(const struct engine_member *members, size_t n, size_t budget, bool *truncated,
+		      size_t *len);
 
 /* [{"offset","data"[,"from"]},...] of msgs[0..n) (oldest first) within budget bytes:
  * with oldest_first the oldest that fit (a client paging on with since), otherwise the

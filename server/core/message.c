@@ -15,13 +15,12 @@ struct message {
 	uint64_t time_ms;
 	size_t channel_len, data_len, from_len;
 	char epoch[MESSAGE_EPOCH_LEN + 1];
-	char bytes[];              /* channel \0 data \0 from \0 */
+	char bytes[]; /* channel \0 data \0 from \0 */
 };
 
 struct message *
 message_new(const char *channel, size_t channel_len, const char *data, size_t data_len,
-	    const char *from, size_t from_len, uint64_t offset, const char *epoch,
-	    uint64_t time_ms)
+	    const char *from, size_t from_len, uint64_t offset, const char *epoch, uint64_t time_ms)
 {
 	size_t flen = from != NULL ? from_len : 0;
 	struct message *m = xmalloc(sizeof(*m) + channel_len + data_len + flen + 3);

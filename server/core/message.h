@@ -19,13 +19,13 @@ struct message *message_new(const char *channel, size_t channel_len, const char 
 			    size_t data_len, const char *from, size_t from_len, uint64_t offset,
 			    const char *epoch, uint64_t time_ms);
 
-struct message *message_ref(struct message *m);   /* returns m */
-void message_unref(struct message *m);            /* NULL-safe; frees at zero */
+struct message *message_ref(struct message *m); /* returns m */
+void message_unref(struct message *m);		/* NULL-safe; frees at zero */
 
 /* Read-only views, valid while a reference is held. Strings are NUL-terminated. */
 const char *message_channel(const struct message *m, size_t *len);
 const char *message_data(const struct message *m, size_t *len);
-const char *message_from(const struct message *m, size_t *len);   /* NULL: none */
+const char *message_from(const struct message *m, size_t *len); /* NULL: none */
 uint64_t message_offset(const struct message *m);
 const char *message_epoch(const struct message *m);
 uint64_t message_time_ms(const struct message *m);

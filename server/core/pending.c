@@ -10,7 +10,7 @@
 #include <string.h>
 
 struct pending_table {
-	struct map *ops;           /* cookie (8 bytes) -> struct pending (owned) */
+	struct map *ops; /* cookie (8 bytes) -> struct pending (owned) */
 	uint64_t next_cookie;
 };
 

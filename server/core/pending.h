@@ -24,13 +24,13 @@
 #define PENDING_MAX 65536
 
 enum pending_kind {
-	PENDING_CHANNEL,           /* engine subscribe of a channel that got its first member */
-	PENDING_SUBSCRIBE,         /* a session's history answer (two-phase subscribe) */
+	PENDING_CHANNEL,   /* engine subscribe of a channel that got its first member */
+	PENDING_SUBSCRIBE, /* a session's history answer (two-phase subscribe) */
 	PENDING_PUBLISH,
 	PENDING_HISTORY,
 	PENDING_PRESENCE,
 	PENDING_PRESENCE_STATS,
-	PENDING_BACKEND,           /* a server-side operation (backend.c) */
+	PENDING_BACKEND, /* a server-side operation (backend.c) */
 };
 
 struct frame;
@@ -39,34 +39,34 @@ struct hub;
 
 /* A frame or message kept for a catching-up subscriber, oldest first. */
 struct pending_kept {
-	struct message *msg;       /* a message (one reference), or NULL */
-	struct frame *f;           /* another frame for the channel (one reference), or NULL */
+	struct message *msg; /* a message (one reference), or NULL */
+	struct frame *f;     /* another frame for the channel (one reference), or NULL */
 	struct pending_kept *next;
 };
 
 struct pending {
-	uint64_t cookie;           /* unique per table, never 0 */
+	uint64_t cookie; /* unique per table, never 0 */
 	enum pending_kind kind;
-	struct hub *hub;           /* whose operation it is */
-	uint64_t session;          /* serial of the session it answers; 0: none */
+	struct hub *hub;	       /* whose operation it is */
+	uint64_t session;	       /* serial of the session it answers; 0: none */
 	const struct dialect *dialect; /* whose complete() answers it (session ops) */
-	json_t *id;                /* the command's id (own reference), or NULL */
-	char *channel;             /* owned copy, NUL-terminated */
+	json_t *id;		       /* the command's id (own reference), or NULL */
+	char *channel;		       /* owned copy, NUL-terminated */
 	size_t channel_len;
-	uint64_t channel_serial;   /* PENDING_CHANNEL, PENDING_SUBSCRIBE: which channel */
+	uint64_t channel_serial; /* PENDING_CHANNEL, PENDING_SUBSCRIBE: which channel */
 
 	/* PENDING_SUBSCRIBE */
-	struct engine_history_query q;  /* q.since_epoch points at since_epoch */
+	struct engine_history_query q; /* q.since_epoch points at since_epoch */
 	char since_epoch[ENGINE_EPOCH_LEN + 1];
-	bool requested;            /* the history call was made */
-	bool cancelled;            /* the subscription went before the answer */
+	bool requested; /* the history call was made */
+	bool cancelled; /* the subscription went before the answer */
 	struct pending_kept *kept, *kept_tail;
 	size_t nkept, kept_bytes;
-	struct pending *next;      /* in its channel's catchups list */
+	struct pending *next; /* in its channel's catchups list */
 
 	/* PENDING_BACKEND (backend.c) */
-	int step;                  /* which engine call of the operation is in flight */
-	void *state;               /* the operation's own state (owned by backend.c) */
+	int step;    /* which engine call of the operation is in flight */
+	void *state; /* the operation's own state (owned by backend.c) */
 };
 
 struct pending_table;

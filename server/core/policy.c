@@ -8,9 +8,9 @@
 #include <string.h>
 
 struct policy {
-	struct ns_policy *ns;   /* configured namespaces */
+	struct ns_policy *ns; /* configured namespaces */
 	size_t n;
-	struct ns_policy *def;  /* default namespace, or NULL: refuse unknown namespaces */
+	struct ns_policy *def; /* default namespace, or NULL: refuse unknown namespaces */
 };
 
 static const char *const publish_names[] = {
@@ -105,7 +105,8 @@ policy_for_channel(const struct policy *p, const char *name, size_t len)
 
 	if (nslen > 0) {
 		for (size_t i = 0; i < p->n; i++)
-			if (strlen(p->ns[i].name) == nslen && memcmp(p->ns[i].name, name, nslen) == 0)
+			if (strlen(p->ns[i].name) == nslen &&
+			    memcmp(p->ns[i].name, name, nslen) == 0)
 				return &p->ns[i];
 	}
 	return p->def;

@@ -9,26 +9,26 @@
 #include <stddef.h>
 
 enum policy_publish {
-	POLICY_PUBLISH_SUBSCRIBERS = 0,  /* only subscribers of the channel */
-	POLICY_PUBLISH_CLIENTS,          /* any connected client */
-	POLICY_PUBLISH_NONE,             /* no client: only the server side */
+	POLICY_PUBLISH_SUBSCRIBERS = 0, /* only subscribers of the channel */
+	POLICY_PUBLISH_CLIENTS,		/* any connected client */
+	POLICY_PUBLISH_NONE,		/* no client: only the server side */
 };
 
 struct ns_policy {
-	char *name;                      /* "" for the default namespace */
+	char *name; /* "" for the default namespace */
 	enum policy_publish publish;
-	bool private_ns;                 /* subscribing needs a token grant */
-	bool presence;                   /* presence and presence_stats answer */
-	bool join_leave;                 /* subscribers get join/leave events */
-	bool allow_anonymous;            /* clients without a token may subscribe/publish */
-	unsigned history_size;           /* messages kept per channel; 0: no history */
-	unsigned history_ttl;            /* seconds a message is kept; 0: until evicted */
-	bool message_events;             /* webhooks receive message_published */
+	bool private_ns;       /* subscribing needs a token grant */
+	bool presence;	       /* presence and presence_stats answer */
+	bool join_leave;       /* subscribers get join/leave events */
+	bool allow_anonymous;  /* clients without a token may subscribe/publish */
+	unsigned history_size; /* messages kept per channel; 0: no history */
+	unsigned history_ttl;  /* seconds a message is kept; 0: until evicted */
+	bool message_events;   /* webhooks receive message_published */
 };
 
 struct policy;
 
-struct policy *policy_new(void);     /* with the built-in default namespace */
+struct policy *policy_new(void); /* with the built-in default namespace */
 void policy_free(struct policy *p);
 
 /* Adds or replaces a namespace with the defaults of a configured namespace (publish

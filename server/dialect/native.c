@@ -60,8 +60,9 @@ encode_message(const struct message *m)
 	const char *channel = message_channel(m, &clen), *data = message_data(m, &dlen),
 		   *from = message_from(m, &flen);
 
-	return owned(proto_encode_message_n(channel, clen, message_offset(m), data, dlen, from, flen,
-					    &len), &len);
+	return owned(proto_encode_message_n(channel, clen, message_offset(m), data, dlen, from,
+					    flen, &len),
+		     &len);
 }
 
 static struct frame *
@@ -109,8 +110,9 @@ encode_error(const json_t *id, enum proto_errcode code, const char *text)
 static void
 unavailable(struct session *s, const json_t *id, const char *what, int rc)
 {
-	session_send_error(s, id, PROTO_ERR_UNAVAILABLE, "%s failed: the server cannot reach its engine (%s); retry later",
-			   what, strerror(-rc));
+	session_send_error(s, id, PROTO_ERR_UNAVAILABLE,
+			   "%s failed: the server cannot reach its engine (%s); retry later", what,
+			   strerror(-rc));
 }
 
 /* ---- commands ---- */
@@ -127,8 +129,9 @@ on_connect(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 		return;
 	}
 	if (token != NULL) {
-		json_t *claims = grants_verify(hub, token,
-					       cmd->token != NULL ? cmd->token_len : strlen(token), &g);
+		json_t *claims =
+			grants_verify(hub, token,
+				      cmd->token != NULL ? cmd->token_len : strlen(token), &g);
 		int rc = claims != NULL ? grants_adopt(s, claims, &g) : -1;
 
 		json_decref(claims);
@@ -148,7 +151,8 @@ on_connect(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 		}
 	}
 	hub_session_identified(hub, s);
-	reply(s, proto_encode_connected(cmd->id, s->client, s->user, hub->server, s->exp, &len), &len);
+	reply(s, proto_encode_connected(cmd->id, s->client, s->user, hub->server, s->exp, &len),
+	      &len);
 	events_client(hub, "client_connected", s, NULL, 0);
 }
 
@@ -173,7 +177,8 @@ on_refresh(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	sub = grants_claim_sub(claims);
 	if (sub == NULL || strcmp(sub, s->user) != 0)
 		session_send_error(s, cmd->id, PROTO_ERR_FORBIDDEN,
-				   "the new token is for another user (its sub must be \"%s\")", s->user);
+				   "the new token is for another user (its sub must be \"%s\")",
+				   s->user);
 	else if (grants_adopt(s, claims, &g) == 0)
 		reply(s, proto_encode_refreshed(cmd->id, s->exp, &len), &len);
 	else
@@ -190,8 +195,8 @@ on_subscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	struct grant g;
 
 	if (ch != NULL && sub_index(s, ch) >= 0) {
-		session_send_error(s, cmd->id, PROTO_ERR_ALREADY_SUBSCRIBED, "already subscribed to %s",
-				   cmd->channel);
+		session_send_error(s, cmd->id, PROTO_ERR_ALREADY_SUBSCRIBED,
+				   "already subscribed to %s", cmd->channel);
 		return;
 	}
 	if (s->nsubs >= hub->cfg.limits.max_channels_per_connection) {
@@ -207,7 +212,8 @@ on_subscribe(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 		return;
 	}
 	if (cmd->has_since)
-		q = (struct engine_history_query){ .has_since = true, .since_offset = cmd->since_offset,
+		q = (struct engine_history_query){ .has_since = true,
+						   .since_offset = cmd->since_offset,
 						   .since_epoch = cmd->since_epoch,
 						   .limit = ns->history_size };
 	else if (cmd->rewind > 0)
@@ -259,8 +265,10 @@ subscribed(struct hub *hub, struct session *s, const struct pending *op,
 
 	if (first > 0 && recovered == 1)
 		recovered = 0; /* a partial replay would be a gap: replay nothing */
-	reply(s, proto_encode_subscribed(op->id, op->channel, h->pos.offset, h->pos.epoch, recovered,
-					 &len), &len);
+	reply(s,
+	      proto_encode_subscribed(op->id, op->channel, h->pos.offset, h->pos.epoch, recovered,
+				      &len),
+	      &len);
 	if (recovered != 0)
 		hub_replay(hub, s, h->messages + first, h->count - first);
 }
@@ -296,14 +304,14 @@ on_publish(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	};
 	struct pending *op;
 
-	if (ns == NULL ||
-	    grants_publish(hub, s, cmd->channel, cmd->channel_len, ns, &g) != 0) {
+	if (ns == NULL || grants_publish(hub, s, cmd->channel, cmd->channel_len, ns, &g) != 0) {
 		refuse(s, cmd->id, &g);
 		return;
 	}
 	if (cmd->data_len > hub->cfg.limits.max_data_size) {
-		session_send_error(s, cmd->id, PROTO_ERR_TOO_LARGE, "data is %zu bytes, the limit is %zu",
-				   cmd->data_len, hub->cfg.limits.max_data_size);
+		session_send_error(s, cmd->id, PROTO_ERR_TOO_LARGE,
+				   "data is %zu bytes, the limit is %zu", cmd->data_len,
+				   hub->cfg.limits.max_data_size);
 		return;
 	}
 	op = hub_op_new(hub, PENDING_PUBLISH, s, cmd->id, cmd->channel, cmd->channel_len);
@@ -360,7 +368,8 @@ on_presence(struct hub *hub, struct session *s, const struct proto_cmd *cmd)
 	if (op == NULL)
 		return;
 	if (stats)
-		engine_presence_stats(hub->engine, op->channel, op->channel_len, hub_op_complete, op);
+		engine_presence_stats(hub->engine, op->channel, op->channel_len, hub_op_complete,
+				      op);
 	else
 		engine_presence(hub->engine, op->channel, op->channel_len, hub_op_complete, op);
 }
@@ -423,8 +432,10 @@ answer_history(struct hub *hub, struct session *s, const struct pending *op,
 				     op->q.has_since && strcmp(h->pos.epoch, op->since_epoch) == 0,
 				     &truncated, &alen);
 
-	reply(s, proto_encode_history(op->id, op->channel, h->pos.offset, h->pos.epoch, arr, alen,
-				      truncated, &len), &len);
+	reply(s,
+	      proto_encode_history(op->id, op->channel, h->pos.offset, h->pos.epoch, arr, alen,
+				   truncated, &len),
+	      &len);
 	free(arr);
 }
 
@@ -432,8 +443,10 @@ static void
 complete(struct hub *hub, struct session *s, struct pending *op, int rc, const void *result)
 {
 	static const char *const what[] = {
-		[PENDING_SUBSCRIBE] = "subscribe", [PENDING_PUBLISH] = "publish",
-		[PENDING_HISTORY] = "history", [PENDING_PRESENCE] = "presence",
+		[PENDING_SUBSCRIBE] = "subscribe",
+		[PENDING_PUBLISH] = "publish",
+		[PENDING_HISTORY] = "history",
+		[PENDING_PRESENCE] = "presence",
 		[PENDING_PRESENCE_STATS] = "presence_stats",
 	};
 	const struct engine_published *pub = result;
@@ -441,8 +454,11 @@ complete(struct hub *hub, struct session *s, struct pending *op, int rc, const v
 	size_t len;
 
 	if (rc != 0) {
-		unavailable(s, op->id, op->kind < sizeof(what) / sizeof(what[0]) && what[op->kind]
-					       ? what[op->kind] : "the command", rc);
+		unavailable(s, op->id,
+			    op->kind < sizeof(what) / sizeof(what[0]) && what[op->kind]
+				    ? what[op->kind]
+				    : "the command",
+			    rc);
 		return;
 	}
 	switch (op->kind) {
@@ -450,8 +466,10 @@ complete(struct hub *hub, struct session *s, struct pending *op, int rc, const v
 		subscribed(hub, s, op, result);
 		break;
 	case PENDING_PUBLISH:
-		reply(s, proto_encode_published(op->id, op->channel, message_offset(pub->msg),
-						message_epoch(pub->msg), &len), &len);
+		reply(s,
+		      proto_encode_published(op->id, op->channel, message_offset(pub->msg),
+					     message_epoch(pub->msg), &len),
+		      &len);
 		break;
 	case PENDING_HISTORY:
 		answer_history(hub, s, op, result);
@@ -460,7 +478,9 @@ complete(struct hub *hub, struct session *s, struct pending *op, int rc, const v
 		answer_presence(hub, s, op, result);
 		break;
 	case PENDING_PRESENCE_STATS:
-		reply(s, proto_encode_presence_stats(op->id, op->channel, st->clients, st->users, &len),
+		reply(s,
+		      proto_encode_presence_stats(op->id, op->channel, st->clients, st->users,
+						  &len),
 		      &len);
 		break;
 	case PENDING_CHANNEL:
@@ -480,8 +500,8 @@ complete(struct hub *hub, struct session *s, struct pending *op, int rc, const v
  * ignores the refusals (4029). The command bucket is taken before decoding: a frame it
  * refuses is decoded into *cmd (which the caller finishes) only to learn that id. */
 static bool
-rate_limited(struct hub *hub, struct session *s, struct proto_cmd *cmd, const char *buf,
-	     size_t len, bool publish)
+rate_limited(struct hub *hub, struct session *s, struct proto_cmd *cmd, const char *buf, size_t len,
+	     bool publish)
 {
 	const struct core_limits *l = &hub->cfg.limits;
 	uint64_t retry = 0;
@@ -500,8 +520,8 @@ rate_limited(struct hub *hub, struct session *s, struct proto_cmd *cmd, const ch
 	if (!publish)
 		proto_decode(buf, len, cmd, NULL);
 	session_send_error(s, cmd->id, PROTO_ERR_RATE_LIMITED,
-			   "%s rate limit: retry in %" PRIu64 " ms", publish ? "publish" : "command",
-			   retry);
+			   "%s rate limit: retry in %" PRIu64 " ms",
+			   publish ? "publish" : "command", retry);
 	return true;
 }
 
@@ -517,7 +537,7 @@ receive(struct hub *hub, struct session *s, const char *buf, size_t len)
 		/* A known command refused for its channel name counts under its type; a
 		 * frame that does not decode into a command is "invalid". */
 		hub->stats.commands[err.code == PROTO_ERR_INVALID_CHANNEL ? cmd.kind
-									   : PROTO_KIND_NONE]++;
+									  : PROTO_KIND_NONE]++;
 		session_send_error(s, cmd.id, err.code, "%s", err.text);
 		goto out;
 	}

@@ -13,15 +13,14 @@ engine_new(const char *name, const struct engine_callbacks *cb, const struct eng
 }
 
 void
-engine_publish(struct engine *e, const struct engine_pub *p, uint64_t now_ms,
-	       engine_done_fn done, void *arg)
+engine_publish(struct engine *e, const struct engine_pub *p, uint64_t now_ms, engine_done_fn done,
+	       void *arg)
 {
 	e->ops->publish(e, p, now_ms, done, arg);
 }
 
 void
-engine_subscribe(struct engine *e, const char *channel, size_t len, engine_done_fn done,
-		 void *arg)
+engine_subscribe(struct engine *e, const char *channel, size_t len, engine_done_fn done, void *arg)
 {
 	e->ops->subscribe(e, channel, len, done, arg);
 }
@@ -55,8 +54,7 @@ engine_presence_remove(struct engine *e, const char *channel, size_t len,
 }
 
 void
-engine_presence(struct engine *e, const char *channel, size_t len, engine_done_fn done,
-		void *arg)
+engine_presence(struct engine *e, const char *channel, size_t len, engine_done_fn done, void *arg)
 {
 	e->ops->presence(e, channel, len, done, arg);
 }

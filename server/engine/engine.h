@@ -43,11 +43,11 @@ typedef void (*engine_done_fn)(void *arg, int rc, const void *result);
 struct engine_pub {
 	const char *channel;
 	size_t channel_len;
-	const char *data;        /* exact JSON text of the data value */
+	const char *data; /* exact JSON text of the data value */
 	size_t data_len;
-	const char *from;        /* encoded "from" object, or NULL */
+	const char *from; /* encoded "from" object, or NULL */
 	size_t from_len;
-	unsigned history_size;   /* messages to retain for the channel (namespace) */
+	unsigned history_size;	 /* messages to retain for the channel (namespace) */
 	uint64_t history_ttl_ms; /* how long to retain them; 0: until evicted */
 };
 
@@ -59,14 +59,14 @@ struct engine_position {
 
 /* publish() answers the message as stored (offset and epoch assigned). */
 struct engine_published {
-	struct message *msg;     /* borrowed: take a reference to keep it */
+	struct message *msg; /* borrowed: take a reference to keep it */
 };
 
 /* A presence member: one subscribed connection. Borrowed for the call. */
 struct engine_member {
 	const char *client;
 	const char *user;
-	const char *info;        /* JSON object text, or NULL */
+	const char *info; /* JSON object text, or NULL */
 	size_t info_len;
 };
 
@@ -78,22 +78,22 @@ struct engine_presence {
 
 /* presence_stats() answers the counts. */
 struct engine_presence_stats {
-	uint64_t clients;        /* subscribed connections */
-	uint64_t users;          /* distinct users among them */
+	uint64_t clients; /* subscribed connections */
+	uint64_t users;	  /* distinct users among them */
 };
 
 /* What history() is asked. */
 struct engine_history_query {
-	bool has_since;          /* only messages after since_offset, if since_epoch is current */
+	bool has_since; /* only messages after since_offset, if since_epoch is current */
 	uint64_t since_offset;
 	const char *since_epoch;
-	uint64_t limit;          /* at most this many (the newest); 0: none, just the position */
+	uint64_t limit; /* at most this many (the newest); 0: none, just the position */
 };
 
 /* What history() answers: the position and messages[] (borrowed), oldest first. */
 struct engine_history {
 	struct engine_position pos;
-	bool recovered;          /* has_since: epoch matched and nothing is missing */
+	bool recovered; /* has_since: epoch matched and nothing is missing */
 	struct message *const *messages;
 	size_t count;
 };
@@ -112,7 +112,7 @@ struct engine_callbacks {
 };
 
 struct engine_config {
-	size_t history_memory;   /* bytes of retained messages, all channels together */
+	size_t history_memory; /* bytes of retained messages, all channels together */
 };
 
 struct engine_ops {
@@ -147,8 +147,8 @@ struct engine {
 
 /* Makes an engine (a concrete engine's constructor has this type). */
 typedef struct engine *(*engine_factory_fn)(const struct engine_callbacks *cb,
-					     const struct engine_config *cfg,
-					     const uint8_t seed[16]);
+					    const struct engine_config *cfg,
+					    const uint8_t seed[16]);
 
 /* Creates the engine called name ("memory"); seed randomises epochs and hashing.
  * Returns NULL for an unknown name. */
@@ -182,8 +182,8 @@ void engine_presence_remove(struct engine *e, const char *channel, size_t len,
 void engine_presence(struct engine *e, const char *channel, size_t len, engine_done_fn done,
 		     void *arg);
 /* Answers struct engine_presence_stats. */
-void engine_presence_stats(struct engine *e, const char *channel, size_t len,
-			   engine_done_fn done, void *arg);
+void engine_presence_stats(struct engine *e, const char *channel, size_t len, engine_done_fn done,
+			   void *arg);
 /* Drops history and starts a new epoch at offset 0, calls cb.reset_event, then answers
  * the new struct engine_position. A channel without state stays without: offset 0,
  * empty epoch, no event. */
@@ -195,7 +195,7 @@ void engine_tick(struct engine *e, uint64_t now_ms);
 void engine_free(struct engine *e);
 
 /* The memory engine (memory.c). */
-struct engine *engine_memory_new(const struct engine_callbacks *cb,
-				 const struct engine_config *cfg, const uint8_t seed[16]);
+struct engine *engine_memory_new(const struct engine_callbacks *cb, const struct engine_config *cfg,
+				 const uint8_t seed[16]);
 
 #endif

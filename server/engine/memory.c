@@ -24,39 +24,39 @@
 #include <string.h>
 
 struct hist_entry {
-	struct message *m;        /* one reference */
+	struct message *m; /* one reference */
 	uint64_t offset;
-	uint64_t expires_ms;      /* 0: never */
+	uint64_t expires_ms; /* 0: never */
 };
 
 struct pmember {
-	char *client, *user, *info;   /* owned; info may be NULL */
+	char *client, *user, *info; /* owned; info may be NULL */
 	size_t info_len;
 };
 
 struct mchan {
-	char *name;                /* owned copy (the map copies its own key too) */
+	char *name; /* owned copy (the map copies its own key too) */
 	size_t len;
 	uint64_t offset;
-	unsigned subscribers;      /* subscribe() calls not yet matched by unsubscribe() */
+	unsigned subscribers; /* subscribe() calls not yet matched by unsubscribe() */
 	char epoch[ENGINE_EPOCH_LEN + 1];
 
-	struct hist_entry *ring;   /* ring[(head + i) % cap], i < count: oldest first */
+	struct hist_entry *ring; /* ring[(head + i) % cap], i < count: oldest first */
 	size_t head, count, cap;
 
-	struct map *members;       /* client -> struct pmember, or NULL */
-	struct map *users;         /* user -> count (as a pointer-sized integer), or NULL */
+	struct map *members; /* client -> struct pmember, or NULL */
+	struct map *users;   /* user -> count (as a pointer-sized integer), or NULL */
 
-	struct mchan *lru_prev, *lru_next;  /* channels with history, least recent first */
+	struct mchan *lru_prev, *lru_next; /* channels with history, least recent first */
 	bool in_lru;
 };
 
 struct memory_engine {
-	struct engine base;        /* first: the engine.h view */
-	struct map *channels;      /* name -> struct mchan */
+	struct engine base;   /* first: the engine.h view */
+	struct map *channels; /* name -> struct mchan */
 	uint8_t seed[16];
 	uint8_t epoch_key[16];
-	uint64_t epochs;           /* epochs handed out */
+	uint64_t epochs; /* epochs handed out */
 	size_t hist_bytes, hist_budget;
 	struct mchan *lru_head, *lru_tail;
 };
@@ -70,7 +70,8 @@ new_epoch(struct memory_engine *m, struct mchan *c)
 {
 	uint64_t n = ++m->epochs;
 
-	snprintf(c->epoch, sizeof(c->epoch), "%016" PRIx64, map_siphash(m->epoch_key, &n, sizeof(n)));
+	snprintf(c->epoch, sizeof(c->epoch), "%016" PRIx64,
+		 map_siphash(m->epoch_key, &n, sizeof(n)));
 }
 
 static struct mchan *
@@ -196,9 +197,9 @@ hist_push(struct memory_engine *m, struct mchan *c, struct message *msg, unsigne
 		c->cap = ncap;
 		c->head = 0;
 	}
-	c->ring[(c->head + c->count) % c->cap] =
-		(struct hist_entry){ .m = message_ref(msg), .offset = message_offset(msg),
-				     .expires_ms = expires_ms };
+	c->ring[(c->head + c->count) % c->cap] = (struct hist_entry){ .m = message_ref(msg),
+								      .offset = message_offset(msg),
+								      .expires_ms = expires_ms };
 	if (c->count == 0)
 		m->hist_bytes += chan_cost(c);
 	c->count++;
@@ -308,7 +309,8 @@ mem_history(struct engine *e, const char *channel, size_t len, const struct engi
 
 		/* An offset past the last one is not a position of this epoch. */
 		h.recovered = q->since_offset <= c->offset && oldest <= q->since_offset + 1;
-		while (first < c->count && c->ring[(c->head + first) % c->cap].offset <= q->since_offset)
+		while (first < c->count &&
+		       c->ring[(c->head + first) % c->cap].offset <= q->since_offset)
 			first++;
 	}
 	n = c->count - first;

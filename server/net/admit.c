@@ -56,12 +56,13 @@ origin_allowed(struct server *srv, struct lws *wsi, const char *ip)
 
 	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
 		return true;
-	json_array_foreach(srv->cfg->allowed_origins, i, o)
-		if (strcmp(json_string_value(o), "*") == 0 ||
-		    strcasecmp(json_string_value(o), origin) == 0)
-			return true;
-	net_log_limited(srv, NET_LOG_ORIGIN, "ws: refusing upgrade from %s: origin %s not in "
-			"allowed_origins", ip, log_clean(clean, sizeof(clean), origin, strlen(origin)));
+	json_array_foreach(srv->cfg->allowed_origins, i,
+			   o) if (strcmp(json_string_value(o), "*") == 0 ||
+				  strcasecmp(json_string_value(o), origin) == 0) return true;
+	net_log_limited(srv, NET_LOG_ORIGIN,
+			"ws: refusing upgrade from %s: origin %s not in "
+			"allowed_origins",
+			ip, log_clean(clean, sizeof(clean), origin, strlen(origin)));
 	return false;
 }
 
@@ -108,21 +109,25 @@ ip_admit(struct worker *w, struct lws *wsi, const char *ip)
 
 	e = ip_entry(srv, ip);
 	if (e->conns >= l->max_connections_per_ip) {
-		net_log_limited(srv, NET_LOG_PER_IP_LIMIT,
-				"ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
+		net_log_limited(
+			srv, NET_LOG_PER_IP_LIMIT,
+			"ws: refusing upgrade from %s: limits.max_connections_per_ip reached", ip);
 		w->metrics.ws_refused[METRICS_REFUSED_PER_IP]++;
-		return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too_many_connections",
-				  "too many connections from this address (limits.max_connections_per_ip)",
-				  1);
+		return net_refuse(
+			wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too_many_connections",
+			"too many connections from this address (limits.max_connections_per_ip)",
+			1);
 	}
-	if (!bucket_take(&e->rate, l->connect_rate_per_second, l->connect_rate_burst, clock_now_ms(),
-			 &retry_ms)) {
-		net_log_limited(srv, NET_LOG_PER_IP_RATE,
-				"ws: refusing upgrade from %s: limits.connection_rate_per_ip reached", ip);
+	if (!bucket_take(&e->rate, l->connect_rate_per_second, l->connect_rate_burst,
+			 clock_now_ms(), &retry_ms)) {
+		net_log_limited(
+			srv, NET_LOG_PER_IP_RATE,
+			"ws: refusing upgrade from %s: limits.connection_rate_per_ip reached", ip);
 		w->metrics.ws_refused[METRICS_REFUSED_RATE]++;
-		return net_refuse(wsi, 429, "rate_limited",
-				  "connecting too fast from this address (limits.connection_rate_per_ip)",
-				  (unsigned)((retry_ms + 999) / 1000));
+		return net_refuse(
+			wsi, 429, "rate_limited",
+			"connecting too fast from this address (limits.connection_rate_per_ip)",
+			(unsigned)((retry_ms + 999) / 1000));
 	}
 	return 0;
 }
@@ -214,16 +219,18 @@ admit_upgrade(struct worker *w, struct lws *wsi, char ip[48])
 			net_log_limited(srv, NET_LOG_DRAINING,
 					"ws: refusing upgrade from %s: draining", ip);
 		else
-			net_log_limited(srv, NET_LOG_CAPACITY, "ws: refusing upgrade from %s: "
-					"limits.max_connections reached (%zu open)", ip,
-					w->connections);
+			net_log_limited(srv, NET_LOG_CAPACITY,
+					"ws: refusing upgrade from %s: "
+					"limits.max_connections reached (%zu open)",
+					ip, w->connections);
 		w->metrics.ws_refused[METRICS_REFUSED_CAPACITY]++;
 		if (srv->shutting_down)
 			return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
-					  "the server is shutting down; connect to another node", 5);
+					  "the server is shutting down; connect to another node",
+					  5);
 		return net_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
-				  "the server is at its connection limit (limits.max_connections)", 1);
+				  "the server is at its connection limit (limits.max_connections)",
+				  1);
 	}
 	return 0;
 }
-

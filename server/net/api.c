@@ -56,29 +56,29 @@
 
 enum route {
 	R_NONE = 0,
-	R_CHANNELS,          /* GET  /api/v1/channels */
-	R_CHANNEL,           /* GET  /api/v1/channels/{c} */
-	R_PRESENCE,          /* GET  /api/v1/channels/{c}/presence */
-	R_MESSAGES,          /* GET, POST, DELETE /api/v1/channels/{c}/messages */
-	R_PUBLISH,           /* POST /api/v1/publish */
-	R_CLIENT,            /* DELETE /api/v1/clients/{id} */
-	R_USER,              /* DELETE /api/v1/users/{u} */
-	R_USER_UNSUBSCRIBE,  /* POST /api/v1/users/{u}/unsubscribe */
+	R_CHANNELS,	    /* GET  /api/v1/channels */
+	R_CHANNEL,	    /* GET  /api/v1/channels/{c} */
+	R_PRESENCE,	    /* GET  /api/v1/channels/{c}/presence */
+	R_MESSAGES,	    /* GET, POST, DELETE /api/v1/channels/{c}/messages */
+	R_PUBLISH,	    /* POST /api/v1/publish */
+	R_CLIENT,	    /* DELETE /api/v1/clients/{id} */
+	R_USER,		    /* DELETE /api/v1/users/{u} */
+	R_USER_UNSUBSCRIBE, /* POST /api/v1/users/{u}/unsubscribe */
 };
 
 /* An answer made ready by a completion, sent by send_answer(). */
 struct api_answer {
 	bool ready;
 	unsigned status;
-	char *body;                  /* owned */
-	const char *hname, *hvalue;  /* one extra header (string constants), or NULL */
+	char *body;		    /* owned */
+	const char *hname, *hvalue; /* one extra header (string constants), or NULL */
 };
 
 /* One channel of POST /api/v1/publish in flight. */
 struct pub_slot {
 	struct api_req *r;
-	size_t index;                /* in r->results */
-	uint64_t cookie;             /* while in flight */
+	size_t index;	 /* in r->results */
+	uint64_t cookie; /* while in flight */
 };
 
 /* Per-request state, zeroed by lws (the "http" protocol's per-session data). */
@@ -88,36 +88,36 @@ struct api_req {
 	const struct config_api_key *key;
 	char arg[PROTO_CHANNEL_MAX + 64]; /* the channel, client or user of the path */
 	size_t arg_len;
-	char *body;                  /* being received, or NULL */
+	char *body; /* being received, or NULL */
 	size_t body_len, body_max;
 	bool body_too_large;
-	unsigned early;              /* POST: http_send() flags of an answer made before the
-				      * body (HTTP_LINGER unless there is no Content-Length) */
-	bool discard;                /* answered early: the body is read and dropped */
-	size_t discard_left;         /* bytes still dropped before closing */
-	uint64_t linger_until;       /* when dropping stops and the connection closes */
-	uint64_t start_us;           /* the request's head arrived (the access log's time) */
-	char key_name[64];           /* the key's name, "" without a valid key */
-	char path[160];              /* the request path, cleaned for the log */
-	char ip[48];                 /* the client address (peer.h) */
-	uint64_t gen;                /* api_state.gen when the key was found */
+	unsigned early;	       /* POST: http_send() flags of an answer made before the
+				* body (HTTP_LINGER unless there is no Content-Length) */
+	bool discard;	       /* answered early: the body is read and dropped */
+	size_t discard_left;   /* bytes still dropped before closing */
+	uint64_t linger_until; /* when dropping stops and the connection closes */
+	uint64_t start_us;     /* the request's head arrived (the access log's time) */
+	char key_name[64];     /* the key's name, "" without a valid key */
+	char path[160];	       /* the request path, cleaned for the log */
+	char ip[48];	       /* the client address (peer.h) */
+	uint64_t gen;	       /* api_state.gen when the key was found */
 
-	struct lws *wsi;             /* for a completion that arrives later */
-	bool has_since;              /* GET messages: since_offset and epoch were given */
+	struct lws *wsi; /* for a completion that arrives later */
+	bool has_since;	 /* GET messages: since_offset and epoch were given */
 	char since_epoch[128];
-	bool in_handler;             /* a completion now runs inside the handler */
-	uint64_t cookie;             /* the backend operation in flight, or 0 */
+	bool in_handler; /* a completion now runs inside the handler */
+	uint64_t cookie; /* the backend operation in flight, or 0 */
 	struct api_answer ans;
 	/* POST /api/v1/publish: one slot per distinct channel published to. */
-	json_t *results;             /* the results list being filled (own reference) */
-	struct pub_slot *slots;      /* owned */
+	json_t *results;	/* the results list being filled (own reference) */
+	struct pub_slot *slots; /* owned */
 	size_t nslots, outstanding;
 };
 
 /* One token bucket per configured key, in configuration order. */
 struct api_state {
 	struct bucket *quota;
-	uint64_t gen;                /* bumped when a reload replaces the keys */
+	uint64_t gen; /* bumped when a reload replaces the keys */
 };
 
 size_t
@@ -131,8 +131,8 @@ api_req_size(void)
 static const char *
 method_name(int m)
 {
-	static const char *const names[] = { "GET", "POST", "OPTIONS", "PUT", "PATCH",
-					     "DELETE", "CONNECT", "HEAD" };
+	static const char *const names[] = { "GET",   "POST",	"OPTIONS", "PUT",
+					     "PATCH", "DELETE", "CONNECT", "HEAD" };
 
 	return m >= 0 && m < (int)(sizeof(names) / sizeof(names[0])) ? names[m] : "-";
 }
@@ -194,8 +194,7 @@ respond_error(struct lws *wsi, unsigned status, const char *code, const char *me
 	return rc;
 }
 
-static int
-fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
+static int fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static int
@@ -356,9 +355,8 @@ key_allows(const struct config_api_key *k, const char *channel, size_t len)
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(k->channels, i, p)
-		if (glob_match(json_string_value(p), channel, len))
-			return true;
+	json_array_foreach(k->channels, i,
+			   p) if (glob_match(json_string_value(p), channel, len)) return true;
 	return false;
 }
 
@@ -369,9 +367,8 @@ key_is_global(const struct config_api_key *k)
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(k->channels, i, p)
-		if (strcmp(json_string_value(p), "*") == 0)
-			return true;
+	json_array_foreach(k->channels, i,
+			   p) if (strcmp(json_string_value(p), "*") == 0) return true;
 	return false;
 }
 
@@ -400,8 +397,7 @@ answer(struct api_req *r, unsigned status, char *body, const char *hname, const 
 	r->ans = (struct api_answer){ true, status, xcheck(body), hname, hvalue };
 }
 
-static void
-answer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
+static void answer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void
@@ -453,20 +449,23 @@ answer_rc(struct api_req *r, int rc, const char *channel)
 	else if (rc == -EMSGSIZE)
 		answer_error(r, 413, "too_large", "data is over limits.max_data_size");
 	else
-		answer(r, 503, http_error_body("unavailable", rc == -EAGAIN
-					       ? "the server has too many operations in flight; retry later"
-					       : "the server cannot reach its engine; retry later"),
+		answer(r, 503,
+		       http_error_body(
+			       "unavailable",
+			       rc == -EAGAIN
+				       ? "the server has too many operations in flight; retry later"
+				       : "the server cannot reach its engine; retry later"),
 		       "retry-after:", "1");
 }
 
 /* Starts one backend operation whose completion fills r->ans, and answers now if it
  * completed inline. */
-#define START(r, wsi, call)                      \
-	do {                                     \
-		(r)->wsi = (wsi);                \
-		(r)->in_handler = true;          \
-		(r)->cookie = (call);            \
-		(r)->in_handler = false;         \
+#define START(r, wsi, call)                                                                        \
+	do {                                                                                       \
+		(r)->wsi = (wsi);                                                                  \
+		(r)->in_handler = true;                                                            \
+		(r)->cookie = (call);                                                              \
+		(r)->in_handler = false;                                                           \
 	} while (0)
 
 /* ---- handlers ---- */
@@ -539,7 +538,8 @@ on_history(void *arg, int rc, const void *result)
 					 h->pos.epoch));
 		if (truncated)
 			json_object_set_new(extra, "truncated", json_true());
-		answer(r, 200, with_list(r->arg, r->arg_len, extra, "messages", arr, alen), NULL, NULL);
+		answer(r, 200, with_list(r->arg, r->arg_len, extra, "messages", arr, alen), NULL,
+		       NULL);
 		free(arr);
 	}
 	answer_ready(r);
@@ -557,11 +557,13 @@ get_history(struct lws *wsi, struct server *srv, struct api_req *r)
 	if ((limit != NULL && parse_u64(limit, &lim) != 0) ||
 	    (since != NULL && parse_u64(since, &off) != 0) || ((since == NULL) != (epoch == NULL)))
 		return fail(wsi, 400, "bad_request",
-			    "limit and since_offset are whole numbers; since_offset and epoch go together");
+			    "limit and since_offset are whole numbers; since_offset and epoch go "
+			    "together");
 	snprintf(r->since_epoch, sizeof(r->since_epoch), "%s", epoch != NULL ? epoch : "");
 	r->has_since = epoch != NULL;
-	START(r, wsi, backend_history(srv->hub, r->arg, r->arg_len, lim, epoch, off, clock_now_ms(),
-				      on_history, r));
+	START(r, wsi,
+	      backend_history(srv->hub, r->arg, r->arg_len, lim, epoch, off, clock_now_ms(),
+			      on_history, r));
 	return send_answer(wsi, r);
 }
 
@@ -576,9 +578,9 @@ on_channel(void *arg, int rc, const void *result)
 	if (rc != 0) {
 		answer_rc(r, rc, r->arg);
 	} else {
-		o = xcheck(json_pack("{s:s%,s:I,s:I,s:s}", "channel", r->arg, r->arg_len, "subscribers",
-				     (json_int_t)c->subscribers, "offset", (json_int_t)c->pos.offset,
-				     "epoch", c->pos.epoch));
+		o = xcheck(json_pack("{s:s%,s:I,s:I,s:s}", "channel", r->arg, r->arg_len,
+				     "subscribers", (json_int_t)c->subscribers, "offset",
+				     (json_int_t)c->pos.offset, "epoch", c->pos.epoch));
 		if (c->has_presence)
 			json_object_set_new(o, "presence",
 					    json_pack("{s:I,s:I}", "clients",
@@ -603,7 +605,8 @@ on_presence(void *arg, int rc, const void *result)
 		answer_rc(r, rc, r->arg);
 	} else {
 		arr = listing_members(p->members, p->count, SIZE_MAX, &truncated, &alen);
-		answer(r, 200, with_list(r->arg, r->arg_len, NULL, "members", arr, alen), NULL, NULL);
+		answer(r, 200, with_list(r->arg, r->arg_len, NULL, "members", arr, alen), NULL,
+		       NULL);
 		free(arr);
 	}
 	answer_ready(r);
@@ -619,10 +622,10 @@ on_reset(void *arg, int rc, const void *result)
 	if (rc != 0)
 		answer_rc(r, rc, r->arg);
 	else
-		answer(r, 200, dump_owned(xcheck(json_pack("{s:s%,s:I,s:s}", "channel", r->arg,
-							   r->arg_len, "offset",
-							   (json_int_t)pos->offset, "epoch",
-							   pos->epoch))),
+		answer(r, 200,
+		       dump_owned(xcheck(json_pack("{s:s%,s:I,s:s}", "channel", r->arg, r->arg_len,
+						   "offset", (json_int_t)pos->offset, "epoch",
+						   pos->epoch))),
 		       NULL, NULL);
 	answer_ready(r);
 }
@@ -633,8 +636,8 @@ channels_json(struct server *srv, const char *prefix)
 	struct backend_channel_list l;
 	json_t *arr = xcheck(json_array()), *o;
 
-	backend_channels(srv->hub, prefix != NULL ? prefix : "", prefix != NULL ? strlen(prefix) : 0,
-			 &l);
+	backend_channels(srv->hub, prefix != NULL ? prefix : "",
+			 prefix != NULL ? strlen(prefix) : 0, &l);
 	for (size_t i = 0; i < l.count; i++)
 		json_array_append_new(arr, json_pack("{s:s%,s:I}", "channel", l.entries[i].name,
 						     l.entries[i].len, "subscribers",
@@ -654,10 +657,12 @@ on_get_or_delete(struct lws *wsi, struct server *srv, struct api_req *r)
 
 	switch (r->route) {
 	case R_CHANNELS:
-		answer(r, 200, channels_json(srv, query(wsi, "prefix=", buf, sizeof(buf))), NULL, NULL);
+		answer(r, 200, channels_json(srv, query(wsi, "prefix=", buf, sizeof(buf))), NULL,
+		       NULL);
 		break;
 	case R_CHANNEL:
-		START(r, wsi, backend_channel(srv->hub, r->arg, r->arg_len, clock_now_ms(), on_channel, r));
+		START(r, wsi,
+		      backend_channel(srv->hub, r->arg, r->arg_len, clock_now_ms(), on_channel, r));
 		break;
 	case R_PRESENCE:
 		START(r, wsi, backend_presence(srv->hub, r->arg, r->arg_len, on_presence, r));
@@ -728,8 +733,9 @@ post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 
 	if (data == NULL)
 		return rc;
-	START(r, wsi, backend_publish(srv->hub, r->arg, r->arg_len, data, dlen, clock_now_ms(),
-				      on_posted, r));
+	START(r, wsi,
+	      backend_publish(srv->hub, r->arg, r->arg_len, data, dlen, clock_now_ms(), on_posted,
+			      r));
 	return send_answer(wsi, r);
 }
 
@@ -776,13 +782,15 @@ on_published_one(void *arg, int rc, const void *result)
 	slot->cookie = 0;
 	if (rc == -ENOENT || rc == -EMSGSIZE)
 		json_array_set_new(r->results, slot->index,
-				   channel_error(name, strlen(name), rc == -ENOENT ? "forbidden" : "too_large",
+				   channel_error(name, strlen(name),
+						 rc == -ENOENT ? "forbidden" : "too_large",
 						 rc == -ENOENT ? "namespace not configured"
 							       : "data too large"));
 	else if (rc != 0)
-		json_array_set_new(r->results, slot->index,
-				   channel_error(name, strlen(name), "unavailable",
-						 "the server cannot reach its engine; retry later"));
+		json_array_set_new(
+			r->results, slot->index,
+			channel_error(name, strlen(name), "unavailable",
+				      "the server cannot reach its engine; retry later"));
 	else
 		json_array_set_new(r->results, slot->index,
 				   json_pack("{s:s,s:I,s:s}", "channel", name, "offset",
@@ -805,24 +813,28 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 
 	if (!json_is_array(chans) || json_array_size(chans) == 0 ||
 	    json_array_size(chans) > PUBLISH_MAX_CHANNELS)
-		return fail(wsi, 400, "bad_request", "\"channels\" must be a list of 1-%d channel names",
+		return fail(wsi, 400, "bad_request",
+			    "\"channels\" must be a list of 1-%d channel names",
 			    PUBLISH_MAX_CHANNELS);
-	json_array_foreach(chans, i, c)
-		if (!json_is_string(c))
-			return fail(wsi, 400, "bad_request", "channels[%zu] is not a string", i);
+	json_array_foreach(chans, i,
+			   c) if (!json_is_string(c)) return fail(wsi, 400, "bad_request",
+								  "channels[%zu] is not a string",
+								  i);
 	data = body_data(wsi, r, root, &dlen, &rc);
 	if (data == NULL)
 		return rc;
 	if (dlen > srv->cfg->limits.max_data_size)
-		return fail(wsi, 413, "too_large", "data is %zu bytes, over limits.max_data_size (%zu)",
-			    dlen, srv->cfg->limits.max_data_size);
+		return fail(wsi, 413, "too_large",
+			    "data is %zu bytes, over limits.max_data_size (%zu)", dlen,
+			    srv->cfg->limits.max_data_size);
 	r->results = xcheck(json_array());
 	r->slots = xcalloc(json_array_size(chans), sizeof(*r->slots));
 	r->wsi = wsi;
 	/* Inside the loop, completions only fill their slot; the answer is made after it. */
 	r->in_handler = true;
 	r->outstanding = 1;
-	json_array_foreach(chans, i, c) {
+	json_array_foreach(chans, i, c)
+	{
 		const char *name = json_string_value(c);
 		size_t nlen = json_string_length(c);
 		struct pub_slot *slot;
@@ -830,15 +842,17 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 		if (listed_before(chans, i))
 			continue;
 		if (!proto_channel_valid(name, nlen)) {
-			json_array_append_new(r->results,
-					      channel_error(name, nlen, "invalid_channel",
-							    "channel must be 1-255 bytes of [A-Za-z0-9_:.@=-]"));
+			json_array_append_new(
+				r->results,
+				channel_error(name, nlen, "invalid_channel",
+					      "channel must be 1-255 bytes of [A-Za-z0-9_:.@=-]"));
 			continue;
 		}
 		if (!key_allows(r->key, name, nlen)) {
-			json_array_append_new(r->results,
-					      channel_error(name, nlen, "forbidden",
-							    "the API key's channels do not cover this channel"));
+			json_array_append_new(
+				r->results,
+				channel_error(name, nlen, "forbidden",
+					      "the API key's channels do not cover this channel"));
 			continue;
 		}
 		slot = &r->slots[r->nslots++];
@@ -902,17 +916,21 @@ on_body_complete(struct lws *wsi, struct server *srv, struct api_req *r)
 	int rc;
 
 	if (r->body_too_large)
-		return fail(wsi, 413, "too_large", "the body is over limits.max_http_body (%zu bytes)",
+		return fail(wsi, 413, "too_large",
+			    "the body is over limits.max_http_body (%zu bytes)",
 			    srv->cfg->limits.max_http_body);
 	/* r->key belonged to keys a SIGHUP replaced while the body arrived. */
 	if (r->gen != srv->api->gen)
-		return respond_error(wsi, 503, "unavailable",
-				     "the API keys were reloaded while this request arrived; send it again",
-				     "retry-after:", "1");
-	root = json_loadb(r->body != NULL ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+		return respond_error(
+			wsi, 503, "unavailable",
+			"the API keys were reloaded while this request arrived; send it again",
+			"retry-after:", "1");
+	root = json_loadb(r->body != NULL ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES,
+			  &jerr);
 	if (!json_is_object(root)) {
 		json_decref(root);
-		return fail(wsi, 400, "bad_request", "the body must be a JSON object (%s)", jerr.text);
+		return fail(wsi, 400, "bad_request", "the body must be a JSON object (%s)",
+			    jerr.text);
 	}
 	switch (r->route) {
 	case R_MESSAGES:
@@ -974,16 +992,19 @@ expect_body(struct lws *wsi, struct server *srv, struct api_req *r)
 	int rc = content_length(wsi, &n);
 
 	if (rc == -1)
-		return fail(wsi, 411, "length_required",
-			    "send the body with a Content-Length (chunked bodies are not accepted)");
+		return fail(
+			wsi, 411, "length_required",
+			"send the body with a Content-Length (chunked bodies are not accepted)");
 	if (rc != 0)
 		return fail(wsi, 400, "bad_request", "Content-Length must be one decimal number");
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 ||
 	    strncasecmp(buf, "application/json", 16) != 0 ||
 	    (buf[16] != '\0' && buf[16] != ';' && buf[16] != ' '))
-		return fail(wsi, 415, "unsupported_media_type", "the body must be application/json");
+		return fail(wsi, 415, "unsupported_media_type",
+			    "the body must be application/json");
 	if (n > srv->cfg->limits.max_http_body)
-		return fail(wsi, 413, "too_large", "the body is over limits.max_http_body (%zu bytes)",
+		return fail(wsi, 413, "too_large",
+			    "the body is over limits.max_http_body (%zu bytes)",
 			    srv->cfg->limits.max_http_body);
 	r->body_max = (size_t)n;
 	r->early = 0; /* the body is read: the answer comes at its end */
@@ -1019,11 +1040,12 @@ on_http(struct lws *wsi, struct api_req *r)
 		return fail(wsi, 400, "bad_request", "invalid channel name in the path");
 	if (!method_ok(r->route, r->method))
 		return respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
-				     "this route does not take that method", "allow:",
-				     method_allow(r->route));
-	if (route_names_channel(r->route) ? !key_allows(r->key, r->arg, r->arg_len)
-					  : (r->route != R_PUBLISH && r->route != R_USER_UNSUBSCRIBE &&
-					     !key_is_global(r->key)))
+				     "this route does not take that method",
+				     "allow:", method_allow(r->route));
+	if (route_names_channel(r->route)
+		    ? !key_allows(r->key, r->arg, r->arg_len)
+		    : (r->route != R_PUBLISH && r->route != R_USER_UNSUBSCRIBE &&
+		       !key_is_global(r->key)))
 		return fail(wsi, 403, "forbidden", "the API key \"%s\" does not cover this",
 			    r->key->name);
 	rc = charge(wsi, srv, r->key);
@@ -1105,8 +1127,8 @@ int
 api_init(struct server *srv)
 {
 	srv->api = xcalloc(1, sizeof(*srv->api));
-	srv->api->quota = xcalloc(srv->cfg->napi_keys ? srv->cfg->napi_keys : 1,
-				  sizeof(*srv->api->quota));
+	srv->api->quota =
+		xcalloc(srv->cfg->napi_keys ? srv->cfg->napi_keys : 1, sizeof(*srv->api->quota));
 	return 0;
 }
 
@@ -1117,8 +1139,8 @@ keys_equal(const struct config_api_key *a, size_t na, const struct config_api_ke
 		return false;
 	for (size_t i = 0; i < na; i++)
 		if (strcmp(a[i].name, b[i].name) != 0 || strcmp(a[i].key, b[i].key) != 0 ||
-		    !json_equal(a[i].channels, b[i].channels) || a[i].per_minute != b[i].per_minute ||
-		    a[i].burst != b[i].burst)
+		    !json_equal(a[i].channels, b[i].channels) ||
+		    a[i].per_minute != b[i].per_minute || a[i].burst != b[i].burst)
 			return false;
 	return true;
 }

@@ -19,10 +19,11 @@ static int
 on_healthz(struct lws *wsi, struct worker *w)
 {
 	char body[256];
-	int n = snprintf(body, sizeof(body),
-			 "{\"status\":\"%s\",\"version\":\"%s\",\"connections\":%zu,\"channels\":%zu}",
-			 w->srv->shutting_down ? "draining" : "ok", SWITCHBOARD_VERSION,
-			 hub_session_count(w->hub), hub_channel_count(w->hub));
+	int n = snprintf(
+		body, sizeof(body),
+		"{\"status\":\"%s\",\"version\":\"%s\",\"connections\":%zu,\"channels\":%zu}",
+		w->srv->shutting_down ? "draining" : "ok", SWITCHBOARD_VERSION,
+		hub_session_count(w->hub), hub_channel_count(w->hub));
 
 	return http_respond(wsi, HTTP_STATUS_OK, body, (size_t)n);
 }
@@ -31,7 +32,8 @@ on_healthz(struct lws *wsi, struct worker *w)
 static int
 on_readyz(struct lws *wsi, struct worker *w)
 {
-	static const char draining[] = "{\"status\":\"draining\"}", ready[] = "{\"status\":\"ready\"}";
+	static const char draining[] = "{\"status\":\"draining\"}",
+			  ready[] = "{\"status\":\"ready\"}";
 
 	if (w->srv->shutting_down)
 		return http_send(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "application/json", draining,
@@ -87,16 +89,18 @@ route(struct lws *wsi, int method, const char *uri, int ulen)
 		if (get)
 			return routes[i].fn(wsi, w);
 		snprintf(msg, sizeof(msg), "%s answers GET and HEAD only", routes[i].path);
-		return http_send_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed", msg,
-				       "allow:", "GET, HEAD", HTTP_CLOSE);
+		return http_send_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
+				       msg, "allow:", "GET, HEAD", HTTP_CLOSE);
 	}
 	if (path_is(uri, ulen, "/ws"))
-		return http_send_error(wsi, 426, "upgrade_required",
-				       "/ws is the WebSocket endpoint: send an Upgrade: websocket request",
-				       "upgrade:", "websocket", close);
-	return http_send_error(wsi, HTTP_STATUS_NOT_FOUND, "not_found",
-			       "no such resource; the WebSocket endpoint is /ws, the HTTP API /api/v1/",
-			       NULL, NULL, close);
+		return http_send_error(
+			wsi, 426, "upgrade_required",
+			"/ws is the WebSocket endpoint: send an Upgrade: websocket request",
+			"upgrade:", "websocket", close);
+	return http_send_error(
+		wsi, HTTP_STATUS_NOT_FOUND, "not_found",
+		"no such resource; the WebSocket endpoint is /ws, the HTTP API /api/v1/", NULL,
+		NULL, close);
 }
 
 static int

@@ -13,10 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static const int close_codes[METRICS_CLOSE_COUNT] = { 1001, 1003, 1007, 1009, 4001,
-						      4002, 4003, 4008, 4012, 4029, 0 };
-static const size_t queue_bounds[METRICS_QUEUE_BUCKETS] = { 1, 2, 4, 8, 16, 32, 64, 128,
-							    256, 512, 1024, 2048, 4096 };
+static const int close_codes[METRICS_CLOSE_COUNT] = { 1001, 1003, 1007, 1009, 4001, 4002,
+						      4003, 4008, 4012, 4029, 0 };
+static const size_t queue_bounds[METRICS_QUEUE_BUCKETS] = { 1,	 2,   4,   8,	 16,   32,  64,
+							    128, 256, 512, 1024, 2048, 4096 };
 
 void
 metrics_write(struct metrics *m, size_t queued, size_t frames, size_t bytes)
@@ -81,9 +81,10 @@ process_metrics(FILE *f)
 		/* Fields after the command name (which may hold spaces) start past its ')'. */
 		p = strrchr(buf, ')');
 		if (p != NULL &&
-		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d "
-				  "%*d %*d %*d %*d %llu %llu %llu", &utime, &stime, &start, &vsize,
-			   &rss_pages) != 5)
+		    sscanf(p + 2,
+			   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d "
+			   "%*d %*d %*d %*d %llu %llu %llu",
+			   &utime, &stime, &start, &vsize, &rss_pages) != 5)
 			utime = stime = vsize = rss_pages = start = 0;
 	}
 	if ((d = opendir("/proc/self/fd")) != NULL) {
@@ -111,8 +112,9 @@ render(FILE *f, struct server *srv)
 	const struct hub_stats *hs = hub_stats(w->hub);
 	const struct metrics *m = &w->metrics;
 	const struct metrics_process *pm = &srv->metrics;
-	static const char *const refusals[METRICS_REFUSED_COUNT] = {
-		"path", "origin", "per_ip_limit", "per_ip_rate", "capacity" };
+	static const char *const refusals[METRICS_REFUSED_COUNT] = { "path", "origin",
+								     "per_ip_limit", "per_ip_rate",
+								     "capacity" };
 	uint64_t cum = 0;
 
 	header(f, "switchboard_build_info", "gauge", "Version of the running server.");

@@ -17,28 +17,41 @@ struct server;
 
 /* Close codes counted separately; anything else lands in the last slot. */
 enum metrics_close {
-	METRICS_CLOSE_1001, METRICS_CLOSE_1003, METRICS_CLOSE_1007, METRICS_CLOSE_1009,
-	METRICS_CLOSE_4001, METRICS_CLOSE_4002, METRICS_CLOSE_4003, METRICS_CLOSE_4008,
-	METRICS_CLOSE_4012, METRICS_CLOSE_4029, METRICS_CLOSE_OTHER, METRICS_CLOSE_COUNT
+	METRICS_CLOSE_1001,
+	METRICS_CLOSE_1003,
+	METRICS_CLOSE_1007,
+	METRICS_CLOSE_1009,
+	METRICS_CLOSE_4001,
+	METRICS_CLOSE_4002,
+	METRICS_CLOSE_4003,
+	METRICS_CLOSE_4008,
+	METRICS_CLOSE_4012,
+	METRICS_CLOSE_4029,
+	METRICS_CLOSE_OTHER,
+	METRICS_CLOSE_COUNT
 };
 
 /* Reasons an upgrade was refused before it became a WebSocket. */
 enum metrics_refusal {
-	METRICS_REFUSED_PATH, METRICS_REFUSED_ORIGIN, METRICS_REFUSED_PER_IP,
-	METRICS_REFUSED_RATE, METRICS_REFUSED_CAPACITY, METRICS_REFUSED_COUNT
+	METRICS_REFUSED_PATH,
+	METRICS_REFUSED_ORIGIN,
+	METRICS_REFUSED_PER_IP,
+	METRICS_REFUSED_RATE,
+	METRICS_REFUSED_CAPACITY,
+	METRICS_REFUSED_COUNT
 };
 
 /* One loop's counters (struct worker). */
 struct metrics {
-	uint64_t ws_opened;                      /* WebSocket connections established */
+	uint64_t ws_opened; /* WebSocket connections established */
 	uint64_t ws_refused[METRICS_REFUSED_COUNT];
 	uint64_t ws_closes[METRICS_CLOSE_COUNT]; /* closes the server initiated, by code */
-	uint64_t idle_timeouts;                  /* hung up by lws after websocket.idle_timeout */
-	uint64_t frames_in, bytes_in;            /* client messages and their payload bytes */
-	uint64_t writes, frames_out, bytes_out;  /* raw writes, frames and bytes in them */
+	uint64_t idle_timeouts;			 /* hung up by lws after websocket.idle_timeout */
+	uint64_t frames_in, bytes_in;		 /* client messages and their payload bytes */
+	uint64_t writes, frames_out, bytes_out;	 /* raw writes, frames and bytes in them */
 	uint64_t queue_hist[METRICS_QUEUE_BUCKETS + 1]; /* last: +Inf */
 	uint64_t queue_sum;
-	uint64_t http_status[6];                 /* HTTP responses by class: [2] = 2xx ... */
+	uint64_t http_status[6]; /* HTTP responses by class: [2] = 2xx ... */
 };
 
 /* The process's counters: the webhooks are shared by every worker. */

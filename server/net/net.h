@@ -28,26 +28,26 @@ struct webhooks;
 struct worker;
 
 struct server {
-	struct config *cfg;            /* borrowed; SIGHUP updates its reloadable parts */
-	struct worker *worker;         /* owned: the one loop */
-	struct hub *hub;               /* borrowed: worker->hub */
-	engine_factory_fn make_engine; /* NULL: the engine cfg->engine names */
-	struct lws_context *ctx;       /* borrowed: worker->ctx (the timers below, webhooks) */
-	struct lws_vhost *vhost;       /* borrowed: worker->vhost (plain-http webhook clients) */
-	bool shutting_down;            /* a drain (or a stop) has begun: no new upgrades */
-	bool stopping;                 /* closing everyone at once (a second signal) */
+	struct config *cfg;		 /* borrowed; SIGHUP updates its reloadable parts */
+	struct worker *worker;		 /* owned: the one loop */
+	struct hub *hub;		 /* borrowed: worker->hub */
+	engine_factory_fn make_engine;	 /* NULL: the engine cfg->engine names */
+	struct lws_context *ctx;	 /* borrowed: worker->ctx (the timers below, webhooks) */
+	struct lws_vhost *vhost;	 /* borrowed: worker->vhost (plain-http webhook clients) */
+	bool shutting_down;		 /* a drain (or a stop) has begun: no new upgrades */
+	bool stopping;			 /* closing everyone at once (a second signal) */
 	uint64_t drain_start, drain_end; /* ms: clients are closed spread over this span */
 	size_t drain_total, drain_kicked;
-	uint64_t deadline;             /* ms: the loop ends by then whatever is left */
+	uint64_t deadline;		    /* ms: the loop ends by then whatever is left */
 	lws_sorted_usec_list_t drain_timer; /* 100 ms steps of a drain */
-	lws_sorted_usec_list_t tick;   /* 1 s process housekeeping (admit_gc) */
-	struct jwt_verifier *jwt;      /* owned, or NULL without auth.jwt */
-	struct api_state *api;         /* owned: HTTP API state (api.c) */
-	struct webhooks *webhooks;     /* owned: outgoing webhooks (webhook.c), or NULL */
-	struct map *ip_conns;          /* owned: peer address -> struct ip_entry (admit.c) */
-	struct metrics_process metrics; /* the process's counters (webhooks) */
+	lws_sorted_usec_list_t tick;	    /* 1 s process housekeeping (admit_gc) */
+	struct jwt_verifier *jwt;	    /* owned, or NULL without auth.jwt */
+	struct api_state *api;		    /* owned: HTTP API state (api.c) */
+	struct webhooks *webhooks;	    /* owned: outgoing webhooks (webhook.c), or NULL */
+	struct map *ip_conns;		    /* owned: peer address -> struct ip_entry (admit.c) */
+	struct metrics_process metrics;	    /* the process's counters (webhooks) */
 	struct log_limit log_limits[NET_LOG_CAUSES]; /* net_log_limited (netlog.c) */
-	char log_held[NET_LOG_CAUSES][256]; /* the last line each held back */
+	char log_held[NET_LOG_CAUSES][256];	     /* the last line each held back */
 	lws_sorted_usec_list_t log_timer; /* writes held-back lines a second on (netlog.c) */
 };
 

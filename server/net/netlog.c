@@ -11,9 +11,9 @@
 
 /* The level of each cause's lines. */
 static const enum log_level log_levels[NET_LOG_CAUSES] = {
-	[NET_LOG_ORIGIN] = LOG_INFO,       [NET_LOG_PER_IP_LIMIT] = LOG_WARN,
-	[NET_LOG_PER_IP_RATE] = LOG_WARN,  [NET_LOG_CAPACITY] = LOG_WARN,
-	[NET_LOG_DRAINING] = LOG_INFO,     [NET_LOG_API_401] = LOG_INFO,
+	[NET_LOG_ORIGIN] = LOG_INFO,	  [NET_LOG_PER_IP_LIMIT] = LOG_WARN,
+	[NET_LOG_PER_IP_RATE] = LOG_WARN, [NET_LOG_CAPACITY] = LOG_WARN,
+	[NET_LOG_DRAINING] = LOG_INFO,	  [NET_LOG_API_401] = LOG_INFO,
 	[NET_LOG_API_429] = LOG_INFO,
 };
 
@@ -90,4 +90,3 @@ net_log_fini(struct server *srv)
 		if (srv->log_limits[i].held > 0)
 			emit_counted(log_levels[i], srv->log_held[i], srv->log_limits[i].held - 1);
 }
-

@@ -9,8 +9,14 @@
 struct server;
 
 enum net_log_cause {
-	NET_LOG_ORIGIN, NET_LOG_PER_IP_LIMIT, NET_LOG_PER_IP_RATE, NET_LOG_CAPACITY,
-	NET_LOG_DRAINING, NET_LOG_API_401, NET_LOG_API_429, NET_LOG_CAUSES
+	NET_LOG_ORIGIN,
+	NET_LOG_PER_IP_LIMIT,
+	NET_LOG_PER_IP_RATE,
+	NET_LOG_CAPACITY,
+	NET_LOG_DRAINING,
+	NET_LOG_API_401,
+	NET_LOG_API_429,
+	NET_LOG_CAUSES
 };
 
 /* Logs the printf-formatted line of cause (at the cause's level) unless one was logged

@@ -70,7 +70,8 @@ net_client_addr(struct server *srv, struct lws *wsi, char out[48])
 	char *xbuf, *fbuf;
 
 	out[0] = '\0';
-	if (getpeername(lws_get_socket_fd(lws_get_network_wsi(wsi)), (struct sockaddr *)&ss, &sl) != 0 ||
+	if (getpeername(lws_get_socket_fd(lws_get_network_wsi(wsi)), (struct sockaddr *)&ss, &sl) !=
+		    0 ||
 	    cidr_addr_from_sockaddr((struct sockaddr *)&ss, &peer) != 0)
 		return;
 	if (!cidr_list_match(cfg->trusted_proxies, cfg->ntrusted_proxies, &peer)) {
@@ -86,7 +87,8 @@ net_client_addr(struct server *srv, struct lws *wsi, char out[48])
 
 		cidr_addr_format(&peer, p);
 		log_debug("ws: trusted proxy %s: client %s (x-forwarded-for %s, forwarded %s)", p,
-			  out, xbuf != NULL ? "given" : "absent", fbuf != NULL ? "given" : "absent");
+			  out, xbuf != NULL ? "given" : "absent",
+			  fbuf != NULL ? "given" : "absent");
 	}
 	free(xbuf);
 	free(fbuf);

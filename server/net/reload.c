@@ -24,8 +24,8 @@
 #include <string.h>
 
 /* The configuration keys applied by a reload. */
-static const char *const reloadable[] = { "log_level", "log_format", "api_keys",
-					  "allowed_origins", "tls" };
+static const char *const reloadable[] = { "log_level", "log_format", "api_keys", "allowed_origins",
+					  "tls" };
 
 static bool
 is_reloadable(const char *key)
@@ -92,7 +92,8 @@ server_reload(struct server *srv)
 
 	before = config_to_json(cfg, false);
 	after = config_to_json(&next, false);
-	json_object_foreach(after, key, v) {
+	json_object_foreach(after, key, v)
+	{
 		if (json_equal(v, json_object_get(before, key)))
 			continue;
 		if (is_reloadable(key) && (strcmp(key, "tls") != 0 || cfg->tls_cert != NULL) &&

@@ -15,24 +15,42 @@ static const char *
 reason(unsigned status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return status < 500 ? "Client Error" : "Server Error";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return status < 500 ? "Client Error" : "Server Error";
 	}
 }
 
@@ -66,12 +84,12 @@ http_send(struct lws *wsi, unsigned status, const char *type, const char *body, 
 	 * server.c), where a header block is plain bytes. */
 	n = snprintf(line, sizeof(line), "HTTP/1.1 %u %s", status, reason(status));
 	if (lws_add_http_header_by_name(wsi, NULL, (unsigned char *)line, n, &p, end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)type,
-					 (int)strlen(type), &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+					 (const unsigned char *)type, (int)strlen(type), &p, end) ||
 	    lws_add_http_header_content_length(wsi, len, &p, end) ||
-	    (hname != NULL &&
-	     lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
-					 (const unsigned char *)hvalue, (int)strlen(hvalue), &p, end)) ||
+	    (hname != NULL && lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
+							  (const unsigned char *)hvalue,
+							  (int)strlen(hvalue), &p, end)) ||
 	    ((flags & HTTP_CLOSE) &&
 	     lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
 					  5, &p, end)) ||
@@ -160,12 +178,12 @@ lws_return_http_status(struct lws *wsi, unsigned int code, const char *html_body
 	(void)html_body;
 	if (status == HTTP_STATUS_FORBIDDEN)
 		return http_send_error(wsi, 400, "bad_request",
-				       "malformed request: check the path, its percent-encoding and the method",
+				       "malformed request: check the path, its percent-encoding "
+				       "and the method",
 				       NULL, NULL, HTTP_LINGER | HTTP_CLOSE) != 0;
 	if (status == HTTP_STATUS_NOT_FOUND)
 		return http_send_error(wsi, 404, "not_found", "no such resource", NULL, NULL,
 				       HTTP_LINGER | HTTP_CLOSE) != 0;
-	return http_send_error(wsi, status, status < 500 ? "bad_request" : "internal", reason(status),
-			       NULL, NULL, HTTP_LINGER | HTTP_CLOSE) != 0;
+	return http_send_error(wsi, status, status < 500 ? "bad_request" : "internal",
+			       reason(status), NULL, NULL, HTTP_LINGER | HTTP_CLOSE) != 0;
 }
-

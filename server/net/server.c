@@ -1,10 +1,10 @@
 /* server.c: the process (struct server, net.h): configuration, authentication, the HTTP
  * API's keys, webhooks, per-address limits, and the one worker (worker.c: the lws
  * context serving HTTP and WebSocket on one port, default poll loop) it runs; the
- * configuration reload on SIGHUP, and the graceful drain on SIGINT/SIGTERM: upgrades are refused and /readyz fails at once, clients are
- * closed with 4012 spread over drain_period seconds, webhook queues are flushed, then the
- * loop ends and the context is destroyed. A second signal (or drain_period 0) closes
- * everyone at once with 1001 and ends the loop within 2 s.
+ * configuration reload on SIGHUP, and the graceful drain on SIGINT/SIGTERM: upgrades are refused
+ * and /readyz fails at once, clients are closed with 4012 spread over drain_period seconds, webhook
+ * queues are flushed, then the loop ends and the context is destroyed. A second signal (or
+ * drain_period 0) closes everyone at once with 1001 and ends the loop within 2 s.
  */
 #include "server.h"
 #include "admit.h"
@@ -87,11 +87,13 @@ setup_auth(struct server *srv)
 		auth.verify = auth_verify;
 		auth.arg = srv->jwt;
 		if (cfg->jwt_secret != NULL && strlen(cfg->jwt_secret) < 32)
-			log_warn("server: auth.jwt.hmac_secret is %zu bytes; RFC 7518 asks for at least 32 (HS256)",
+			log_warn("server: auth.jwt.hmac_secret is %zu bytes; RFC 7518 asks for at "
+				 "least 32 (HS256)",
 				 strlen(cfg->jwt_secret));
 	}
 	if (srv->jwt == NULL && !cfg->anonymous)
-		log_warn("server: auth.anonymous is false and auth.jwt has no key: no client can connect");
+		log_warn("server: auth.anonymous is false and auth.jwt has no key: no client can "
+			 "connect");
 	hub_set_auth(srv->hub, &auth);
 	return 0;
 }
@@ -189,7 +191,8 @@ fit_fd_limit(const struct config *cfg)
 		return;
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		log_warn("server: cannot set the open-file limit to %llu", (unsigned long long)want);
+		log_warn("server: cannot set the open-file limit to %llu",
+			 (unsigned long long)want);
 }
 
 static bool
@@ -214,7 +217,8 @@ resolve_host(const char *host, char *out, size_t len)
 	int rc;
 
 	if (n == 0) {
-		log_error("server: the host is empty; leave it out (or null) to listen on every interface");
+		log_error("server: the host is empty; leave it out (or null) to listen on every "
+			  "interface");
 		return -1;
 	}
 	if (n >= len) {
@@ -229,19 +233,25 @@ resolve_host(const char *host, char *out, size_t len)
 		return -1;
 	}
 	snprintf(out, len, "%s", host);
-	if (is_ipv4_literal(host) || inet_pton(AF_INET6, host, &a6) == 1 || if_nametoindex(host) != 0)
+	if (is_ipv4_literal(host) || inet_pton(AF_INET6, host, &a6) == 1 ||
+	    if_nametoindex(host) != 0)
 		return 0;
 	rc = getaddrinfo(host, NULL, &hints, &res);
 	if (rc != 0) {
-		log_error("server: host \"%s\" is not an address, a network interface or a name that "
-			  "resolves (%s)", host, gai_strerror(rc));
+		log_error(
+			"server: host \"%s\" is not an address, a network interface or a name that "
+			"resolves (%s)",
+			host, gai_strerror(rc));
 		return -1;
 	}
 	for (int pass = 0; pass < 2; pass++) {
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			const void *a = ai->ai_family == AF_INET
-						? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-						: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+			const void *a =
+				ai->ai_family == AF_INET
+					? (const void *)&((struct sockaddr_in *)ai->ai_addr)
+						  ->sin_addr
+					: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)
+						  ->sin6_addr;
 
 			if (ai->ai_family != (pass == 0 ? AF_INET : AF_INET6) ||
 			    inet_ntop(ai->ai_family, a, out, (socklen_t)len) == NULL)
@@ -280,10 +290,11 @@ on_drain_step(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = lws_container_of(sul, struct server, drain_timer);
 	uint64_t now = clock_now_ms();
-	size_t due = now >= srv->drain_end
-			     ? SIZE_MAX
-			     : (size_t)ceil((double)srv->drain_total * (double)(now - srv->drain_start) /
-					    (double)(srv->drain_end - srv->drain_start));
+	size_t due =
+		now >= srv->drain_end
+			? SIZE_MAX
+			: (size_t)ceil((double)srv->drain_total * (double)(now - srv->drain_start) /
+				       (double)(srv->drain_end - srv->drain_start));
 
 	if (!srv->stopping && due > srv->drain_kicked)
 		srv->drain_kicked += hub_drain(srv->worker->hub, due - srv->drain_kicked);
@@ -305,7 +316,8 @@ start_drain(struct server *srv)
 	srv->drain_end = now + (uint64_t)srv->cfg->drain_period * 1000;
 	srv->deadline = srv->drain_end + SHUTDOWN_GRACE_MS;
 	log_info("server: signal %d, draining %zu connections over %u s (a second signal stops "
-		 "at once)", (int)got_signal, srv->drain_total, srv->cfg->drain_period);
+		 "at once)",
+		 (int)got_signal, srv->drain_total, srv->cfg->drain_period);
 	on_drain_step(&srv->drain_timer);
 }
 
@@ -416,7 +428,7 @@ server_run_with_engine(struct config *cfg, int ready_fd, engine_factory_fn make)
 	lws_sul_cancel(&srv.drain_timer);
 	net_log_fini(&srv);
 	webhook_shutdown(&srv); /* drops pending deliveries before their connections go */
-	worker_stop(w); /* closes what is left; CLOSED empties the hub */
+	worker_stop(w);		/* closes what is left; CLOSED empties the hub */
 	log_info("server: stopped");
 out:
 	if (ready_fd >= 0)

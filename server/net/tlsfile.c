@@ -87,8 +87,8 @@ tlsfile_check(const char *cert, const char *key, char *err, size_t len)
 		reason(key, r, sizeof(r)); /* before the second load queues errors of its own */
 		ERR_clear_error();
 		if (key_loads(key))
-			snprintf(err, len, "tls.key: \"%s\" does not match tls.cert \"%s\": %s", key,
-				 cert, r);
+			snprintf(err, len, "tls.key: \"%s\" does not match tls.cert \"%s\": %s",
+				 key, cert, r);
 		else
 			snprintf(err, len, "tls.key: cannot load \"%s\": %s", key, r);
 		goto out;

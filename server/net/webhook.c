@@ -38,46 +38,46 @@
 #define RETRIES_MAX 100
 
 static const char *const event_names[] = {
-	"channel_occupied", "channel_vacated", "member_joined", "member_left",
+	"channel_occupied",  "channel_vacated",	 "member_joined",	"member_left",
 	"message_published", "client_connected", "client_disconnected",
 };
 #define NEVENTS (sizeof(event_names) / sizeof(event_names[0]))
 
 struct endpoint {
 	struct webhooks *wh;
-	size_t index;                 /* in the configuration list, for log lines */
+	size_t index; /* in the configuration list, for log lines */
 	char *url;
 	char *secret;
-	unsigned events;              /* bit i: event_names[i] */
+	unsigned events; /* bit i: event_names[i] */
 	unsigned timeout_ms;
 	unsigned max_retries;
 	bool tls;
 	int port;
-	char *host;                   /* owned */
-	char *path;                   /* owned, starts with '/' */
-	char *hosthdr;                /* owned: the Host header, host[:port] */
-	char *ca_file;                /* owned, or NULL: CAs trusted besides the system store */
-	char vhost_name[32];          /* of the client vhost it made (https) */
-	struct lws_vhost *vhost;      /* https: a client-only vhost for its ca_file; http: NULL */
-	SSL_CTX *ssl_ctx;             /* the trust of that vhost, if this endpoint made it */
+	char *host;		 /* owned */
+	char *path;		 /* owned, starts with '/' */
+	char *hosthdr;		 /* owned: the Host header, host[:port] */
+	char *ca_file;		 /* owned, or NULL: CAs trusted besides the system store */
+	char vhost_name[32];	 /* of the client vhost it made (https) */
+	struct lws_vhost *vhost; /* https: a client-only vhost for its ca_file; http: NULL */
+	SSL_CTX *ssl_ctx;	 /* the trust of that vhost, if this endpoint made it */
 
-	char **q;                     /* ring of serialised events (owned strings) */
+	char **q; /* ring of serialised events (owned strings) */
 	size_t qhead, qlen;
-	uint64_t overflow;            /* events dropped in the current burst */
+	uint64_t overflow; /* events dropped in the current burst */
 
-	unsigned char *body;          /* the batch: LWS_PRE headroom, then body_len bytes */
+	unsigned char *body; /* the batch: LWS_PRE headroom, then body_len bytes */
 	size_t body_len;
 	size_t batch_events;
-	unsigned attempt;             /* failed attempts of this batch so far */
-	char sig[128];                /* Switchboard-Signature of the current attempt */
+	unsigned attempt; /* failed attempts of this batch so far */
+	char sig[128];	  /* Switchboard-Signature of the current attempt */
 	char clen[24];
 
-	struct lws *wsi;              /* the request in flight, or NULL */
+	struct lws *wsi; /* the request in flight, or NULL */
 	bool in_flight;
-	bool connecting;              /* inside lws_client_connect_via_info() */
+	bool connecting; /* inside lws_client_connect_via_info() */
 	bool body_sent;
-	int status;                   /* HTTP status of the response, 0 before */
-	lws_sorted_usec_list_t timer; /* flush or retry */
+	int status;			 /* HTTP status of the response, 0 before */
+	lws_sorted_usec_list_t timer;	 /* flush or retry */
 	lws_sorted_usec_list_t deadline; /* request timeout */
 	lws_sorted_usec_list_t patience; /* body sent: tell lws to wait for the answer */
 };
@@ -172,7 +172,8 @@ check_ca_file(const char *path, size_t i, char *err, size_t errlen)
 	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	close(fd);
 	if (!ok) {
-		snprintf(err, errlen, "webhooks[%zu].ca_file: \"%s\" is not a regular file", i, path);
+		snprintf(err, errlen, "webhooks[%zu].ca_file: \"%s\" is not a regular file", i,
+			 path);
 		return -1;
 	}
 	store = X509_STORE_new();
@@ -182,7 +183,8 @@ check_ca_file(const char *path, size_t i, char *err, size_t errlen)
 	ERR_clear_error();
 	if (!ok) {
 		snprintf(err, errlen,
-			 "webhooks[%zu].ca_file: \"%s\" is not a PEM file of certificates (or a part of it is damaged)",
+			 "webhooks[%zu].ca_file: \"%s\" is not a PEM file of certificates (or a "
+			 "part of it is damaged)",
 			 i, path);
 		return -1;
 	}
@@ -202,12 +204,14 @@ check_entry(const json_t *o, size_t i, char *err, size_t errlen)
 		snprintf(err, errlen, "webhooks[%zu]: must be an object", i);
 		return -1;
 	}
-	json_object_foreach((json_t *)o, key, v) {
+	json_object_foreach((json_t *)o, key, v)
+	{
 		if (strcmp(key, "url") == 0) {
 			if (!json_is_string(v) ||
 			    parse_url(json_string_value(v), &tls, &host, &port, &path) != 0) {
 				snprintf(err, errlen,
-					 "webhooks[%zu].url: must be an http:// or https:// URL with a host",
+					 "webhooks[%zu].url: must be an http:// or https:// URL "
+					 "with a host",
 					 i);
 				return -1;
 			}
@@ -218,39 +222,54 @@ check_entry(const json_t *o, size_t i, char *err, size_t errlen)
 			json_t *e;
 
 			if (!json_is_array(v) || json_array_size(v) == 0) {
-				snprintf(err, errlen, "webhooks[%zu].events: must be a non-empty list of event names", i);
+				snprintf(err, errlen,
+					 "webhooks[%zu].events: must be a non-empty list of event "
+					 "names",
+					 i);
 				return -1;
 			}
-			json_array_foreach(v, j, e) {
+			json_array_foreach(v, j, e)
+			{
 				if (!json_is_string(e) || event_index(json_string_value(e)) < 0) {
 					snprintf(err, errlen,
-						 "webhooks[%zu].events[%zu]: must be one of channel_occupied, channel_vacated, member_joined, member_left, message_published, client_connected, client_disconnected",
+						 "webhooks[%zu].events[%zu]: must be one of "
+						 "channel_occupied, channel_vacated, "
+						 "member_joined, member_left, message_published, "
+						 "client_connected, client_disconnected",
 						 i, j);
 					return -1;
 				}
 			}
 		} else if (strcmp(key, "secret") == 0) {
 			if (!json_is_string(v) || json_string_length(v) == 0) {
-				snprintf(err, errlen, "webhooks[%zu].secret: must be a non-empty string", i);
+				snprintf(err, errlen,
+					 "webhooks[%zu].secret: must be a non-empty string", i);
 				return -1;
 			}
 		} else if (strcmp(key, "timeout_ms") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 			    json_integer_value(v) > TIMEOUT_MS_MAX) {
-				snprintf(err, errlen, "webhooks[%zu].timeout_ms: must be an integer from 1 to %d",
-					 i, TIMEOUT_MS_MAX);
+				snprintf(
+					err, errlen,
+					"webhooks[%zu].timeout_ms: must be an integer from 1 to %d",
+					i, TIMEOUT_MS_MAX);
 				return -1;
 			}
 		} else if (strcmp(key, "max_retries") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 			    json_integer_value(v) > RETRIES_MAX) {
-				snprintf(err, errlen, "webhooks[%zu].max_retries: must be an integer from 0 to %d",
+				snprintf(err, errlen,
+					 "webhooks[%zu].max_retries: must be an integer from 0 to "
+					 "%d",
 					 i, RETRIES_MAX);
 				return -1;
 			}
 		} else if (strcmp(key, "ca_file") == 0) {
 			if (!json_is_string(v) || json_string_length(v) == 0) {
-				snprintf(err, errlen, "webhooks[%zu].ca_file: must be the path of a PEM file of CA certificates", i);
+				snprintf(err, errlen,
+					 "webhooks[%zu].ca_file: must be the path of a PEM file of "
+					 "CA certificates",
+					 i);
 				return -1;
 			}
 		} else {
@@ -285,7 +304,8 @@ webhook_config_check(const json_t *list, char *err, size_t errlen)
 		snprintf(err, errlen, "webhooks: must be a list");
 		return -1;
 	}
-	json_array_foreach((json_t *)list, i, o) {
+	json_array_foreach((json_t *)list, i, o)
+	{
 		if (check_entry(o, i, err, errlen) != 0)
 			return -1;
 	}
@@ -303,8 +323,8 @@ endpoint_init(struct endpoint *ep, struct webhooks *wh, size_t i, const json_t *
 	ep->index = i;
 	ep->url = xstrdup(json_string_value(json_object_get(o, "url")));
 	ep->secret = xstrdup(json_string_value(json_object_get(o, "secret")));
-	json_array_foreach(json_object_get(o, "events"), j, e)
-		ep->events |= 1u << event_index(json_string_value(e));
+	json_array_foreach(json_object_get(o, "events"), j, e) ep->events |=
+		1u << event_index(json_string_value(e));
 	v = json_object_get(o, "timeout_ms");
 	ep->timeout_ms = v != NULL ? (unsigned)json_integer_value(v) : TIMEOUT_MS_DEFAULT;
 	v = json_object_get(o, "max_retries");
@@ -451,8 +471,8 @@ sign_batch(struct endpoint *ep)
 	memcpy(msg, t, tlen);
 	msg[tlen] = '.';
 	memcpy(msg + tlen + 1, ep->body + LWS_PRE, ep->body_len);
-	xcheck(HMAC(EVP_sha256(), ep->secret, (int)strlen(ep->secret), msg,
-		    tlen + 1 + ep->body_len, mac, &maclen));
+	xcheck(HMAC(EVP_sha256(), ep->secret, (int)strlen(ep->secret), msg, tlen + 1 + ep->body_len,
+		    mac, &maclen));
 	free(msg);
 	n = (size_t)snprintf(ep->sig, sizeof(ep->sig), "t=%s,v1=", t);
 	for (unsigned i = 0; i < maclen && n + 2 < sizeof(ep->sig); i++) {
@@ -718,8 +738,7 @@ on_receive(struct lws *wsi)
 /* Why a connection failed, for the log: a refused certificate by OpenSSL's reason (lws
  * reports those only as "connect SSL err 1: error:00000001:lib(0)::reason(1)"). */
 static const char *
-connection_error(const struct endpoint *ep, struct lws *wsi, const void *in, char *buf,
-		 size_t len)
+connection_error(const struct endpoint *ep, struct lws *wsi, const void *in, char *buf, size_t len)
 {
 	SSL *ssl = ep->tls ? lws_get_ssl(wsi) : NULL;
 	long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
@@ -798,8 +817,7 @@ webhook_init(struct server *srv)
 	wh->srv = srv;
 	wh->neps = json_array_size(list);
 	wh->eps = xcalloc(wh->neps, sizeof(wh->eps[0]));
-	json_array_foreach((json_t *)list, i, o)
-		endpoint_init(&wh->eps[i], wh, i, o);
+	json_array_foreach((json_t *)list, i, o) endpoint_init(&wh->eps[i], wh, i, o);
 	srv->webhooks = wh;
 	hev = (struct hub_events){ .emit = on_event, .arg = wh };
 	hub_set_events(srv->hub, &hev);
@@ -855,8 +873,10 @@ webhook_attach(struct server *srv)
 		/* Endpoints with the same ca_file (or none) share a vhost: each context holds
 		 * its own copy of the system's CA store, about 0.9 MB on Debian. */
 		for (size_t j = 0; j < i && ep->vhost == NULL; j++)
-			if (wh->eps[j].tls && (ep->ca_file == NULL ? wh->eps[j].ca_file == NULL :
-					       wh->eps[j].ca_file != NULL &&
+			if (wh->eps[j].tls &&
+			    (ep->ca_file == NULL
+				     ? wh->eps[j].ca_file == NULL
+				     : wh->eps[j].ca_file != NULL &&
 					       strcmp(ep->ca_file, wh->eps[j].ca_file) == 0))
 				ep->vhost = wh->eps[j].vhost;
 		if (ep->vhost != NULL)

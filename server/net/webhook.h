@@ -15,11 +15,11 @@
 struct server;
 struct webhooks;
 
-#define WEBHOOK_BATCH_MAX 100           /* events in one request */
-#define WEBHOOK_BATCH_BYTES (1u << 20)  /* body bytes in one request (one event may exceed) */
-#define WEBHOOK_FLUSH_MS 50             /* longest wait before a partial batch is sent */
-#define WEBHOOK_QUEUE_MAX 10000         /* events waiting per endpoint; newer ones are dropped */
-#define WEBHOOK_BACKOFF_MS 250          /* first retry delay, doubled per attempt */
+#define WEBHOOK_BATCH_MAX 100	       /* events in one request */
+#define WEBHOOK_BATCH_BYTES (1u << 20) /* body bytes in one request (one event may exceed) */
+#define WEBHOOK_FLUSH_MS 50	       /* longest wait before a partial batch is sent */
+#define WEBHOOK_QUEUE_MAX 10000	       /* events waiting per endpoint; newer ones are dropped */
+#define WEBHOOK_BACKOFF_MS 250	       /* first retry delay, doubled per attempt */
 #define WEBHOOK_BACKOFF_MAX_MS 30000
 
 /* Checks the "webhooks" list of the configuration (borrowed; NULL is an empty list).

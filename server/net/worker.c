@@ -55,29 +55,35 @@ worker_new(struct server *srv, const uint8_t seed[16])
 int
 worker_listen(struct worker *w, const char *iface)
 {
-	static const struct lws_protocol_vhost_options pvo_default = {
-		.name = "default", .value = "1" };
-	static const struct lws_protocol_vhost_options pvo = {
-		.name = "switchboard.v1", .options = &pvo_default, .value = "" };
+	static const struct lws_protocol_vhost_options pvo_default = { .name = "default",
+								       .value = "1" };
+	static const struct lws_protocol_vhost_options pvo = { .name = "switchboard.v1",
+							       .options = &pvo_default,
+							       .value = "" };
 	/* lws 4.1.6 takes the last CALLBACK mount that matches, not the longest: "/api"
 	 * comes after "/". */
-	static const struct lws_http_mount api_mount = {
-		.mountpoint = "/api", .mountpoint_len = 4, .origin = "api",
-		.origin_protocol = LWSMPRO_CALLBACK };
-	static const struct lws_http_mount mount = {
-		.mount_next = &api_mount, .mountpoint = "/", .mountpoint_len = 1, .origin = "http",
-		.origin_protocol = LWSMPRO_CALLBACK };
+	static const struct lws_http_mount api_mount = { .mountpoint = "/api",
+							 .mountpoint_len = 4,
+							 .origin = "api",
+							 .origin_protocol = LWSMPRO_CALLBACK };
+	static const struct lws_http_mount mount = { .mount_next = &api_mount,
+						     .mountpoint = "/",
+						     .mountpoint_len = 1,
+						     .origin = "http",
+						     .origin_protocol = LWSMPRO_CALLBACK };
 	const struct config *cfg = w->srv->cfg;
 	struct lws_context_creation_info info;
 	struct in_addr a4;
 
 	w->protocols[0] = (struct lws_protocols){ .name = "http", .callback = http_callback };
-	w->protocols[1] = (struct lws_protocols){
-		.name = "switchboard.v1", .callback = ws_callback,
-		.per_session_data_size = ws_conn_size(),
-		.rx_buffer_size = 1024, .tx_packet_size = NET_BATCH_MAX + 16 };
-	w->protocols[2] = (struct lws_protocols){
-		.name = "api", .callback = api_callback, .per_session_data_size = api_req_size() };
+	w->protocols[1] = (struct lws_protocols){ .name = "switchboard.v1",
+						  .callback = ws_callback,
+						  .per_session_data_size = ws_conn_size(),
+						  .rx_buffer_size = 1024,
+						  .tx_packet_size = NET_BATCH_MAX + 16 };
+	w->protocols[2] = (struct lws_protocols){ .name = "api",
+						  .callback = api_callback,
+						  .per_session_data_size = api_req_size() };
 	w->protocols[3] = (struct lws_protocols){ .name = "hook", .callback = webhook_callback };
 	w->protocols[4] = (struct lws_protocols){ NULL, NULL, 0, 0, 0, NULL, 0 };
 
@@ -90,8 +96,8 @@ worker_listen(struct worker *w, const char *iface)
 	/* TLS is initialised even without tls.cert: https:// webhooks need the client side. */
 	/* Without FAIL_UPON_UNABLE_TO_BIND, lws starts with no listening socket when the
 	 * address is not (yet) on an interface, and waits for it to appear. */
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	info.options =
+		LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	if (cfg->tls_cert != NULL) {
 		/* wss and https on the same port. HTTP/1.1 only: our raw-framed writes must not
 		 * travel inside HTTP/2 (ALPN would otherwise pick h2). */

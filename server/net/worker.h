@@ -35,19 +35,19 @@ struct ws_conn;
 #define NET_FLUSH_BATCHES 4
 
 struct worker {
-	struct server *srv;            /* borrowed: the process */
-	struct hub *hub;               /* owned */
-	struct lws_context *ctx;       /* owned, NULL until worker_listen() */
-	struct lws_vhost *vhost;       /* the listening vhost (its user is this worker) */
+	struct server *srv;		   /* borrowed: the process */
+	struct hub *hub;		   /* owned */
+	struct lws_context *ctx;	   /* owned, NULL until worker_listen() */
+	struct lws_vhost *vhost;	   /* the listening vhost (its user is this worker) */
 	struct lws_protocols protocols[5]; /* the vhost's (lws keeps pointing at them) */
-	lws_retry_bo_t idle_policy;    /* ping / hang-up timing (lws keeps a pointer) */
-	unsigned char *batch;          /* owned: NET_BATCH_MAX bytes, shared by every write */
-	struct ws_conn *dirty;         /* connections with frames to flush (wsout.c) */
-	int rx_fds[NET_RX_FDS];        /* sockets read during this loop pass (ws.c) */
+	lws_retry_bo_t idle_policy;	   /* ping / hang-up timing (lws keeps a pointer) */
+	unsigned char *batch;		   /* owned: NET_BATCH_MAX bytes, shared by every write */
+	struct ws_conn *dirty;		   /* connections with frames to flush (wsout.c) */
+	int rx_fds[NET_RX_FDS];		   /* sockets read during this loop pass (ws.c) */
 	unsigned nrx_fds;
-	size_t connections;            /* established WebSocket connections */
-	struct metrics metrics;        /* this loop's counters (metrics.h) */
-	lws_sorted_usec_list_t tick;   /* 1 s: hub_tick */
+	size_t connections;	     /* established WebSocket connections */
+	struct metrics metrics;	     /* this loop's counters (metrics.h) */
+	lws_sorted_usec_list_t tick; /* 1 s: hub_tick */
 };
 
 /* A worker of srv (borrowed; srv->cfg must be set) with a new hub (seed keys its

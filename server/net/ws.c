@@ -282,7 +282,8 @@ log_closed(struct ws_conn *c, uint64_t now)
 			 c->close_reason, c->close_sent ? "" : " (its close frame was not sent)");
 	else if (c->peer_closed)
 		snprintf(how, sizeof(how), "closed by the peer: %u%s%s", c->peer_code,
-			 c->peer_reason != NULL ? " " : "", c->peer_reason != NULL ? c->peer_reason : "");
+			 c->peer_reason != NULL ? " " : "",
+			 c->peer_reason != NULL ? c->peer_reason : "");
 	else if (c->write_failed)
 		snprintf(how, sizeof(how), "dropped: a write failed");
 	else if (lws_get_close_length(c->wsi) >= 2)
@@ -359,4 +360,3 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
 }
-

@@ -16,27 +16,27 @@ struct worker;
 
 struct ws_conn {
 	struct lws *wsi;
-	struct worker *w;          /* borrowed: the loop this connection is on */
+	struct worker *w; /* borrowed: the loop this connection is on */
 	struct session *s;
 	struct ws_conn *dirty_prev, *dirty_next; /* on w->dirty while `dirty` (wsout.c) */
-	char *rx;                 /* reassembly of a fragmented message, or NULL */
+	char *rx;				 /* reassembly of a fragmented message, or NULL */
 	size_t rx_len, rx_cap;
-	uint64_t valid_ms;        /* when lws was last told the peer is alive */
-	uint64_t opened_ms;       /* ESTABLISHED */
-	bool established;         /* CLOSED also fires for upgrades refused in FILTER */
-	bool dirty;               /* frames queued since the last flush */
-	bool closing;             /* kicked: close at the next WRITEABLE */
-	bool close_sent;          /* lws may deliver WRITEABLE again while closing */
-	bool peer_closed;         /* the peer's close frame arrived: write no more data */
-	bool flush_first;         /* write what is queued before the close frame */
-	bool write_failed;        /* a write failed: the connection is dropped */
+	uint64_t valid_ms;  /* when lws was last told the peer is alive */
+	uint64_t opened_ms; /* ESTABLISHED */
+	bool established;   /* CLOSED also fires for upgrades refused in FILTER */
+	bool dirty;	    /* frames queued since the last flush */
+	bool closing;	    /* kicked: close at the next WRITEABLE */
+	bool close_sent;    /* lws may deliver WRITEABLE again while closing */
+	bool peer_closed;   /* the peer's close frame arrived: write no more data */
+	bool flush_first;   /* write what is queued before the close frame */
+	bool write_failed;  /* a write failed: the connection is dropped */
 	uint16_t close_code;
 	const char *close_reason; /* a string constant (session_kick callers) */
-	uint16_t peer_code;       /* the peer's close frame: its code, 1005 without one */
-	char *peer_reason;        /* and its reason, cleaned for the log: owned, or NULL
+	uint16_t peer_code;	  /* the peer's close frame: its code, 1005 without one */
+	char *peer_reason;	  /* and its reason, cleaned for the log: owned, or NULL
 				   * (allocated only then: every connection pays for a
 				   * pointer, not for the text) */
-	char ip[48];              /* client address (peer.h), counted by admit.c */
+	char ip[48];		  /* client address (peer.h), counted by admit.c */
 };
 
 /* A close frame is on its way (ours, the peer's, or one lws started on a protocol

@@ -73,7 +73,6 @@ wsout_close(struct ws_conn *c, int code, const char *reason)
 	return -1;
 }
 
-
 /* Writes what is queued: one raw write of as many whole frames as fit in a batch, or
  * the first frame alone (from its own buffer) when it is larger than a batch. Returns
  * -1 if the connection failed, else 0; frames may be left for a later write. */
@@ -148,11 +147,14 @@ wsout_flush(struct worker *w)
 		/* More than one batch while the kernel takes each whole: a burst of input must
 		 * not leave queues growing behind one batch per loop iteration. */
 		for (int b = 0; b < NET_FLUSH_BATCHES && session_queued(c->s) > 0 &&
-				!lws_partial_buffered(c->wsi); b++) {
+				!lws_partial_buffered(c->wsi);
+		     b++) {
 			if (write_batch(c) != 0) {
-				/* Outside a callback a connection is dropped through its timeout. */
+				/* Outside a callback a connection is dropped through its timeout.
+				 */
 				c->close_sent = true;
-				lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+				lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND,
+						LWS_TO_KILL_ASYNC);
 				break;
 			}
 		}
@@ -160,4 +162,3 @@ wsout_flush(struct worker *w)
 			lws_callback_on_writable(c->wsi);
 	}
 }
-

@@ -17,14 +17,14 @@ struct sockaddr;
 
 /* One address; a value type. */
 struct cidr_addr {
-	uint8_t family;     /* 4 or 6; 0 for none */
-	uint8_t bytes[16];  /* network order; IPv4 uses the first 4 */
+	uint8_t family;	   /* 4 or 6; 0 for none */
+	uint8_t bytes[16]; /* network order; IPv4 uses the first 4 */
 };
 
 /* One block: addr (with every bit past prefix zero) and its prefix length. */
 struct cidr {
 	struct cidr_addr addr;
-	unsigned prefix;    /* 0-32 for IPv4, 0-128 for IPv6 */
+	unsigned prefix; /* 0-32 for IPv4, 0-128 for IPv6 */
 };
 
 /* Parses an address without brackets, port or zone (len bytes of s, no NUL needed).

@@ -70,7 +70,8 @@ port_valid(const char *s, size_t len)
 	if (len >= 2 && s[0] == '_') {
 		for (size_t i = 1; i < len; i++)
 			if (!(is_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'z') ||
-			      (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			      (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '.' || s[i] == '_' ||
+			      s[i] == '-'))
 				return false;
 		return true;
 	}

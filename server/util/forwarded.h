@@ -21,7 +21,7 @@
 /* One hop of a header: an address, or a node that names none ("unknown", an
  * obfuscated "_id", anything unparsable as an address). */
 struct forwarded_hop {
-	bool known;             /* addr is set */
+	bool known; /* addr is set */
 	struct cidr_addr addr;
 };
 

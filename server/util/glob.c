@@ -8,8 +8,8 @@ bool
 glob_match(const char *pattern, const char *s, size_t len)
 {
 	const char *p = pattern;
-	const char *star = NULL;        /* pattern position just after the last '*' */
-	size_t i = 0, resume = 0;       /* subject position that '*' currently stops at */
+	const char *star = NULL;  /* pattern position just after the last '*' */
+	size_t i = 0, resume = 0; /* subject position that '*' currently stops at */
 
 	while (i < len) {
 		if (*p == '*') {

@@ -25,10 +25,10 @@ const char *log_level_name(enum log_level level);
 
 void log_emit(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(lvl, ...)                                   \
-	do {                                               \
-		if ((lvl) <= log_level_current)            \
-			log_emit((lvl), __VA_ARGS__);      \
+#define log_at(lvl, ...)                                                                           \
+	do {                                                                                       \
+		if ((lvl) <= log_level_current)                                                    \
+			log_emit((lvl), __VA_ARGS__);                                              \
 	} while (0)
 #define log_error(...) log_at(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_at(LOG_WARN, __VA_ARGS__)
@@ -41,8 +41,8 @@ void log_emit(enum log_level level, const char *fmt, ...) __attribute__((format(
  * the caller's milliseconds, any monotonic clock. Zeroed means nothing logged yet. */
 struct log_limit {
 	uint64_t last_ms; /* when the last line for this cause was written */
-	uint64_t held;    /* events held back since */
-	bool used;        /* a line was written */
+	uint64_t held;	  /* events held back since */
+	bool used;	  /* a line was written */
 };
 
 /* An event at now_ms: true when its line should be written now, with *held set to the

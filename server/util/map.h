@@ -11,11 +11,11 @@
 struct map;
 
 struct map *map_new(const uint8_t seed[16]);
-void map_free(struct map *m);                    /* entries are dropped, values are not freed */
+void map_free(struct map *m); /* entries are dropped, values are not freed */
 
 void *map_find(const struct map *m, const char *key, size_t len);     /* borrowed or NULL */
 int map_add(struct map *m, const char *key, size_t len, void *value); /* 0 or -EEXIST */
-void *map_remove(struct map *m, const char *key, size_t len);         /* the value, or NULL */
+void *map_remove(struct map *m, const char *key, size_t len);	      /* the value, or NULL */
 size_t map_count(const struct map *m);
 
 /* Calls fn for every entry; fn must not add or remove entries. */

@@ -79,8 +79,8 @@ on_presence(struct sbc_client *c, const struct sbc_presence *p, void *arg)
 	struct tc *t = arg;
 
 	(void)c;
-	append(t->presence, json_pack("{s:b, s:s?, s:s?}", "join", p->join, "channel",
-				      p->channel, "user", p->user));
+	append(t->presence, json_pack("{s:b, s:s?, s:s?}", "join", p->join, "channel", p->channel,
+				      "user", p->user));
 }
 
 static void
@@ -149,8 +149,7 @@ tc_free(struct tc *t)
 }
 
 bool
-tc_wait(struct tc *t, bool (*cond)(struct tc *t, const void *arg), const void *arg,
-	int timeout_ms)
+tc_wait(struct tc *t, bool (*cond)(struct tc *t, const void *arg), const void *arg, int timeout_ms)
 {
 	int64_t end = now_ms() + timeout_ms;
 
@@ -201,9 +200,8 @@ find_reply(struct tc *t, int64_t id)
 	size_t i;
 	json_t *r;
 
-	json_array_foreach(t->replies, i, r)
-		if (json_integer_value(json_object_get(r, "id")) == id)
-			return r;
+	json_array_foreach(t->replies, i,
+			   r) if (json_integer_value(json_object_get(r, "id")) == id) return r;
 	return NULL;
 }
 

@@ -24,16 +24,16 @@ struct tc {
 	int close_codes[TC_MAX_STATES];
 	unsigned delays[TC_MAX_STATES];
 	unsigned nstates;
-	unsigned nready;          /* READY entered */
-	unsigned nretry;          /* RETRY_WAIT entered */
-	bool closed;              /* CLOSED entered */
-	char last_text[512];      /* text of the last state with a cause */
-	json_t *replies;          /* [{"cmd","id","error","code","offset","epoch",
-				   *   "recovered","recover_sent","missed","raw"}] */
-	json_t *messages;         /* [{"channel","offset","data","duplicate","user"}] */
-	json_t *presence;         /* [{"join","channel","user"}] */
-	json_t *resets;           /* [{"channel","offset","epoch"}] */
-	json_t *notices;          /* [text] */
+	unsigned nready;     /* READY entered */
+	unsigned nretry;     /* RETRY_WAIT entered */
+	bool closed;	     /* CLOSED entered */
+	char last_text[512]; /* text of the last state with a cause */
+	json_t *replies;     /* [{"cmd","id","error","code","offset","epoch",
+			      *   "recovered","recover_sent","missed","raw"}] */
+	json_t *messages;    /* [{"channel","offset","data","duplicate","user"}] */
+	json_t *presence;    /* [{"join","channel","user"}] */
+	json_t *resets;	     /* [{"channel","offset","epoch"}] */
+	json_t *notices;     /* [text] */
 };
 
 /* Fills *cfg with the harness's callbacks and arg, the URL of 127.0.0.1:port (the url

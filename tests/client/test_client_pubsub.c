@@ -14,12 +14,12 @@
 #include "token.h"
 
 #define SECRET "client-test-secret-0123456789abcdef"
-#define CONFIG                                                                             \
-	"{\"namespaces\":{"                                                                \
-	"\"chat\":{\"publish\":\"clients\",\"presence\":true,\"join_leave\":true,"         \
-	"\"history_size\":100},"                                                           \
-	"\"ticks\":{\"publish\":\"none\"},"                                           \
-	"\"priv\":{\"private\":true}},"                                               \
+#define CONFIG                                                                                     \
+	"{\"namespaces\":{"                                                                        \
+	"\"chat\":{\"publish\":\"clients\",\"presence\":true,\"join_leave\":true,"                 \
+	"\"history_size\":100},"                                                                   \
+	"\"ticks\":{\"publish\":\"none\"},"                                                        \
+	"\"priv\":{\"private\":true}},"                                                            \
 	"\"auth\":{\"jwt\":{\"hmac_secret\":\"" SECRET "\",\"leeway\":0}}}"
 
 TestSuite(client, .fini = itest_server_down, .timeout = 30);
@@ -68,7 +68,7 @@ Test(client, connects_and_closes)
 
 Test(client, publish_is_acknowledged_with_its_offset)
 {
-	static const char *const data[] = {"{\"text\":\"hi\",\"p\":0.1}", "\"two\"", "[3, 0.10]"};
+	static const char *const data[] = { "{\"text\":\"hi\",\"p\":0.1}", "\"two\"", "[3, 0.10]" };
 	struct tc t;
 	char epoch[SBC_EPOCH_MAX + 1];
 	uint64_t pos = 0;
@@ -81,7 +81,8 @@ Test(client, publish_is_acknowledged_with_its_offset)
 
 		cr_assert_eq(sbc_publish(t.c, "chat:a", data[i], strlen(data[i]), &id), 0);
 		r = tc_wait_reply(&t, id);
-		cr_expect_eq(json_integer_value(json_object_get(r, "error")), 0, "%s", tc_str(r, "raw"));
+		cr_expect_eq(json_integer_value(json_object_get(r, "error")), 0, "%s",
+			     tc_str(r, "raw"));
 		cr_expect_str_eq(tc_str(r, "cmd"), "publish");
 		cr_expect_eq(json_integer_value(json_object_get(r, "offset")), i + 1, "%s",
 			     tc_str(r, "raw"));

@@ -16,8 +16,8 @@
 #include "itest.h"
 
 #define KEY "sk_client_test"
-#define CONFIG                                                                             \
-	"{\"api_keys\":[{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"]}],"   \
+#define CONFIG                                                                                     \
+	"{\"api_keys\":[{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"]}],"         \
 	"\"namespaces\":{\"chat\":{\"publish\":\"clients\",\"history_size\":100}}}"
 
 TestSuite(reconnect, .fini = itest_server_down, .timeout = 40);
@@ -41,8 +41,8 @@ publish_http(const char *channel, int n)
 	json_int_t off;
 
 	snprintf(path, sizeof(path), "/api/v1/channels/%s/messages", channel);
-	cr_assert_eq(http_callf(itest_port(), "POST", path, KEY, &r, "{\"data\":{\"n\":%d}}", n),
-		     0, "%s", r.error);
+	cr_assert_eq(http_callf(itest_port(), "POST", path, KEY, &r, "{\"data\":{\"n\":%d}}", n), 0,
+		     "%s", r.error);
 	cr_assert_eq(r.status, 201, "%s", r.body);
 	off = json_integer_value(json_object_get(r.json, "offset"));
 	http_resp_fini(&r);
@@ -242,7 +242,8 @@ Test(reconnect, no_retry_before_the_first_connection)
 	cfg.reconnect = true;
 	tc_new(&t, &cfg);
 	cr_assert_eq(sbc_start(t.c), 0);
-	cr_assert(tc_wait(&t, closed, NULL, TC_WAIT_MS), "still %s", sbc_state_name(sbc_state(t.c)));
+	cr_assert(tc_wait(&t, closed, NULL, TC_WAIT_MS), "still %s",
+		  sbc_state_name(sbc_state(t.c)));
 	cr_expect_eq(t.nretry, 0);
 	cr_expect_eq(t.causes[t.nstates - 1], SBC_CAUSE_CONNECT, "%s", t.last_text);
 	cr_expect(strstr(t.last_text, "cannot connect to ws://127.0.0.1:") != NULL, "%s",

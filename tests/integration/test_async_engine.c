@@ -24,8 +24,8 @@ start(void)
 		"\"join_leave\":false,\"history_size\":50}}";
 
 	cr_assert_eq(server_fixture_start_engine(&itest_server, json, NULL, NULL,
-						 fake_engine_new_on_tick), 0, "%s",
-		     itest_server.error);
+						 fake_engine_new_on_tick),
+		     0, "%s", itest_server.error);
 }
 
 TestSuite(async_engine, .fini = itest_server_down, .timeout = 60);
@@ -43,20 +43,23 @@ Test(async_engine, the_http_api_answers_from_late_completions)
 
 	start();
 	cr_assert_eq(http_call(itest_port(), "POST", "/api/v1/channels/a/messages", KEY,
-			       "{\"data\":{\"n\":1}}", &r), 0, "%s", r.error);
+			       "{\"data\":{\"n\":1}}", &r),
+		     0, "%s", r.error);
 	cr_expect_eq(r.status, 201, "%s", r.body);
 	cr_expect_eq(jint(r.json, "offset"), 1);
 	cr_expect(strstr(r.head, "onnection: close") != NULL, "%s", r.head);
 	http_resp_fini(&r);
 	cr_assert_eq(http_call(itest_port(), "POST", "/api/v1/publish", KEY,
-			       "{\"channels\":[\"a\",\"bad!\",\"b\",\"a\"],\"data\":2}", &r), 0);
+			       "{\"channels\":[\"a\",\"bad!\",\"b\",\"a\"],\"data\":2}", &r),
+		     0);
 	cr_expect_eq(r.status, 200, "%s", r.body);
 	res = json_object_get(r.json, "results");
 	cr_assert_eq(json_array_size(res), 3, "%s", r.body);
 	first = json_array_get(res, 0);
 	cr_expect_eq(jint(first, "offset"), 2, "%s", r.body);
-	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(res, 1),
-									   "error"), "code")),
+	cr_expect_str_eq(json_string_value(
+				 json_object_get(json_object_get(json_array_get(res, 1), "error"),
+						 "code")),
 			 "invalid_channel");
 	cr_expect_eq(jint(json_array_get(res, 2), "offset"), 1, "%s", r.body);
 	http_resp_fini(&r);
@@ -66,7 +69,8 @@ Test(async_engine, the_http_api_answers_from_late_completions)
 	cr_expect_not_null(json_object_get(r.json, "presence"), "%s", r.body);
 	http_resp_fini(&r);
 	cr_assert_eq(http_call(itest_port(), "GET", "/api/v1/channels/a/messages?limit=5", KEY,
-			       NULL, &r), 0);
+			       NULL, &r),
+		     0);
 	cr_expect_eq(r.status, 200, "%s", r.body);
 	cr_expect_eq(json_array_size(json_object_get(r.json, "messages")), 2, "%s", r.body);
 	http_resp_fini(&r);
@@ -74,7 +78,8 @@ Test(async_engine, the_http_api_answers_from_late_completions)
 		     0);
 	cr_expect_eq(r.status, 200, "%s", r.body);
 	http_resp_fini(&r);
-	cr_assert_eq(http_call(itest_port(), "DELETE", "/api/v1/channels/a/messages", KEY, NULL, &r),
+	cr_assert_eq(http_call(itest_port(), "DELETE", "/api/v1/channels/a/messages", KEY, NULL,
+			       &r),
 		     0);
 	cr_expect_eq(r.status, 200, "%s", r.body);
 	cr_expect_eq(jint(r.json, "offset"), 0, "%s", r.body);
@@ -87,7 +92,8 @@ Test(async_engine, the_http_api_answers_from_late_completions)
 static void
 send_and_vanish(const char *request)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)itest_port()) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)itest_port()) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -143,9 +149,12 @@ Test(async_engine, websocket_commands_answer_when_the_engine_does)
 	for (int i = 2; i <= 4; i++)
 		cr_expect_eq(sb_publish(b, "room", "1", NULL, 0), i);
 	/* b recovers from offset 1 while a fourth publish is in flight. */
-	cr_assert_eq(ws_client_send_text(b, "{\"type\":\"publish\",\"channel\":\"room\",\"data\":5}"),
+	cr_assert_eq(ws_client_send_text(b,
+					 "{\"type\":\"publish\",\"channel\":\"room\",\"data\":5}"),
 		     0);
-	j = sb_request(b, "\"type\":\"subscribe\",\"channel\":\"room\",\"recover\":{\"offset\":1,\"epoch\":\"%s\"}",
+	j = sb_request(b,
+		       "\"type\":\"subscribe\",\"channel\":\"room\",\"recover\":{\"offset\":1,"
+		       "\"epoch\":\"%s\"}",
 		       epoch);
 	cr_assert_not_null(j);
 	cr_expect(json_is_true(json_object_get(j, "recovered")), "%s", json_dumps(j, 0));

@@ -20,14 +20,14 @@
 
 /* leeway 0: expiry is exact to the second. */
 #define JWT "\"auth\":{\"jwt\":{\"hmac_secret\":\"" SECRET "\",\"leeway\":0}}"
-#define NAMESPACES                                                                         \
-	"\"namespaces\":{"                                                                 \
-	"\"secret\":{\"publish\":\"clients\",\"private\":true,\"presence\":true,"          \
-	"\"history_size\":10},"                                                            \
-	"\"members\":{\"publish\":\"clients\",\"allow_anonymous\":false,\"presence\":true,"    \
-	"\"history_size\":5},"                                                             \
-	"\"ro\":{\"publish\":\"none\"},"                                                   \
-	"\"chat\":{\"publish\":\"clients\",\"presence\":true,\"join_leave\":true},"        \
+#define NAMESPACES                                                                                 \
+	"\"namespaces\":{"                                                                         \
+	"\"secret\":{\"publish\":\"clients\",\"private\":true,\"presence\":true,"                  \
+	"\"history_size\":10},"                                                                    \
+	"\"members\":{\"publish\":\"clients\",\"allow_anonymous\":false,\"presence\":true,"        \
+	"\"history_size\":5},"                                                                     \
+	"\"ro\":{\"publish\":\"none\"},"                                                           \
+	"\"chat\":{\"publish\":\"clients\",\"presence\":true,\"join_leave\":true},"                \
 	"\"news\":{\"publish\":\"clients\"}}"
 #define CONFIG "{" JWT "," NAMESPACES "}"
 
@@ -97,7 +97,8 @@ expect_code(json_t *r, const char *code, const char *what)
 Test(token, the_token_decides_user_and_info)
 {
 	int64_t exp = token_now() + 3600;
-	char *t = TOK("{\"sub\":\"alice\",\"exp\":%lld,\"info\":{\"name\":\"Alice\",\"roles\":[\"admin\"]}}",
+	char *t = TOK("{\"sub\":\"alice\",\"exp\":%lld,\"info\":{\"name\":\"Alice\",\"roles\":["
+		      "\"admin\"]}}",
 		      (long long)exp);
 	struct ws_client *a, *b;
 	json_t *r, *m, *want;
@@ -107,8 +108,10 @@ Test(token, the_token_decides_user_and_info)
 	a = ws_client_open_ok(itest_port());
 	cr_assert_not_null(a);
 	/* The command's own user and info are ignored when a token is present. */
-	r = sb_request(a, "\"type\":\"connect\",\"user\":\"mallory\",\"info\":{\"name\":\"M\"},"
-			  "\"token\":\"%s\"", t);
+	r = sb_request(a,
+		       "\"type\":\"connect\",\"user\":\"mallory\",\"info\":{\"name\":\"M\"},"
+		       "\"token\":\"%s\"",
+		       t);
 	expect_type(r, "connected", "connect with a token");
 	cr_expect_str_eq(json_str(r, "user"), "alice", "user is the token's sub");
 	cr_expect(json_is_integer(json_object_get(r, "expires")), "no expires with an exp claim");
@@ -131,7 +134,9 @@ Test(token, the_token_decides_user_and_info)
 	m = sb_next_message(a, WAIT_MS);
 	cr_expect_str_eq(json_str(json_object_get(m, "from"), "user"), "alice");
 	json_decref(m);
-	cr_expect_eq(sb_expect_error(a, "already_connected", "\"type\":\"connect\",\"token\":\"%s\"", t), 0);
+	cr_expect_eq(sb_expect_error(a, "already_connected",
+				     "\"type\":\"connect\",\"token\":\"%s\"", t),
+		     0);
 	free(t);
 	ws_client_free(a);
 	ws_client_free(b);
@@ -167,7 +172,8 @@ Test(token, claims_at_their_limits_are_accepted)
 	memset(sub, 's', 255), sub[255] = '\0';
 	memset(info, 'i', 4096 - 8), info[4096 - 8] = '\0';
 	t = TOK("{\"sub\":\"%s\",\"info\":{\"k\":\"%s\"},\"exp\":%lld.5,\"iat\":%lld,"
-		"\"iss\":\"backend\",\"aud\":[\"x\"]}", sub, info, (long long)exp, (long long)exp - 600);
+		"\"iss\":\"backend\",\"aud\":[\"x\"]}",
+		sub, info, (long long)exp, (long long)exp - 600);
 	itest_start(CONFIG);
 	c = token_client(t, &r);
 	cr_expect_str_eq(json_str(r, "user"), sub);
@@ -189,20 +195,23 @@ Test(token, tokens_that_do_not_verify_are_unauthorized)
 	char *good;
 	json_t *r;
 
-	bad[n++] = must(token_hs256(OTHER_SECRET, "{\"sub\":\"alice\",\"exp\":%lld}", (long long)now + 600));
-	bad[n++] = must(token_sign("{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"sub\":\"alice\"}", NULL));
+	bad[n++] = must(token_hs256(OTHER_SECRET, "{\"sub\":\"alice\",\"exp\":%lld}",
+				    (long long)now + 600));
+	bad[n++] =
+		must(token_sign("{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"sub\":\"alice\"}", NULL));
 	bad[n++] = must(token_sign("{\"alg\":\"none\"}", "{\"sub\":\"alice\"}", SECRET));
-	bad[n++] = must(token_sign("{\"alg\":\"HS384\",\"typ\":\"JWT\"}", "{\"sub\":\"alice\"}", SECRET));
-	bad[n++] = TOK("{\"sub\":\"alice\",\"exp\":%lld}", (long long)now - 60);          /* expired */
-	bad[n++] = TOK("{\"sub\":\"alice\",\"nbf\":%lld}", (long long)now + 3600);        /* not yet */
+	bad[n++] = must(
+		token_sign("{\"alg\":\"HS384\",\"typ\":\"JWT\"}", "{\"sub\":\"alice\"}", SECRET));
+	bad[n++] = TOK("{\"sub\":\"alice\",\"exp\":%lld}", (long long)now - 60);   /* expired */
+	bad[n++] = TOK("{\"sub\":\"alice\",\"nbf\":%lld}", (long long)now + 3600); /* not yet */
 	bad[n++] = TOK("{\"sub\":\"alice\",\"exp\":\"tomorrow\"}");
-	bad[n++] = TOK("{\"exp\":%lld}", (long long)now + 600);                           /* no sub */
+	bad[n++] = TOK("{\"exp\":%lld}", (long long)now + 600); /* no sub */
 	bad[n++] = TOK("{\"sub\":42}");
 	bad[n++] = TOK("{\"sub\":\"\"}");
 	memset(sub256, 's', 256), sub256[256] = '\0';
-	bad[n++] = TOK("{\"sub\":\"%s\"}", sub256);                             /* > 255 bytes */
+	bad[n++] = TOK("{\"sub\":\"%s\"}", sub256); /* > 255 bytes */
 	memset(big, 'i', sizeof(big) - 1), big[sizeof(big) - 1] = '\0';
-	bad[n++] = TOK("{\"sub\":\"alice\",\"info\":{\"k\":\"%s\"}}", big);  /* info > 4 KiB */
+	bad[n++] = TOK("{\"sub\":\"alice\",\"info\":{\"k\":\"%s\"}}", big); /* info > 4 KiB */
 	bad[n++] = TOK("{\"sub\":\"alice\",\"publish\":[\"chat:*\",7]}");
 	bad[n++] = TOK("{\"sub\":\"alice\",\"info\":\"Alice\"}");
 	bad[n++] = TOK("{\"sub\":\"alice\",\"channels\":\"secret:*\"}");
@@ -223,8 +232,9 @@ Test(token, tokens_that_do_not_verify_are_unauthorized)
 		json_decref(r);
 		free(bad[i]);
 	}
-	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"subscribe\",\"channel\":\"news:x\""), 0,
-		     "a refused connect must not connect");
+	cr_expect_eq(sb_expect_error(c, "not_connected",
+				     "\"type\":\"subscribe\",\"channel\":\"news:x\""),
+		     0, "a refused connect must not connect");
 	good = TOK("{\"sub\":\"alice\",\"exp\":%lld}", (long long)now + 600);
 	r = connect_with(c, good);
 	expect_type(r, "connected", "a good token after bad ones");
@@ -274,7 +284,8 @@ Test(token, the_token_may_come_in_the_url)
 	snprintf(path, sizeof(path), "/ws?token=%s", forged);
 	c = ws_client_open(itest_port(), path, NULL);
 	cr_assert(c != NULL && c->upgraded);
-	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"user\":\"alice\""), 0);
+	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"user\":\"alice\""),
+		     0);
 	r = connect_with(c, bob);
 	expect_type(r, "connected", "a good token after a bad URL token");
 	json_decref(r);
@@ -313,7 +324,8 @@ Test(token, anonymous_off_admits_only_tokens)
 	c = ws_client_open_ok(itest_port());
 	cr_assert_not_null(c);
 	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\""), 0);
-	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"user\":\"alice\""), 0);
+	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"user\":\"alice\""),
+		     0);
 	r = connect_with(c, t);
 	expect_type(r, "connected", "a token with anonymous access off");
 	cr_expect_str_eq(json_str(r, "user"), "alice");
@@ -327,9 +339,11 @@ Test(token, a_public_key_that_cannot_be_loaded_stops_the_server)
 {
 	struct server_fixture f;
 
-	cr_expect_neq(server_fixture_start(&f, "{\"auth\":{\"jwt\":{\"public_key\":"
-					   "\"/nonexistent/switchboard-jwt.pem\"}}}", NULL, NULL), 0,
-		      "the server started without its public key");
+	cr_expect_neq(server_fixture_start(&f,
+					   "{\"auth\":{\"jwt\":{\"public_key\":"
+					   "\"/nonexistent/switchboard-jwt.pem\"}}}",
+					   NULL, NULL),
+		      0, "the server started without its public key");
 	server_fixture_kill(&f);
 }
 
@@ -347,11 +361,19 @@ Test(grants, a_private_namespace_refuses_clients_without_a_grant)
 	for (int i = 0; i < 2; i++) {
 		struct ws_client *c = i == 0 ? anon : tok;
 
-		cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"subscribe\",\"channel\":\"secret:x\""), 0);
-		cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence\",\"channel\":\"secret:x\""), 0);
 		cr_expect_eq(sb_expect_error(c, "forbidden",
-					     "\"type\":\"presence_stats\",\"channel\":\"secret:x\""), 0);
-		cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"history\",\"channel\":\"secret:x\""), 0);
+					     "\"type\":\"subscribe\",\"channel\":\"secret:x\""),
+			     0);
+		cr_expect_eq(sb_expect_error(c, "forbidden",
+					     "\"type\":\"presence\",\"channel\":\"secret:x\""),
+			     0);
+		cr_expect_eq(
+			sb_expect_error(c, "forbidden",
+					"\"type\":\"presence_stats\",\"channel\":\"secret:x\""),
+			0);
+		cr_expect_eq(sb_expect_error(c, "forbidden",
+					     "\"type\":\"history\",\"channel\":\"secret:x\""),
+			     0);
 		cr_expect_eq(sb_subscribe(c, "news:x"), 0, "public namespaces are unaffected");
 	}
 	free(plain);
@@ -362,7 +384,8 @@ Test(grants, a_private_namespace_refuses_clients_without_a_grant)
 
 Test(grants, a_channels_claim_admits_matching_channels_only)
 {
-	char *t = TOK("{\"sub\":\"alice\",\"channels\":[\"secret:team-*\",\"secret:r?\",\"news:*\"]}");
+	char *t = TOK(
+		"{\"sub\":\"alice\",\"channels\":[\"secret:team-*\",\"secret:r?\",\"news:*\"]}");
 	char *wide = TOK("{\"sub\":\"bob\",\"channels\":[\"secret:*\"]}");
 	struct ws_client *a, *b;
 	json_t *r;
@@ -373,15 +396,26 @@ Test(grants, a_channels_claim_admits_matching_channels_only)
 	cr_expect_eq(sb_subscribe(a, "secret:team-a"), 0);
 	cr_expect_eq(sb_subscribe(a, "secret:team-"), 0, "* matches the empty run");
 	cr_expect_eq(sb_subscribe(a, "secret:r1"), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"subscribe\",\"channel\":\"secret:r12\""), 0,
-		     "? is one character");
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"subscribe\",\"channel\":\"secret:other\""), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"subscribe\",\"channel\":\"secret:team\""), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"presence\",\"channel\":\"secret:other\""), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"history\",\"channel\":\"secret:other\""), 0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"subscribe\",\"channel\":\"secret:r12\""),
+		     0, "? is one character");
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"subscribe\",\"channel\":\"secret:other\""),
+		     0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"subscribe\",\"channel\":\"secret:team\""),
+		     0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"presence\",\"channel\":\"secret:other\""),
+		     0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"history\",\"channel\":\"secret:other\""),
+		     0);
 	/* A channels claim that does not match is refused in public namespaces too. */
 	cr_expect_eq(sb_subscribe(a, "news:x"), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"subscribe\",\"channel\":\"chat:x\""), 0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"subscribe\",\"channel\":\"chat:x\""),
+		     0);
 	/* presence and history need the same grant, and have it. */
 	r = sb_request(a, "\"type\":\"presence_stats\",\"channel\":\"secret:team-a\"");
 	expect_type(r, "presence_stats", "presence with a channels grant");
@@ -405,7 +439,8 @@ Test(grants, a_channel_token_admits_its_channel_only)
 {
 	int64_t now = token_now();
 	char *conn = TOK("{\"sub\":\"alice\"}");
-	char *ok = TOK("{\"sub\":\"alice\",\"channel\":\"secret:room1\",\"exp\":%lld}", (long long)now + 600);
+	char *ok = TOK("{\"sub\":\"alice\",\"channel\":\"secret:room1\",\"exp\":%lld}",
+		       (long long)now + 600);
 	char *other_channel = TOK("{\"sub\":\"alice\",\"channel\":\"secret:room2\",\"exp\":%lld}",
 				  (long long)now + 600);
 	char *other_user = TOK("{\"sub\":\"bob\",\"channel\":\"secret:room1\",\"exp\":%lld}",
@@ -413,10 +448,14 @@ Test(grants, a_channel_token_admits_its_channel_only)
 	char *no_exp = TOK("{\"sub\":\"alice\",\"channel\":\"secret:room1\"}");
 	char *expired = TOK("{\"sub\":\"alice\",\"channel\":\"secret:room1\",\"exp\":%lld}",
 			    (long long)now - 60);
-	char *forged = must(token_hs256(OTHER_SECRET, "{\"sub\":\"alice\",\"channel\":\"secret:room1\","
-					"\"exp\":%lld}", (long long)now + 600));
-	char *pattern = TOK("{\"sub\":\"alice\",\"channel\":\"secret:*\",\"exp\":%lld}", (long long)now + 600);
-	char *carol = TOK("{\"sub\":\"carol\",\"channel\":\"secret:room1\",\"exp\":%lld}", (long long)now + 600);
+	char *forged = must(token_hs256(OTHER_SECRET,
+					"{\"sub\":\"alice\",\"channel\":\"secret:room1\","
+					"\"exp\":%lld}",
+					(long long)now + 600));
+	char *pattern = TOK("{\"sub\":\"alice\",\"channel\":\"secret:*\",\"exp\":%lld}",
+			    (long long)now + 600);
+	char *carol = TOK("{\"sub\":\"carol\",\"channel\":\"secret:room1\",\"exp\":%lld}",
+			  (long long)now + 600);
 	struct ws_client *a, *anon;
 	json_t *r;
 
@@ -462,11 +501,17 @@ Test(grants, a_channel_token_admits_its_channel_only)
 	r = sb_request(a, "\"type\":\"history\",\"channel\":\"secret:room1\"");
 	expect_type(r, "history", "history on the channel of a channel token");
 	json_decref(r);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"presence\",\"channel\":\"secret:room2\""), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"history\",\"channel\":\"secret:room2\""), 0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"presence\",\"channel\":\"secret:room2\""),
+		     0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"history\",\"channel\":\"secret:room2\""),
+		     0);
 	/* After unsubscribing the grant is gone. */
 	cr_assert_eq(sb_unsubscribe(a, "secret:room1"), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"presence\",\"channel\":\"secret:room1\""), 0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"presence\",\"channel\":\"secret:room1\""),
+		     0);
 	/* A channel token is not a connection token. */
 	r = sb_request(a, "\"type\":\"refresh\",\"token\":\"%s\"", ok);
 	expect_code(r, "unauthorized", "refresh with a channel token");
@@ -520,10 +565,16 @@ Test(grants, publishing_to_a_private_namespace_needs_the_grant)
 	b = token_client(granted, NULL);
 	c = token_client(carol, NULL);
 	cr_assert_not_null(anon);
-	cr_expect_eq(sb_expect_error(anon, "forbidden", "\"type\":\"publish\",\"channel\":\"secret:x\",\"data\":1"), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"publish\",\"channel\":\"secret:x\",\"data\":1"), 0);
+	cr_expect_eq(sb_expect_error(anon, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"secret:x\",\"data\":1"),
+		     0);
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"secret:x\",\"data\":1"),
+		     0);
 	cr_expect_eq(sb_publish(b, "secret:x", "1", NULL, 0), 1, "a channels grant may publish");
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"publish\",\"channel\":\"secret:y\",\"data\":1"), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"secret:y\",\"data\":1"),
+		     0);
 	r = subscribe_token(c, "secret:y", chan);
 	expect_type(r, "subscribed", "carol's channel token");
 	json_decref(r);
@@ -551,8 +602,9 @@ Test(grants, a_refresh_with_narrower_grants_keeps_existing_subscriptions)
 	r = sb_request(a, "\"type\":\"refresh\",\"token\":\"%s\"", narrow);
 	expect_type(r, "refreshed", "refresh with narrower grants");
 	json_decref(r);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"subscribe\",\"channel\":\"secret:c\""), 0,
-		     "the new grants apply to new subscriptions");
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"subscribe\",\"channel\":\"secret:c\""),
+		     0, "the new grants apply to new subscriptions");
 	cr_expect_eq(sb_subscribe(a, "secret:b"), 0);
 	cr_assert_eq(sb_publish(pub, "secret:a", "\"still here\"", NULL, 0), 1);
 	m = sb_next_message(a, WAIT_MS);
@@ -578,8 +630,8 @@ Test(grants, a_publish_claim_restricts_publishing)
 	cr_expect_geq(sb_publish(a, "chat:x", "1", NULL, 0), 1);
 	r = sb_request(a, "\"type\":\"publish\",\"channel\":\"news:x\",\"data\":1");
 	expect_code(r, "forbidden", "publish outside the publish claim");
-	cr_expect_not_null(strstr(json_str(r, "message"), "publish"), "the refusal must name the rule: %s",
-			   json_str(r, "message"));
+	cr_expect_not_null(strstr(json_str(r, "message"), "publish"),
+			   "the refusal must name the rule: %s", json_str(r, "message"));
 	json_decref(r);
 	/* Subscribing is not what the claim restricts. */
 	cr_expect_eq(sb_subscribe(a, "news:x"), 0);
@@ -604,12 +656,17 @@ Test(grants, allow_anonymous_false_needs_a_token)
 	anon = sb_connect(itest_port(), "anon");
 	a = token_client(t, NULL);
 	cr_assert_not_null(anon);
-	cr_expect_eq(sb_expect_error(anon, "forbidden", "\"type\":\"subscribe\",\"channel\":\"members:x\""), 0);
 	cr_expect_eq(sb_expect_error(anon, "forbidden",
-				     "\"type\":\"publish\",\"channel\":\"members:x\",\"data\":1"), 0);
-	cr_expect_eq(sb_expect_error(anon, "forbidden", "\"type\":\"presence\",\"channel\":\"members:x\""),
+				     "\"type\":\"subscribe\",\"channel\":\"members:x\""),
+		     0);
+	cr_expect_eq(sb_expect_error(anon, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"members:x\",\"data\":1"),
+		     0);
+	cr_expect_eq(sb_expect_error(anon, "forbidden",
+				     "\"type\":\"presence\",\"channel\":\"members:x\""),
 		     0, "presence needs the right to subscribe");
-	cr_expect_eq(sb_expect_error(anon, "forbidden", "\"type\":\"history\",\"channel\":\"members:x\""),
+	cr_expect_eq(sb_expect_error(anon, "forbidden",
+				     "\"type\":\"history\",\"channel\":\"members:x\""),
 		     0, "history needs the right to subscribe");
 	cr_expect_eq(sb_subscribe(a, "members:x"), 0);
 	cr_expect_eq(sb_publish(a, "members:x", "\"hi\"", NULL, 0), 1);
@@ -624,7 +681,8 @@ Test(grants, allow_anonymous_false_needs_a_token)
 	expect_type(m, "presence_stats", "presence with a token");
 	cr_expect_eq(json_int(m, "clients"), 1);
 	json_decref(m);
-	cr_expect_eq(sb_subscribe(anon, "news:x"), 0, "other namespaces still admit anonymous clients");
+	cr_expect_eq(sb_subscribe(anon, "news:x"), 0,
+		     "other namespaces still admit anonymous clients");
 	free(t);
 	ws_client_free(anon);
 	ws_client_free(a);
@@ -639,7 +697,8 @@ Test(grants, publish_none_refuses_clients_with_tokens_too)
 	itest_start(CONFIG);
 	a = token_client(t, NULL);
 	cr_expect_eq(sb_subscribe(a, "ro:feed"), 0);
-	cr_expect_eq(sb_expect_error(a, "forbidden", "\"type\":\"publish\",\"channel\":\"ro:feed\",\"data\":1"),
+	cr_expect_eq(sb_expect_error(a, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"ro:feed\",\"data\":1"),
 		     0);
 	free(t);
 	ws_client_free(a);
@@ -729,8 +788,8 @@ Test(expiry, a_refreshed_connection_stays_open_past_the_first_exp)
 	while (token_now() < exp1 + 2) {
 		int rc = ws_client_recv(a, &m, 250);
 
-		cr_assert_eq(rc, 0, "got %s (close code %d) after a refresh", rc == 1 ? m.data : "nothing",
-			     a->close_code);
+		cr_assert_eq(rc, 0, "got %s (close code %d) after a refresh",
+			     rc == 1 ? m.data : "nothing", a->close_code);
 	}
 	r = sb_request(a, "\"type\":\"ping\"");
 	expect_type(r, "pong", "still open past the first exp");

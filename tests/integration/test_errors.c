@@ -42,44 +42,74 @@ Test(errors, every_command_error_echoes_its_id)
 	json_t *r;
 
 	cr_assert_not_null(c);
-	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"subscribe\",\"channel\":\"a\""), 0);
-	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"token\":\"a.b.c\""), 0);
-	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"refresh\",\"token\":\"a.b.c\""), 0);
-	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"history\",\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "not_connected",
+				     "\"type\":\"subscribe\",\"channel\":\"a\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"token\":\"a.b.c\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "not_connected",
+				     "\"type\":\"refresh\",\"token\":\"a.b.c\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"history\",\"channel\":\"a\""),
+		     0);
 	r = sb_request(c, "\"type\":\"connect\"");
 	cr_assert_str_eq(json_str(r, "type"), "connected");
 	json_decref(r);
 	cr_expect_eq(sb_expect_error(c, "already_connected", "\"type\":\"connect\""), 0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\""), 0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\",\"channel\":5"), 0);
-	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"publish\",\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"publish\",\"channel\":\"a\""),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":7"), 0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"channel\":\"a\""), 0);
 	cr_expect_eq(sb_expect_error(c, "unknown_type", "\"type\":\"rpc\",\"channel\":\"a\""), 0);
-	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"a b\""), 0);
-	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"\""), 0);
 	cr_expect_eq(sb_expect_error(c, "invalid_channel",
-				     "\"type\":\"publish\",\"channel\":\"a/b\",\"data\":1"), 0);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"publish\",\"channel\":\"a\",\"data\":1"), 0);
-	cr_expect_eq(sb_expect_error(c, "not_subscribed", "\"type\":\"unsubscribe\",\"channel\":\"a\""), 0);
+				     "\"type\":\"subscribe\",\"channel\":\"a b\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"subscribe\",\"channel\":\"\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"publish\",\"channel\":\"a/b\",\"data\":1"),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"a\",\"data\":1"),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "not_subscribed",
+				     "\"type\":\"unsubscribe\",\"channel\":\"a\""),
+		     0);
 	cr_assert_eq(sb_subscribe(c, "a"), 0);
-	cr_expect_eq(sb_expect_error(c, "already_subscribed", "\"type\":\"subscribe\",\"channel\":\"a\""), 0);
+	cr_expect_eq(sb_expect_error(c, "already_subscribed",
+				     "\"type\":\"subscribe\",\"channel\":\"a\""),
+		     0);
 	/* The commands of issue 3. */
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"refresh\""), 0);
 	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"refresh\",\"token\":\"a.b.c\""), 0,
 		     "a connection without a token has nothing to refresh");
-	cr_expect_eq(sb_expect_error(c, "forbidden",
-				     "\"type\":\"subscribe\",\"channel\":\"b\",\"token\":\"a.b.c\""), 0,
-		     "channel tokens need a connection identified by a token");
+	cr_expect_eq(
+		sb_expect_error(c, "forbidden",
+				"\"type\":\"subscribe\",\"channel\":\"b\",\"token\":\"a.b.c\""),
+		0, "channel tokens need a connection identified by a token");
+	cr_expect_eq(sb_expect_error(
+			     c, "bad_request",
+			     "\"type\":\"subscribe\",\"channel\":\"b\",\"recover\":{\"offset\":1}"),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request",
-				     "\"type\":\"subscribe\",\"channel\":\"b\",\"recover\":{\"offset\":1}"), 0);
-	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\",\"channel\":\"b\",\"rewind\":-1"), 0);
-	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"presence\",\"channel\":\"a b\""), 0);
+				     "\"type\":\"subscribe\",\"channel\":\"b\",\"rewind\":-1"),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"presence\",\"channel\":\"a b\""),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"presence_stats\""), 0);
-	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"history\",\"channel\":\"\""), 0);
-	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"history\",\"channel\":\"a\",\"limit\":\"5\""), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"history\",\"channel\":\"\""),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request",
-				     "\"type\":\"history\",\"channel\":\"a\",\"since\":{\"epoch\":\"e\"}"), 0);
+				     "\"type\":\"history\",\"channel\":\"a\",\"limit\":\"5\""),
+		     0);
+	cr_expect_eq(sb_expect_error(
+			     c, "bad_request",
+			     "\"type\":\"history\",\"channel\":\"a\",\"since\":{\"epoch\":\"e\"}"),
+		     0);
 	itest_expect_alive(c, "after twenty errors");
 	ws_client_free(c);
 	itest_finish();
@@ -131,7 +161,8 @@ Test(errors, invalid_ids_are_bad_request_without_id)
 		"{\"type\":\"ping\",\"id\":null}",
 		"{\"type\":\"ping\",\"id\":{\"n\":1}}",
 		"{\"type\":\"ping\",\"id\":[1]}",
-		"{\"type\":\"ping\",\"id\":\"12345678901234567890123456789012345678901234567890123456789012345\"}",
+		"{\"type\":\"ping\",\"id\":"
+		"\"12345678901234567890123456789012345678901234567890123456789012345\"}",
 	};
 	struct ws_client *c = sb_connect(itest_port(), "u");
 
@@ -177,7 +208,8 @@ Test(errors, garbage_gets_error_frames_and_the_connection_stays_open)
 
 			cr_assert_eq(ws_client_send_text(c, garbage[i]), 0);
 			r = ws_client_recv_json(c, WAIT_MS);
-			cr_assert_not_null(r, "no reply to %s (close code %d)", garbage[i], c->close_code);
+			cr_assert_not_null(r, "no reply to %s (close code %d)", garbage[i],
+					   c->close_code);
 			cr_expect_str_eq(json_str(r, "type"), "error", "%s", garbage[i]);
 			cr_expect_str_eq(json_str(r, "code"), "bad_request", "%s", garbage[i]);
 			json_decref(r);
@@ -200,17 +232,22 @@ Test(errors, user_and_channel_lengths_follow_the_documented_limits)
 	memset(u256, 'u', 256), u256[256] = '\0';
 	memset(c255, 'c', 255), c255[255] = '\0';
 	memset(c256, 'c', 256), c256[256] = '\0';
-	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"connect\",\"user\":\"%s\"", u256), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"connect\",\"user\":\"%s\"",
+				     u256),
+		     0);
 	/* "\u0000" is valid JSON; the id of such a command is valid and must come back. */
-	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"connect\",\"user\":\"a\\u0000b\""), 0);
+	cr_expect_eq(sb_expect_error(c, "bad_request",
+				     "\"type\":\"connect\",\"user\":\"a\\u0000b\""),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"connect\",\"user\":7"), 0);
 	r = sb_request(c, "\"type\":\"connect\",\"user\":\"%s\"", u255);
 	cr_expect_str_eq(json_str(r, "type"), "connected", "a refused connect must not count");
 	cr_expect_str_eq(json_str(r, "user"), u255);
 	json_decref(r);
 	cr_expect_eq(sb_subscribe(c, c255), 0);
-	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"subscribe\",\"channel\":\"%s\"",
-				     c256), 0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"subscribe\",\"channel\":\"%s\"", c256),
+		     0);
 	cr_expect_eq(sb_publish(c, c255, "1", NULL, 0), 1);
 	ws_client_free(c);
 	itest_finish();
@@ -222,7 +259,8 @@ Test(errors, user_names_are_echoed_exactly)
 	json_t *r, *m;
 
 	cr_assert_not_null(pub);
-	r = ws_client_cmd(pub, "{\"type\":\"connect\",\"id\":1,\"user\":\"\\\"Zo\u00eb\\\\ \xc3\xa9\"}");
+	r = ws_client_cmd(pub,
+			  "{\"type\":\"connect\",\"id\":1,\"user\":\"\\\"Zo\u00eb\\\\ \xc3\xa9\"}");
 	cr_expect_str_eq(json_str(r, "user"), "\"Zo\xc3\xab\\ \xc3\xa9");
 	json_decref(r);
 	cr_assert_eq(sb_subscribe(pub, "names"), 0);
@@ -246,12 +284,17 @@ Test(limits, limit_exceeded_past_max_channels_per_connection)
 	cr_assert_eq(sb_subscribe(c, "c1"), 0);
 	cr_assert_eq(sb_subscribe(c, "c2"), 0);
 	cr_assert_eq(sb_subscribe(c, "c3"), 0);
-	cr_expect_eq(sb_expect_error(c, "limit_exceeded", "\"type\":\"subscribe\",\"channel\":\"c4\""), 0);
-	cr_expect_eq(sb_expect_error(c, "already_subscribed", "\"type\":\"subscribe\",\"channel\":\"c1\""),
+	cr_expect_eq(sb_expect_error(c, "limit_exceeded",
+				     "\"type\":\"subscribe\",\"channel\":\"c4\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "already_subscribed",
+				     "\"type\":\"subscribe\",\"channel\":\"c1\""),
 		     0, "already_subscribed is checked on a full connection too");
 	cr_assert_eq(sb_unsubscribe(c, "c2"), 0);
 	cr_expect_eq(sb_subscribe(c, "c4"), 0, "a freed slot can be used again");
-	cr_expect_eq(sb_expect_error(c, "limit_exceeded", "\"type\":\"subscribe\",\"channel\":\"c5\""), 0);
+	cr_expect_eq(sb_expect_error(c, "limit_exceeded",
+				     "\"type\":\"subscribe\",\"channel\":\"c5\""),
+		     0);
 	/* The refused subscription had no effect: c5 messages are not delivered. */
 	cr_assert_geq(sb_publish(c, "c4", "\"sentinel\"", NULL, 0), 1);
 	{
@@ -279,12 +322,16 @@ Test(limits, too_large_past_max_data_size)
 	ok = json_string_of(1024);
 	big = json_string_of(1025);
 	cr_expect_eq(sb_publish(c, "big", ok, NULL, 0), 1, "data of exactly max_data_size is fine");
-	cr_expect_eq(sb_expect_error(c, "too_large", "\"type\":\"publish\",\"channel\":\"big\",\"data\":%s",
-				     big), 0);
+	cr_expect_eq(sb_expect_error(c, "too_large",
+				     "\"type\":\"publish\",\"channel\":\"big\",\"data\":%s", big),
+		     0);
 	/* Size as written: 1000 bytes of whitespace around a small value count too. */
 	cr_expect_eq(sb_expect_error(c, "too_large",
-				     "\"type\":\"publish\",\"channel\":\"big\",\"data\":[%1030s1]", ""), 0);
-	cr_expect_eq(sb_publish(c, "big", "\"after\"", NULL, 0), 2, "a refused publish takes no offset");
+				     "\"type\":\"publish\",\"channel\":\"big\",\"data\":[%1030s1]",
+				     ""),
+		     0);
+	cr_expect_eq(sb_publish(c, "big", "\"after\"", NULL, 0), 2,
+		     "a refused publish takes no offset");
 	m = sb_next_message(sub, WAIT_MS);
 	cr_expect_eq(json_int(m, "offset"), 1);
 	json_decref(m);
@@ -311,7 +358,8 @@ Test(closes, binary_frame_closes_1003_and_others_keep_being_served)
 	cr_assert_eq(sb_subscribe(bad, "shared"), 0);
 	cr_assert_eq(sb_subscribe(good, "shared"), 0);
 	cr_assert_eq(ws_client_send_binary(bad, "{\"type\":\"ping\"}", 15), 0);
-	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1003, "close code %d", bad->close_code);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1003, "close code %d",
+		     bad->close_code);
 	cr_expect_str_eq(bad->close_reason, "binary frames are not supported");
 	cr_assert_eq(sb_publish(good, "shared", "\"still here\"", NULL, 0), 1);
 	m = sb_next_message(good, WAIT_MS);
@@ -330,7 +378,8 @@ Test(closes, invalid_utf8_closes_1007_and_others_keep_being_served)
 
 	cr_assert(bad && good);
 	cr_assert_eq(ws_client_send_text(bad, bad_text), 0);
-	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1007, "close code %d", bad->close_code);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1007, "close code %d",
+		     bad->close_code);
 	itest_expect_alive(good, "the other client");
 	ws_client_free(bad);
 	ws_client_free(good);
@@ -365,9 +414,10 @@ Test(closes, message_over_max_message_size_closes_1009)
 
 	cr_assert(bad && good && text);
 	memset(text, ' ', n);
-	memcpy(text, "{\"type\":\"ping\"}", 15);    /* valid JSON padded with whitespace */
-	ws_client_send_textn(bad, text, n);      /* may fail part-way if the server hangs up */
-	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
+	memcpy(text, "{\"type\":\"ping\"}", 15); /* valid JSON padded with whitespace */
+	ws_client_send_textn(bad, text, n);	 /* may fail part-way if the server hangs up */
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d",
+		     bad->close_code);
 	cr_expect_str_eq(bad->close_reason, "message too big");
 	itest_expect_alive(good, "the other client");
 	free(text);
@@ -379,14 +429,15 @@ Test(closes, message_over_max_message_size_closes_1009)
 Test(closes, a_declared_length_over_the_limit_closes_1009_before_the_payload)
 {
 	/* A masked text frame announcing 2^40 bytes, followed by only a few. */
-	static const unsigned char head[] = { 0x81, 0xff, 0, 0, 0x01, 0, 0, 0, 0, 0,
-					      1, 2, 3, 4, 'x', 'x', 'x', 'x' };
+	static const unsigned char head[] = { 0x81, 0xff, 0, 0, 0x01, 0,   0,	0,   0,
+					      0,    1,	  2, 3, 4,    'x', 'x', 'x', 'x' };
 	struct ws_client *bad = sb_connect(itest_port(), "bad");
 	struct ws_client *good = sb_connect(itest_port(), "good");
 
 	cr_assert(bad && good);
 	cr_assert_eq(ws_client_send_raw(bad, head, sizeof(head)), 0);
-	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d",
+		     bad->close_code);
 	itest_expect_alive(good, "the other client");
 	ws_client_free(bad);
 	ws_client_free(good);
@@ -417,14 +468,15 @@ Test(closes, fragments_summing_over_max_message_size_close_1009)
 {
 	struct ws_client *bad = sb_connect(itest_port(), "bad");
 	struct ws_client *good = sb_connect(itest_port(), "good");
-	size_t n = 90000;               /* three fragments of 30000: each alone is fine */
+	size_t n = 90000; /* three fragments of 30000: each alone is fine */
 	char *text = malloc(n);
 
 	cr_assert(bad && good && text);
 	memset(text, ' ', n);
 	memcpy(text, "{\"type\":\"ping\"}", 15);
 	ws_client_send_fragmented(bad, WS_OP_TEXT, text, n, 3);
-	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d", bad->close_code);
+	cr_expect_eq(ws_client_wait_close(bad, WAIT_MS, NULL), 1009, "close code %d",
+		     bad->close_code);
 	itest_expect_alive(good, "the other client");
 	free(text);
 	ws_client_free(bad);
@@ -450,7 +502,8 @@ Test(closes, fragmented_messages_are_reassembled)
 	json_decref(r);
 	/* A large publish in 10 fragments, delivered intact. */
 	cr_assert_eq(sb_subscribe(c, "frag"), 0);
-	clen = asprintf(&cmd, "{\"type\":\"publish\",\"id\":8,\"channel\":\"frag\",\"data\":%s}", data);
+	clen = asprintf(&cmd, "{\"type\":\"publish\",\"id\":8,\"channel\":\"frag\",\"data\":%s}",
+			data);
 	cr_assert_gt(clen, 0);
 	cr_assert_eq(ws_client_send_fragmented(c, WS_OP_TEXT, cmd, (size_t)clen, 10), 0);
 	r = ws_client_wait_id(c, 8, WAIT_MS);
@@ -485,7 +538,8 @@ Test(closes, a_websocket_ping_between_fragments_is_answered)
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(ws_client_recv(c, &m, WAIT_MS), 1, "only %d of 2 answers", i);
 		if (m.opcode == WS_OP_PONG) {
-			cr_expect(m.len == 2 && memcmp(m.data, "hb", 2) == 0, "pong payload differs");
+			cr_expect(m.len == 2 && memcmp(m.data, "hb", 2) == 0,
+				  "pong payload differs");
 			got_pong = true;
 		} else {
 			cr_assert_eq(m.opcode, WS_OP_TEXT, "opcode %d", m.opcode);
@@ -514,7 +568,8 @@ Test(closes, websocket_protocol_violations_close_only_that_connection)
 		{ "reserved opcode 3", (const unsigned char *)"\x83\x80\0\0\0\0", 6 },
 		{ "RSV1 without an extension", (const unsigned char *)"\xc1\x80\0\0\0\0", 6 },
 		{ "fragmented ping", (const unsigned char *)"\x09\x80\0\0\0\0", 6 },
-		{ "continuation with nothing to continue", (const unsigned char *)"\x80\x80\0\0\0\0", 6 },
+		{ "continuation with nothing to continue",
+		  (const unsigned char *)"\x80\x80\0\0\0\0", 6 },
 		{ "ping of 126 bytes", (const unsigned char *)"\x89\xfe\x00\x7e\0\0\0\0", 8 },
 		{ "not WebSocket at all", (const unsigned char *)"GET / HTTP/1.1\r\n\r\n", 18 },
 	};
@@ -529,7 +584,7 @@ Test(closes, websocket_protocol_violations_close_only_that_connection)
 
 		cr_assert(c && pad);
 		ws_client_send_raw(c, bad[i].bytes, bad[i].len);
-		ws_client_send_raw(c, pad, 200);        /* payload for the 126-byte ping */
+		ws_client_send_raw(c, pad, 200); /* payload for the 126-byte ping */
 		code = ws_client_wait_close(c, WS_DEFAULT_TIMEOUT_MS, NULL);
 		cr_expect_neq(code, -1, "%s: the connection stayed open", bad[i].what);
 		ws_client_free(c);
@@ -582,7 +637,8 @@ Test(limits, connect_timeout_closes_4002)
 	r = ws_client_cmd(idle, "{\"type\":\"ping\",\"id\":1}");
 	cr_expect_str_eq(json_str(r, "type"), "pong", "ping works, but is not a connect");
 	json_decref(r);
-	cr_expect_eq(ws_client_wait_close(idle, 5000, NULL), 4002, "close code %d", idle->close_code);
+	cr_expect_eq(ws_client_wait_close(idle, 5000, NULL), 4002, "close code %d",
+		     idle->close_code);
 	cr_expect_str_eq(idle->close_reason, "connect timeout");
 	/* The connected client, older than the timeout by now, is still served. */
 	itest_expect_alive(ok, "a connected client");
@@ -696,9 +752,10 @@ Test(limits, command_flood_without_reading_is_closed_4008)
 	cr_assert(flood && flood->upgraded && other);
 	for (; sent < PINGS; sent++)
 		if (ws_client_sendf(flood, "{\"type\":\"ping\",\"id\":\"%060d\"}", sent) != 0)
-			break;              /* the server hung up */
+			break; /* the server hung up */
 	cr_expect_eq(ws_client_wait_close(flood, 10000, &dropped), 4008,
-		     "closed with %d after %d pings and %u pongs", flood->close_code, sent, dropped);
+		     "closed with %d after %d pings and %u pongs", flood->close_code, sent,
+		     dropped);
 	cr_expect_lt(dropped, (unsigned)sent, "every ping was answered: nothing was bounded");
 	itest_expect_alive(other, "the other client");
 	ws_client_free(flood);
@@ -720,19 +777,23 @@ Test(limits, publishes_past_the_rate_limit_get_rate_limited_then_4029)
 	cr_assert(c != NULL && other != NULL);
 	cr_assert_eq(sb_subscribe(c, "room"), 0);
 	for (int i = 0; i < 8; i++)
-		ws_client_sendf(c, "{\"type\":\"publish\",\"id\":%d,\"channel\":\"room\",\"data\":%d}", 100 + i, i);
+		ws_client_sendf(c,
+				"{\"type\":\"publish\",\"id\":%d,\"channel\":\"room\",\"data\":%d}",
+				100 + i, i);
 	for (int i = 0; i < 8; i++) {
 		j = ws_client_wait_id(c, 100 + i, WAIT_MS);
 		cr_assert_not_null(j, "no reply to publish %d", i);
 		if (strcmp(json_string_value(json_object_get(j, "type")), "error") == 0) {
-			cr_expect_str_eq(json_string_value(json_object_get(j, "code")), "rate_limited");
+			cr_expect_str_eq(json_string_value(json_object_get(j, "code")),
+					 "rate_limited");
 			limited++;
 		}
 		json_decref(j);
 	}
 	cr_expect_eq(limited, 3, "5 of 8 fit the burst");
 	for (int i = 0; i < 200; i++)
-		if (ws_client_sendf(c, "{\"type\":\"publish\",\"channel\":\"room\",\"data\":%d}", i) != 0)
+		if (ws_client_sendf(c, "{\"type\":\"publish\",\"channel\":\"room\",\"data\":%d}",
+				    i) != 0)
 			break;
 	cr_expect_eq(ws_client_wait_close(c, 10000, NULL), 4029, "close code %d", c->close_code);
 	itest_expect_alive(other, "the other client");
@@ -751,7 +812,7 @@ Test(limits, issue_9_command_rate_limited_echoes_the_id)
 	int limited = 0, pongs = 0;
 
 	itest_start("{\"limits\":{\"client_commands\":{\"per_second\":1,\"burst\":4}}}");
-	c = sb_connect(itest_port(), "eager");  /* the connect takes one token */
+	c = sb_connect(itest_port(), "eager"); /* the connect takes one token */
 	cr_assert_not_null(c);
 	for (int i = 0; i < 6; i++)
 		ws_client_sendf(c, "{\"type\":\"ping\",\"id\":%d}", 100 + i);
@@ -807,7 +868,9 @@ data_frames_after_close(struct ws_client *c, struct ws_client *pub, int ms)
 
 		/* Keep the channel busy while the stream is read. */
 		for (int i = 0; i < 5; i++)
-			ws_client_sendf(pub, "{\"type\":\"publish\",\"channel\":\"busy\",\"data\":%d}", i);
+			ws_client_sendf(pub,
+					"{\"type\":\"publish\",\"channel\":\"busy\",\"data\":%d}",
+					i);
 		if (poll(&p, 1, 20) == 1) {
 			n = read(c->fd, buf + have, (1 << 20) - have);
 			if (n <= 0)
@@ -857,7 +920,10 @@ Test(closes, issue_9_a_bad_close_frame_is_answered_1002_or_1007)
 		{ "code 1005", "\x03\xed", 2, 1002, NULL },
 		{ "code 1012", "\x03\xf4", 2, 1002, NULL },
 		{ "code 4999", "\x13\x87", 2, 4999, "" },
-		{ "code 3000 with a reason", "\x0b\xb8" "bye", 5, 3000, "bye" },
+		{ "code 3000 with a reason",
+		  "\x0b\xb8"
+		  "bye",
+		  5, 3000, "bye" },
 		{ "no payload", "", 0, WS_CLOSE_NO_STATUS, "" },
 	};
 	struct ws_client *good = sb_connect(itest_port(), "good");
@@ -869,7 +935,8 @@ Test(closes, issue_9_a_bad_close_frame_is_answered_1002_or_1007)
 
 		cr_assert_not_null(c);
 		cr_assert_eq(ws_client_send_frame(c, WS_OP_CLOSE, true, cases[i].payload,
-						  cases[i].len), 0);
+						  cases[i].len),
+			     0);
 		c->close_sent = true; /* the server's close is the answer, not to be answered */
 		code = ws_client_wait_close(c, WAIT_MS, NULL);
 		cr_expect_eq(code, cases[i].want, "%s: close code %d", cases[i].what, code);

@@ -17,12 +17,12 @@
 
 /* Namespaces without presence (no join/leave frames) and with publish "clients", so a
  * publisher need not be subscribed. */
-#define CONFIG                                                                             \
-	"{\"namespaces\":{"                                                                \
-	"\"h\":{\"publish\":\"clients\",\"history_size\":100,\"history_ttl\":3600},"      \
-	"\"big\":{\"publish\":\"clients\",\"history_size\":1000},"                        \
-	"\"small\":{\"publish\":\"clients\",\"history_size\":10},"                        \
-	"\"ttl\":{\"publish\":\"clients\",\"history_size\":100,\"history_ttl\":1},"       \
+#define CONFIG                                                                                     \
+	"{\"namespaces\":{"                                                                        \
+	"\"h\":{\"publish\":\"clients\",\"history_size\":100,\"history_ttl\":3600},"               \
+	"\"big\":{\"publish\":\"clients\",\"history_size\":1000},"                                 \
+	"\"small\":{\"publish\":\"clients\",\"history_size\":10},"                                 \
+	"\"ttl\":{\"publish\":\"clients\",\"history_size\":100,\"history_ttl\":1},"                \
 	"\"nohist\":{\"publish\":\"clients\"}}}"
 
 TestSuite(recover, .fini = itest_server_down, .timeout = 60);
@@ -126,9 +126,11 @@ expect_history(const json_t *r, json_int_t first, json_int_t last, int delta)
 	cr_assert_eq((json_int_t)json_array_size(msgs), last >= first ? last - first + 1 : 0,
 		     "%zu messages, expected offsets %lld..%lld", json_array_size(msgs),
 		     (long long)first, (long long)last);
-	json_array_foreach(msgs, i, m) {
+	json_array_foreach(msgs, i, m)
+	{
 		cr_assert_eq(json_int(m, "offset"), first + (json_int_t)i, "message %zu", i);
-		cr_assert_eq(json_int(json_object_get(m, "data"), "n"), first + (json_int_t)i + delta);
+		cr_assert_eq(json_int(json_object_get(m, "data"), "n"),
+			     first + (json_int_t)i + delta);
 		cr_assert(json_is_object(json_object_get(m, "from")), "message %zu has no from", i);
 		cr_assert_null(json_object_get(m, "type"), "history elements are not frames");
 		cr_assert_null(json_object_get(m, "channel"), "history elements name no channel");
@@ -253,13 +255,19 @@ Test(recover, messages_published_during_recovery_arrive_exactly_once)
 	since = publish_n(pub, "big:race", 0, BEFORE, epoch);
 	/* Pipelined publishes; the recovering subscribe goes out in the middle of them. */
 	for (int i = 0; i < DURING; i++) {
-		cr_assert_eq(ws_client_sendf(pub, "{\"type\":\"publish\",\"id\":%d,\"channel\":\"big:race\","
-					     "\"data\":{\"n\":%d}}", 100000 + i, BEFORE + i), 0);
+		cr_assert_eq(
+			ws_client_sendf(pub,
+					"{\"type\":\"publish\",\"id\":%d,\"channel\":\"big:race\","
+					"\"data\":{\"n\":%d}}",
+					100000 + i, BEFORE + i),
+			0);
 		if (i == DURING / 2)
-			cr_assert_eq(ws_client_sendf(a, "{\"type\":\"subscribe\",\"id\":1,"
+			cr_assert_eq(ws_client_sendf(a,
+						     "{\"type\":\"subscribe\",\"id\":1,"
 						     "\"channel\":\"big:race\",\"recover\":"
 						     "{\"offset\":%lld,\"epoch\":\"%s\"}}",
-						     (long long)since, epoch), 0);
+						     (long long)since, epoch),
+				     0);
 	}
 	while (acks < DURING) {
 		r = ws_client_recv_json(pub, WAIT_MS);
@@ -316,7 +324,8 @@ Test(recover, a_wrong_epoch_is_not_recovered_and_nothing_is_replayed)
 	cr_assert_eq(publish_n(pub, "h:epoch", 1, 20, epoch), 20);
 	cr_assert_str_neq(epoch, WRONG_EPOCH);
 	/* rewind is ignored when recover is given. */
-	r = subscribe_with(a, "h:epoch", "\"recover\":{\"offset\":10,\"epoch\":\"" WRONG_EPOCH "\"},"
+	r = subscribe_with(a, "h:epoch",
+			   "\"recover\":{\"offset\":10,\"epoch\":\"" WRONG_EPOCH "\"},"
 			   "\"rewind\":5");
 	cr_assert(json_is_boolean(json_object_get(r, "recovered")), "recovered missing");
 	cr_expect(json_is_false(json_object_get(r, "recovered")));
@@ -398,7 +407,7 @@ Test(recover, a_namespace_without_history_recovers_only_when_nothing_was_missed)
 	pub = sb_connect(itest_port(), "pub");
 	a = sb_connect(itest_port(), "a");
 	cr_assert(a && pub);
-	cr_assert_eq(sb_subscribe(pub, "nohist:x"), 0);  /* keeps the channel's state */
+	cr_assert_eq(sb_subscribe(pub, "nohist:x"), 0); /* keeps the channel's state */
 	cr_assert_eq(publish_n(pub, "nohist:x", 1, 3, epoch), 3);
 	snprintf(recover, sizeof(recover), "\"recover\":{\"offset\":2,\"epoch\":\"%s\"}", epoch);
 	r = subscribe_with(a, "nohist:x", recover);
@@ -537,7 +546,8 @@ Test(history, history_returns_retained_messages_with_limit_and_since)
 	cr_expect_eq(json_int(r, "offset"), 20);
 	json_decref(r);
 
-	snprintf(since, sizeof(since), "\"since\":{\"offset\":10,\"epoch\":\"%s\"},\"limit\":3", epoch);
+	snprintf(since, sizeof(since), "\"since\":{\"offset\":10,\"epoch\":\"%s\"},\"limit\":3",
+		 epoch);
 	r = history(c, "h:log", since);
 	expect_history(r, 18, 20, 0);
 	json_decref(r);
@@ -565,7 +575,8 @@ Test(history, history_returns_retained_messages_with_limit_and_since)
 	cr_expect_str_eq(json_str(r, "epoch"), epoch);
 	expect_history(r, 1, 20, 0);
 	json_decref(r);
-	r = history(c, "h:log", "\"since\":{\"offset\":15,\"epoch\":\"" WRONG_EPOCH "\"},\"limit\":4");
+	r = history(c, "h:log",
+		    "\"since\":{\"offset\":15,\"epoch\":\"" WRONG_EPOCH "\"},\"limit\":4");
 	expect_history(r, 17, 20, 0);
 	json_decref(r);
 
@@ -600,7 +611,9 @@ Test(history, history_messages_keep_data_and_from_exactly)
 	c = sb_connect(itest_port(), "reader");
 	cr_assert_not_null(c);
 	cr_assert_eq(sb_publish(pub, "h:exact", data, NULL, 0), 1);
-	cr_assert_eq(ws_client_send_text(c, "{\"type\":\"history\",\"id\":7,\"channel\":\"h:exact\"}"), 0);
+	cr_assert_eq(ws_client_send_text(c,
+					 "{\"type\":\"history\",\"id\":7,\"channel\":\"h:exact\"}"),
+		     0);
 	text = ws_client_recv_text(c, WAIT_MS, &len);
 	cr_assert_not_null(text);
 	cr_assert_geq(asprintf(&want, "\"data\":%s", data), 0);
@@ -647,15 +660,27 @@ Test(history, history_off_and_malformed_requests_are_refused)
 	itest_start(CONFIG);
 	c = sb_connect(itest_port(), "u");
 	cr_assert_not_null(c);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"history\",\"channel\":\"nohist:x\""), 0);
-	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"history\",\"channel\":\"h x\""), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"history\",\"channel\":\"nohist:x\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"history\",\"channel\":\"h x\""),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"history\""), 0);
-	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"history\",\"channel\":\"h:x\",\"limit\":-1"), 0);
 	cr_expect_eq(sb_expect_error(c, "bad_request",
-				     "\"type\":\"history\",\"channel\":\"h:x\",\"since\":{\"offset\":\"1\",\"epoch\":\"e\"}"), 0);
+				     "\"type\":\"history\",\"channel\":\"h:x\",\"limit\":-1"),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request",
-				     "\"type\":\"subscribe\",\"channel\":\"h:x\",\"recover\":[1,\"e\"]"), 0);
-	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\",\"channel\":\"h:x\",\"rewind\":\"3\""), 0);
+				     "\"type\":\"history\",\"channel\":\"h:x\",\"since\":{"
+				     "\"offset\":\"1\",\"epoch\":\"e\"}"),
+		     0);
+	cr_expect_eq(
+		sb_expect_error(c, "bad_request",
+				"\"type\":\"subscribe\",\"channel\":\"h:x\",\"recover\":[1,\"e\"]"),
+		0);
+	cr_expect_eq(sb_expect_error(c, "bad_request",
+				     "\"type\":\"subscribe\",\"channel\":\"h:x\",\"rewind\":\"3\""),
+		     0);
 	ws_client_free(c);
 	itest_finish();
 }
@@ -821,14 +846,17 @@ Test(history, a_history_too_big_for_a_frame_is_truncated_and_paged_with_since)
 		cr_assert_eq(sb_publish(pub, "h:big", data, i == 1 ? epoch : NULL, 64), i);
 	}
 	/* Without since: the newest that fit. */
-	cr_assert_eq(ws_client_send_text(c, "{\"type\":\"history\",\"id\":1,\"channel\":\"h:big\"}"), 0);
+	cr_assert_eq(ws_client_send_text(c,
+					 "{\"type\":\"history\",\"id\":1,\"channel\":\"h:big\"}"),
+		     0);
 	text = ws_client_recv_text(c, WAIT_MS, &len);
 	cr_assert_not_null(text);
 	cr_expect_leq(len, 2048, "a history reply of %zu bytes, over max_message_size", len);
 	r = json_loadb(text, len, 0, NULL);
 	cr_assert_not_null(r, "%.200s", text);
 	free(text);
-	cr_expect(json_is_true(json_object_get(r, "truncated")), "30 messages of 300 bytes in 2 KiB");
+	cr_expect(json_is_true(json_object_get(r, "truncated")),
+		  "30 messages of 300 bytes in 2 KiB");
 	n = json_array_size(json_object_get(r, "messages"));
 	cr_assert_geq(n, 1, "not even one message fitted");
 	cr_assert_lt(n, N);
@@ -878,12 +906,14 @@ Test(recover, a_replay_that_does_not_fit_the_send_queue_is_refused_not_kicked)
 	cr_expect(json_is_false(json_object_get(r, "recovered")),
 		  "50 missed messages recovered through a 16-frame send queue");
 	json_decref(r);
-	cr_expect_eq(expect_only_live(a, pub, "h:q"), 56, "a partial replay, or the connection closed");
+	cr_expect_eq(expect_only_live(a, pub, "h:q"), 56,
+		     "a partial replay, or the connection closed");
 	cr_assert_eq(sb_unsubscribe(a, "h:q"), 0);
 
 	/* rewind: the newest that fit, oldest first, contiguous up to the last. */
 	cr_assert_eq(ws_client_send_text(a, "{\"type\":\"subscribe\",\"id\":9,\"channel\":\"h:q\","
-					 "\"rewind\":50}"), 0);
+					    "\"rewind\":50}"),
+		     0);
 	r = ws_client_recv_json(a, WAIT_MS);
 	cr_assert_str_eq(json_str(r, "type"), "subscribed", "closed with %d", a->close_code);
 	json_decref(r);

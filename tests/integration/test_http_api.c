@@ -23,23 +23,23 @@
 #include "itest.h"
 #include "mono.h"
 
-#define KEY "sk_test_1"           /* "backend": channels ["*"], 600/min, burst 60 */
-#define CHAT_KEY "sk_chat"        /* "chat-only": channels ["chat:*"], 60/min, burst 3 */
+#define KEY "sk_test_1"	   /* "backend": channels ["*"], 600/min, burst 60 */
+#define CHAT_KEY "sk_chat" /* "chat-only": channels ["chat:*"], 60/min, burst 3 */
 
-#define API_KEYS                                                                           \
-	"\"api_keys\":["                                                                   \
-	"{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"],"                  \
-	"\"quota\":{\"per_minute\":600,\"burst\":60}},"                                    \
-	"{\"name\":\"chat-only\",\"key\":\"" CHAT_KEY "\",\"channels\":[\"chat:*\"],"      \
+#define API_KEYS                                                                                   \
+	"\"api_keys\":["                                                                           \
+	"{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"],"                          \
+	"\"quota\":{\"per_minute\":600,\"burst\":60}},"                                            \
+	"{\"name\":\"chat-only\",\"key\":\"" CHAT_KEY "\",\"channels\":[\"chat:*\"],"              \
 	"\"quota\":{\"per_minute\":60,\"burst\":3}}]"
 
 /* ticks: server-side publishing only, history 10, no presence. chat: anyone connected may
  * publish, presence without join/leave events (no extra frames), history 100. plain:
  * neither presence nor history. Bare names use the built-in default namespace. */
-#define NAMESPACES                                                                         \
-	"\"namespaces\":{"                                                                 \
-	"\"ticks\":{\"publish\":\"none\",\"history_size\":10},"                            \
-	"\"chat\":{\"publish\":\"clients\",\"presence\":true,\"history_size\":100},"       \
+#define NAMESPACES                                                                                 \
+	"\"namespaces\":{"                                                                         \
+	"\"ticks\":{\"publish\":\"none\",\"history_size\":10},"                                    \
+	"\"chat\":{\"publish\":\"clients\",\"presence\":true,\"history_size\":100},"               \
 	"\"plain\":{\"publish\":\"clients\"}}"
 
 #define CONFIG "{" API_KEYS "," NAMESPACES "}"
@@ -67,20 +67,18 @@ assert_response(struct http_resp *r, const char *method, const char *path)
 
 /* Sends the request (asserting that a response came) into *r. */
 static void
-call(struct http_resp *r, const char *method, const char *path, const char *key,
-     const char *body)
+call(struct http_resp *r, const char *method, const char *path, const char *key, const char *body)
 {
 	http_call(itest_port(), method, path, key, body, r);
 	assert_response(r, method, path);
 }
 
-static void
-callf(struct http_resp *r, const char *method, const char *path, const char *key,
-      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void callf(struct http_resp *r, const char *method, const char *path, const char *key,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-callf(struct http_resp *r, const char *method, const char *path, const char *key,
-      const char *fmt, ...)
+callf(struct http_resp *r, const char *method, const char *path, const char *key, const char *fmt,
+      ...)
 {
 	va_list ap;
 	char *body;
@@ -369,7 +367,8 @@ Test(http_api, http_and_websocket_publishes_share_one_run_of_offsets)
 	for (int i = 0; i < N; i++) {
 		snprintf(data, sizeof(data),
 			 "{ \"i\" : %d, \"p\" : 0.10, \"e\":1E+2, \"s\":\"caf\\u00e9 \\\"q\\\"\", "
-			 "\"a\":[ 1 ,2 ] }", i);
+			 "\"a\":[ 1 ,2 ] }",
+			 i);
 		if (i % 3 != 1)
 			off = publish_http("chat:mix", data, e);
 		else
@@ -383,7 +382,8 @@ Test(http_api, http_and_websocket_publishes_share_one_run_of_offsets)
 	for (int i = 0; i < N; i++) {
 		snprintf(data, sizeof(data),
 			 "{ \"i\" : %d, \"p\" : 0.10, \"e\":1E+2, \"s\":\"caf\\u00e9 \\\"q\\\"\", "
-			 "\"a\":[ 1 ,2 ] }", i);
+			 "\"a\":[ 1 ,2 ] }",
+			 i);
 		if (i % 3 != 1) {
 			expect_server_message(s, "chat:mix", i + 1, data);
 		} else {
@@ -424,8 +424,12 @@ Test(http_api, concurrent_http_and_websocket_publishes_get_distinct_consecutive_
 	p = itest_peer("p", NULL, NULL);
 	sub(s, "chat:race");
 	for (int i = 0; i < WS; i++) {
-		cr_assert_eq(ws_client_sendf(p, "{\"type\":\"publish\",\"id\":%d,\"channel\":\"chat:race\","
-					     "\"data\":{\"ws\":%d}}", 1000 + i, i), 0);
+		cr_assert_eq(
+			ws_client_sendf(p,
+					"{\"type\":\"publish\",\"id\":%d,\"channel\":\"chat:race\","
+					"\"data\":{\"ws\":%d}}",
+					1000 + i, i),
+			0);
 		if (i % 3 == 0 && i / 3 < HTTP) {
 			snprintf(data, sizeof(data), "{\"http\":%d}", i / 3);
 			http_off[i / 3] = publish_http("chat:race", data, NULL);
@@ -454,15 +458,17 @@ Test(http_api, concurrent_http_and_websocket_publishes_get_distinct_consecutive_
 		if (json_object_get(d, "http") != NULL) {
 			cr_expect_null(json_object_get(m, "from"), "offset %d", n);
 			cr_expect_eq(http_off[json_int(d, "http")], off,
-				     "HTTP publish %lld was answered with offset %lld, delivered at %lld",
+				     "HTTP publish %lld was answered with offset %lld, delivered "
+				     "at %lld",
 				     (long long)json_int(d, "http"),
 				     (long long)http_off[json_int(d, "http")], (long long)off);
 		} else {
 			cr_expect_not_null(json_object_get(m, "from"), "offset %d", n);
 			cr_expect_eq(ws_off[json_int(d, "ws")], off,
-				     "WebSocket publish %lld was answered with offset %lld, delivered at %lld",
-				     (long long)json_int(d, "ws"), (long long)ws_off[json_int(d, "ws")],
-				     (long long)off);
+				     "WebSocket publish %lld was answered with offset %lld, "
+				     "delivered at %lld",
+				     (long long)json_int(d, "ws"),
+				     (long long)ws_off[json_int(d, "ws")], (long long)off);
 		}
 		json_decref(m);
 	}
@@ -481,8 +487,10 @@ Test(http_api, publish_over_http_to_a_publish_none_namespace)
 	itest_start(CONFIG);
 	s = itest_peer("s", NULL, NULL);
 	sub(s, "ticks:btc");
-	cr_expect_eq(sb_expect_error(s, "forbidden", "\"type\":\"publish\",\"channel\":\"ticks:btc\","
-				     "\"data\":1"), 0, "a client published to ticks");
+	cr_expect_eq(sb_expect_error(s, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"ticks:btc\","
+				     "\"data\":1"),
+		     0, "a client published to ticks");
 	cr_assert_eq(publish_http("ticks:btc", "{\"price\":64123.50}", NULL), 1);
 	expect_server_message(s, "ticks:btc", 1, "{\"price\":64123.50}");
 	cr_assert_eq(publish_http("ticks:btc", "{\"price\":64124}", NULL), 2);
@@ -788,7 +796,8 @@ Test(http_api, presence_lists_members_and_is_refused_without_presence)
 	cr_assert(json_is_array(members));
 	cr_expect_eq(json_array_size(members), 2);
 	info = json_pack("{s:s,s:i}", "name", "Alice", "n", 1);
-	json_array_foreach(members, i, m) {
+	json_array_foreach(members, i, m)
+	{
 		if (strcmp(json_str(m, "client"), ca) == 0) {
 			cr_expect_str_eq(json_str(m, "user"), "alice");
 			cr_expect(json_equal(json_object_get(m, "info"), info), "alice's info");
@@ -844,7 +853,8 @@ expect_history(const json_t *j, const char *channel, json_int_t offset, const ch
 	cr_assert_eq((json_int_t)json_array_size(msgs), last >= first ? last - first + 1 : 0,
 		     "%s: expected offsets %lld..%lld: %s", what, (long long)first, (long long)last,
 		     s);
-	json_array_foreach(msgs, i, m) {
+	json_array_foreach(msgs, i, m)
+	{
 		json_int_t off = first + (json_int_t)i;
 
 		cr_expect_eq(json_int(m, "offset"), off, "%s: element %zu: %s", what, i, s);
@@ -879,7 +889,8 @@ Test(http_api, history_with_limit_since_offset_and_epoch)
 	cr_expect_eq(json_object_size(j), 4, "channel, offset, epoch, messages");
 	for (int i = 0; i < 20; i++)
 		cr_expect_null(json_object_get(json_array_get(json_object_get(j, "messages"), i),
-					       "from"), "message %d came from the server side", i + 1);
+					       "from"),
+			       "message %d came from the server side", i + 1);
 	m = json_array_get(json_object_get(j, "messages"), 20);
 	cr_expect_str_eq(json_str(json_object_get(m, "from"), "client"), client);
 	cr_expect_str_eq(json_str(json_object_get(m, "from"), "user"), "p");
@@ -1000,7 +1011,8 @@ Test(http_api, drop_history_starts_a_new_epoch_and_recovery_fails)
 	/* A client that saw offset 3 of the old epoch cannot recover. */
 	snprintf(recover, sizeof(recover), "\"recover\":{\"offset\":3,\"epoch\":\"%s\"}", e1);
 	sr = subscribe(b, "chat:d", recover);
-	cr_expect(json_is_false(json_object_get(sr, "recovered")), "recovered over a dropped history");
+	cr_expect(json_is_false(json_object_get(sr, "recovered")),
+		  "recovered over a dropped history");
 	cr_expect_eq(json_int(sr, "offset"), 0);
 	cr_expect_str_eq(json_str(sr, "epoch"), e2);
 	json_decref(sr);
@@ -1283,7 +1295,8 @@ Test(http_errors, an_unconfigured_namespace_is_403_even_for_the_server_side)
 	call(&r, "POST", "/api/v1/channels/lobby/messages", KEY, "{\"data\":1}");
 	expect_error(&r, 403, "forbidden", "publish to a bare name");
 	http_resp_fini(&r);
-	call(&r, "POST", "/api/v1/publish", KEY, "{\"channels\":[\"zzz:x\",\"chat:x\"],\"data\":1}");
+	call(&r, "POST", "/api/v1/publish", KEY,
+	     "{\"channels\":[\"zzz:x\",\"chat:x\"],\"data\":1}");
 	expect_ok(&r, 200, "publish to zzz:x and chat:x");
 	res = json_object_get(r.json, "results");
 	cr_assert_eq(json_array_size(res), 2, "%s", r.body);
@@ -1296,16 +1309,18 @@ Test(http_errors, an_unconfigured_namespace_is_403_even_for_the_server_side)
 
 Test(http_errors, unknown_routes_are_404)
 {
-	static const char *const paths[] = {
-		"/api/v1/nope", "/api/v2/channels", "/api/v1/users", "/api/v1/clients", "/api/v1",
-		"/api/v1/", NULL
-	};
+	static const char *const paths[] = { "/api/v1/nope",
+					     "/api/v2/channels",
+					     "/api/v1/users",
+					     "/api/v1/clients",
+					     "/api/v1",
+					     "/api/v1/",
+					     NULL };
 	/* Under channels/, what is not a known suffix is part of the channel name (lws has
 	 * decoded %2F into '/' by then, so "chat%2Fx" and "chat:x/nope" look the same): the
 	 * name is invalid, 400 (docs/http-api.md). */
-	static const char *const bad_names[] = {
-		"/api/v1/channels/chat:x/nope", "/api/v1/channels/chat:x/messages/1", NULL
-	};
+	static const char *const bad_names[] = { "/api/v1/channels/chat:x/nope",
+						 "/api/v1/channels/chat:x/messages/1", NULL };
 	struct http_resp r;
 
 	itest_start(CONFIG);
@@ -1511,7 +1526,8 @@ Test(http_errors, bodies_over_max_http_body_and_data_over_max_data_size_are_413)
 
 Test(http_errors, a_body_that_is_not_application_json_is_415)
 {
-	struct http_req req = { .method = "POST", .key = KEY,
+	struct http_req req = { .method = "POST",
+				.key = KEY,
 				.path = "/api/v1/channels/chat:x/messages",
 				.body = "{\"data\":1}" };
 	struct http_resp r;
@@ -1565,12 +1581,17 @@ Test(http_errors, malformed_requests_are_400)
 		{ "POST", "/api/v1/channels/chat:x/messages", "{\"dat\":1}", "no data (typo)" },
 		{ "POST", "/api/v1/channels/chat:x/messages", "[1]", "not an object" },
 		{ "POST", "/api/v1/channels/chat:x/messages", "", "an empty body" },
-		{ "POST", "/api/v1/channels/chat:x/messages", "{\"data\":1} x", "trailing garbage" },
-		{ "POST", "/api/v1/channels/bad%20name/messages", "{\"data\":1}", "a space in the channel" },
+		{ "POST", "/api/v1/channels/chat:x/messages", "{\"data\":1} x",
+		  "trailing garbage" },
+		{ "POST", "/api/v1/channels/bad%20name/messages", "{\"data\":1}",
+		  "a space in the channel" },
 		{ "GET", "/api/v1/channels/bad%20name", NULL, "channel info of an invalid name" },
-		{ "GET", "/api/v1/channels/bad%20name/messages", NULL, "history of an invalid name" },
-		{ "GET", "/api/v1/channels/bad%20name/presence", NULL, "presence of an invalid name" },
-		{ "DELETE", "/api/v1/channels/bad%20name/messages", NULL, "drop of an invalid name" },
+		{ "GET", "/api/v1/channels/bad%20name/messages", NULL,
+		  "history of an invalid name" },
+		{ "GET", "/api/v1/channels/bad%20name/presence", NULL,
+		  "presence of an invalid name" },
+		{ "DELETE", "/api/v1/channels/bad%20name/messages", NULL,
+		  "drop of an invalid name" },
 		{ "GET", "/api/v1/channels/chat:x/messages?limit=abc", NULL, "limit=abc" },
 		{ "GET", "/api/v1/channels/chat:x/messages?limit=-1", NULL, "limit=-1" },
 		{ "GET", "/api/v1/channels/chat:x/messages?limit=1.5", NULL, "limit=1.5" },
@@ -1580,11 +1601,15 @@ Test(http_errors, malformed_requests_are_400)
 		{ "GET", "/api/v1/channels/chat:x/messages?since_offset=3", NULL,
 		  "since_offset without epoch" },
 		{ "POST", "/api/v1/publish", "{\"data\":1}", "multi-publish without channels" },
-		{ "POST", "/api/v1/publish", "{\"channels\":\"chat:x\",\"data\":1}", "channels not a list" },
-		{ "POST", "/api/v1/publish", "{\"channels\":[1],\"data\":1}", "a channel not a string" },
-		{ "POST", "/api/v1/publish", "{\"channels\":[\"chat:x\"]}", "multi-publish without data" },
+		{ "POST", "/api/v1/publish", "{\"channels\":\"chat:x\",\"data\":1}",
+		  "channels not a list" },
+		{ "POST", "/api/v1/publish", "{\"channels\":[1],\"data\":1}",
+		  "a channel not a string" },
+		{ "POST", "/api/v1/publish", "{\"channels\":[\"chat:x\"]}",
+		  "multi-publish without data" },
 		{ "POST", "/api/v1/users/alice/unsubscribe", "{}", "unsubscribe without channel" },
-		{ "POST", "/api/v1/users/alice/unsubscribe", "{\"channel\":7}", "channel not a string" },
+		{ "POST", "/api/v1/users/alice/unsubscribe", "{\"channel\":7}",
+		  "channel not a string" },
 		{ "POST", "/api/v1/users/alice/unsubscribe", "{\"channel\":\"bad name\"}",
 		  "unsubscribe from an invalid name" },
 	};
@@ -1595,8 +1620,10 @@ Test(http_errors, malformed_requests_are_400)
 
 	itest_start(CONFIG);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct http_req req = { .method = cases[i].method, .path = cases[i].path,
-					.key = KEY, .body = cases[i].body };
+		struct http_req req = { .method = cases[i].method,
+					.path = cases[i].path,
+					.key = KEY,
+					.body = cases[i].body };
 
 		send_req(&r, &req);
 		expect_error(&r, 400, "bad_request", cases[i].what);
@@ -1615,7 +1642,8 @@ Test(http_errors, malformed_requests_are_400)
 	/* More than 100 channels in one publish. */
 	n = (size_t)snprintf(body, sizeof(body), "{\"data\":1,\"channels\":[");
 	for (int i = 0; i < 101; i++)
-		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"chat:c%d\"", i ? "," : "", i);
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"chat:c%d\"", i ? "," : "",
+				      i);
 	snprintf(body + n, sizeof(body) - n, "]}");
 	call(&r, "POST", "/api/v1/publish", KEY, body);
 	expect_error(&r, 400, "bad_request", "101 channels");
@@ -1626,7 +1654,8 @@ Test(http_errors, malformed_requests_are_400)
 	/* 100 is the most, and fine. */
 	n = (size_t)snprintf(body, sizeof(body), "{\"data\":1,\"channels\":[");
 	for (int i = 0; i < 100; i++)
-		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"chat:c%d\"", i ? "," : "", i);
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"chat:c%d\"", i ? "," : "",
+				      i);
 	snprintf(body + n, sizeof(body) - n, "]}");
 	call(&r, "POST", "/api/v1/publish", KEY, body);
 	expect_ok(&r, 200, "100 channels");
@@ -1707,8 +1736,12 @@ Test(http_api, a_body_arriving_one_byte_at_a_time_is_handled)
 {
 	static const char raw[] = "{ \"text\" : \"sent one byte at a time\", \"n\" : [1, 2.50, 3],"
 				  " \"s\":\"caf\\u00e9\" }";
-	struct http_req req = { .method = "POST", .key = KEY, .mode = HTTP_BODY_TRICKLE,
-				.trickle_bytes = 1, .trickle_delay_us = 2000, .timeout_ms = 10000 };
+	struct http_req req = { .method = "POST",
+				.key = KEY,
+				.mode = HTTP_BODY_TRICKLE,
+				.trickle_bytes = 1,
+				.trickle_delay_us = 2000,
+				.timeout_ms = 10000 };
 	struct ws_client *s;
 	struct http_resp r;
 	char body[512];
@@ -1726,7 +1759,8 @@ Test(http_api, a_body_arriving_one_byte_at_a_time_is_handled)
 	http_resp_fini(&r);
 	expect_server_message(s, "chat:slow", 1, raw);
 
-	snprintf(body, sizeof(body), "{\"channels\":[\"chat:slow\",\"chat:other\"],\"data\":%s}", raw);
+	snprintf(body, sizeof(body), "{\"channels\":[\"chat:slow\",\"chat:other\"],\"data\":%s}",
+		 raw);
 	req.path = "/api/v1/publish";
 	req.trickle_bytes = 3;
 	req.trickle_delay_us = 1000;
@@ -1811,7 +1845,8 @@ raw_post(const char *path, const char *key, const char *body)
 	cr_assert_geq(asprintf(&req,
 			       "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
 			       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			       path, key, strlen(body), body), 0);
+			       path, key, strlen(body), body),
+		      0);
 	return req;
 }
 
@@ -1821,10 +1856,9 @@ raw_post(const char *path, const char *key, const char *body)
  * Either way the server keeps serving others and stops cleanly. */
 Test(http_api, pipelined_requests_get_or_after_a_post)
 {
-	static const char get2[] =
-		"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-		"GET /api/v1/channels/chat:pipe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-		"Authorization: Bearer " KEY "\r\n\r\n";
+	static const char get2[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+				   "GET /api/v1/channels/chat:pipe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+				   "Authorization: Bearer " KEY "\r\n\r\n";
 	struct http_raw_result x;
 	struct http_resp r;
 	char *a, *b, *both;
@@ -1833,7 +1867,8 @@ Test(http_api, pipelined_requests_get_or_after_a_post)
 	itest_start(CONFIG);
 	/* Two GETs: both answered, in order. */
 	cr_assert_eq(http_raw(itest_port(), get2, strlen(get2), 2, 3000, &x), 0, "%s", x.error);
-	cr_assert_eq(x.count, 2, "%d answers to two pipelined GETs (closed: %d)", x.count, x.closed);
+	cr_assert_eq(x.count, 2, "%d answers to two pipelined GETs (closed: %d)", x.count,
+		     x.closed);
 	cr_expect_eq(x.resp[0].status, 200, "%s", x.resp[0].head);
 	cr_expect_str_eq(json_str(x.resp[0].json, "status"), "ok", "%s", x.resp[0].body);
 	cr_expect_eq(x.resp[1].status, 200, "%s", x.resp[1].head);
@@ -1914,8 +1949,10 @@ Test(http_errors, the_rest_of_a_refused_chunked_body_is_not_a_request)
 		cr_expect_eq(x.resp[0].status, 411, "request %zu: %s", i, x.resp[0].head);
 		cr_expect_str_eq(json_str(json_object_get(x.resp[0].json, "error"), "code"),
 				 "length_required", "request %zu: %s", i, x.resp[0].body);
-		cr_expect_eq(x.count, 1, "request %zu: the chunked body was read as a request, "
-			     "answered %ld: %s%s", i, x.count > 1 ? x.resp[1].status : 0L,
+		cr_expect_eq(x.count, 1,
+			     "request %zu: the chunked body was read as a request, "
+			     "answered %ld: %s%s",
+			     i, x.count > 1 ? x.resp[1].status : 0L,
 			     x.count > 1 ? x.resp[1].head : "", x.count > 1 ? x.resp[1].body : "");
 		http_raw_fini(&x);
 	}

@@ -27,9 +27,9 @@
 
 #define KEY "sk_metrics_1"
 
-#define CONFIG                                                                             \
-	"{\"api_keys\":[{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"],"   \
-	"\"quota\":{\"per_minute\":600,\"burst\":60}}],"                                   \
+#define CONFIG                                                                                     \
+	"{\"api_keys\":[{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"],"           \
+	"\"quota\":{\"per_minute\":600,\"burst\":60}}],"                                           \
 	"\"namespaces\":{\"room\":{\"publish\":\"subscribers\"}}}"
 
 #define WAIT_MS WS_DEFAULT_TIMEOUT_MS
@@ -42,16 +42,16 @@ TestSuite(metrics, .fini = itest_server_down, .timeout = 60);
 
 struct family {
 	char name[128];
-	char type[16];          /* "" until its # TYPE line */
-	bool help;              /* its # HELP line was seen */
-	bool started;           /* a sample of it was seen */
+	char type[16]; /* "" until its # TYPE line */
+	bool help;     /* its # HELP line was seen */
+	bool started;  /* a sample of it was seen */
 };
 
 #define LABEL_VALUE_MAX 128
 
 struct series {
-	char *key;              /* name{label="value",...}, labels sorted by name */
-	char *name;             /* the sample name alone */
+	char *key;		  /* name{label="value",...}, labels sorted by name */
+	char *name;		  /* the sample name alone */
 	char le[LABEL_VALUE_MAX]; /* the le label of a histogram bucket, else "" */
 	double value;
 	const struct family *fam;
@@ -62,7 +62,7 @@ struct scrape {
 	size_t nfam;
 	struct series *s;
 	size_t n, cap;
-	char *body;             /* the whole body as received */
+	char *body; /* the whole body as received */
 };
 
 static bool
@@ -142,8 +142,7 @@ family_of_sample(struct scrape *sc, const char *name)
 		f = family_find(sc, name, len - sl);
 		if (f == NULL)
 			continue;
-		if (strcmp(f->type, "histogram") == 0 ||
-		    (strcmp(f->type, "summary") == 0 && i > 0))
+		if (strcmp(f->type, "histogram") == 0 || (strcmp(f->type, "summary") == 0 && i > 0))
 			return f;
 	}
 	return NULL;
@@ -458,8 +457,8 @@ family_sum(const struct scrape *sc, const char *name)
 	return sum;
 }
 
-#define expect_delta(a, b, key, want)                                                      \
-	cr_expect_eq(delta(a, b, key), (double)(want), "%s grew by %g, expected %g", key,   \
+#define expect_delta(a, b, key, want)                                                              \
+	cr_expect_eq(delta(a, b, key), (double)(want), "%s grew by %g, expected %g", key,          \
 		     delta(a, b, key), (double)(want))
 
 /* Scrapes every 20 ms, for up to 5 s, until series key has value want; the last scrape
@@ -601,10 +600,13 @@ Test(metrics, scrape_is_valid_prometheus_text_and_needs_no_key)
 		"switchboard_connections_total",
 		"switchboard_idle_timeouts_total",
 		"switchboard_subscriptions",
-		"switchboard_channels", "switchboard_engine_operations",
+		"switchboard_channels",
+		"switchboard_engine_operations",
 		"switchboard_messages_delivered_total",
-		"switchboard_received_messages_total", "switchboard_sent_frames_total",
-		"switchboard_writes_total", "switchboard_send_queue_depth_count",
+		"switchboard_received_messages_total",
+		"switchboard_sent_frames_total",
+		"switchboard_writes_total",
+		"switchboard_send_queue_depth_count",
 	};
 	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
 		cr_expect_eq(value_of(&a, zero[i]), 0, "%s = %g on a fresh server", zero[i],
@@ -641,8 +643,8 @@ Test(metrics, other_methods_are_405_with_allow_get_and_head)
 		http_call(itest_port(), methods[i], "/metrics", NULL, NULL, &r);
 		cr_assert_eq(r.status, 405, "%s /metrics: %ld (%s)", methods[i], r.status, r.error);
 		allow = http_resp_header(&r, "Allow");
-		cr_expect(allow != NULL && strcmp(allow, "GET, HEAD") == 0, "%s /metrics: Allow: %s",
-			  methods[i], allow ? allow : "(none)");
+		cr_expect(allow != NULL && strcmp(allow, "GET, HEAD") == 0,
+			  "%s /metrics: Allow: %s", methods[i], allow ? allow : "(none)");
 		free(allow);
 		ct = http_resp_header(&r, "Content-Type");
 		cr_expect(ct != NULL && strncasecmp(ct, "application/json", 16) == 0,
@@ -760,9 +762,9 @@ Test(metrics, errors_and_invalid_commands_are_counted_by_code)
 	fresh = ws_client_open_ok(itest_port());
 	cr_assert_not_null(fresh);
 	/* Decoded, refused: counted under its type and its error code. */
-	cr_expect_eq(
-		sb_expect_error(fresh, "not_connected", "\"type\":\"subscribe\",\"channel\":\"x\""),
-		0);
+	cr_expect_eq(sb_expect_error(fresh, "not_connected",
+				     "\"type\":\"subscribe\",\"channel\":\"x\""),
+		     0);
 	c = connected("e");
 	/* Not decodable: an unknown type, and text that is not JSON. */
 	cr_expect_eq(sb_expect_error(c, "unknown_type", "\"type\":\"rpc\""), 0);
@@ -775,7 +777,8 @@ Test(metrics, errors_and_invalid_commands_are_counted_by_code)
 	}
 	/* publish "subscribers": a publish without subscribing is forbidden. */
 	cr_expect_eq(sb_expect_error(c, "forbidden",
-				     "\"type\":\"publish\",\"channel\":\"room:2\",\"data\":1"), 0);
+				     "\"type\":\"publish\",\"channel\":\"room:2\",\"data\":1"),
+		     0);
 	/* Not an error. */
 	json_decref(sb_request(c, "\"type\":\"ping\""));
 	scrape(&b);
@@ -793,8 +796,8 @@ Test(metrics, errors_and_invalid_commands_are_counted_by_code)
 	expect_delta(&a, &b, "switchboard_commands_total{type=\"publish\"}", 1);
 	expect_delta(&a, &b, "switchboard_commands_total{type=\"ping\"}", 1);
 	cr_expect_eq(family_sum(&b, "switchboard_commands_total") -
-			     family_sum(&a, "switchboard_commands_total"), 6,
-		     "one count per command received");
+			     family_sum(&a, "switchboard_commands_total"),
+		     6, "one count per command received");
 	expect_delta(&a, &b, "switchboard_messages_published_total{source=\"client\"}", 0);
 	ws_client_free(fresh);
 	ws_client_free(c);
@@ -817,9 +820,11 @@ Test(metrics, issue_9_an_invalid_channel_counts_under_the_command_type)
 	c = connected("ic");
 	scrape(&a);
 	cr_expect_eq(sb_expect_error(c, "invalid_channel",
-				     "\"type\":\"subscribe\",\"channel\":\"bad channel!\""), 0);
+				     "\"type\":\"subscribe\",\"channel\":\"bad channel!\""),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "invalid_channel",
-				     "\"type\":\"publish\",\"channel\":\"a/b\",\"data\":1"), 0);
+				     "\"type\":\"publish\",\"channel\":\"a/b\",\"data\":1"),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "bad_request", "\"type\":\"subscribe\""), 0);
 	scrape(&b);
 	expect_delta(&a, &b, "switchboard_commands_total{type=\"subscribe\"}", 1);
@@ -911,8 +916,8 @@ Test(metrics, slow_consumer_close_is_counted_4008)
 	expect_delta(&a, &b, "switchboard_messages_published_total{source=\"client\"}", MSGS);
 	/* Only frames that entered a queue count: not those for a session already kicked. */
 	cr_expect_lt(value_of(&b, "switchboard_messages_delivered_total") -
-			     value_of(&a, "switchboard_messages_delivered_total"), MSGS,
-		     "delivered counts frames for the kicked subscriber");
+			     value_of(&a, "switchboard_messages_delivered_total"),
+		     MSGS, "delivered counts frames for the kicked subscriber");
 	free(data);
 	ws_client_free(pub);
 	ws_client_free(slow);
@@ -950,8 +955,8 @@ Test(metrics, refused_upgrades_are_counted_by_reason)
 	expect_delta(&a, &b, "switchboard_connections_refused_total{reason=\"path\"}", 4);
 	expect_delta(&a, &b, "switchboard_connections_refused_total{reason=\"capacity\"}", 1);
 	cr_expect_eq(family_sum(&b, "switchboard_connections_refused_total") -
-			     family_sum(&a, "switchboard_connections_refused_total"), 5,
-		     "other refusal reasons moved");
+			     family_sum(&a, "switchboard_connections_refused_total"),
+		     5, "other refusal reasons moved");
 	expect_delta(&a, &b, "switchboard_connections_total", 2);
 	cr_expect_eq(value_of(&b, "switchboard_connections"), 2);
 	ws_client_free(ok[0]);
@@ -988,8 +993,8 @@ Test(metrics, gauges_return_to_zero_after_disconnect)
 	/* Counters do not go down, and closes the clients initiated are not the server's. */
 	expect_delta(&a, &z, "switchboard_connections_total", 3);
 	cr_expect_eq(family_sum(&z, "switchboard_closes_total") -
-			     family_sum(&a, "switchboard_closes_total"), 0,
-		     "client-initiated closes counted as the server's");
+			     family_sum(&a, "switchboard_closes_total"),
+		     0, "client-initiated closes counted as the server's");
 	expect_delta(&a, &z, "switchboard_commands_total{type=\"subscribe\"}", 6);
 	scrape_fini(&a);
 	scrape_fini(&b);
@@ -1030,15 +1035,15 @@ Test(metrics, idle_timeout_drops_are_counted)
 	}
 	cr_expect_neq(silent_rc, -1, "still connected 6 s into a 2 s idle timeout");
 	/* Meanwhile alive answered pings (auto_pong) and stays. */
-	cr_expect_eq(ws_client_recv(alive, &m, 200), 0, "alive got opcode %d / close %d",
-		     m.opcode, alive->close_code);
+	cr_expect_eq(ws_client_recv(alive, &m, 200), 0, "alive got opcode %d / close %d", m.opcode,
+		     alive->close_code);
 	ws_msg_fini(&m);
 	scrape_until(&b, "switchboard_connections", 1);
 	expect_delta(&a, &b, "switchboard_idle_timeouts_total", 1);
 	/* An idle drop sends no close frame: it is no close code of the server's. */
 	cr_expect_eq(family_sum(&b, "switchboard_closes_total") -
-			     family_sum(&a, "switchboard_closes_total"), 0,
-		     "the idle drop or a client's close counted as a server close");
+			     family_sum(&a, "switchboard_closes_total"),
+		     0, "the idle drop or a client's close counted as a server close");
 	ws_client_free(silent);
 	ws_client_free(alive);
 	scrape_fini(&a);

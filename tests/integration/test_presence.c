@@ -34,7 +34,8 @@ expect_member(const json_t *m, const char *client, const char *user, const char 
 	cr_expect_str_eq(json_str(m, "client"), client);
 	cr_expect_str_eq(json_str(m, "user"), user);
 	if (info == NULL) {
-		cr_expect_null(json_object_get(m, "info"), "%s has info but connected without", user);
+		cr_expect_null(json_object_get(m, "info"), "%s has info but connected without",
+			       user);
 		cr_expect_eq(json_object_size(m), 2, "client and user only");
 		return;
 	}
@@ -99,9 +100,7 @@ find_member(json_t *members, const char *client)
 	size_t i;
 	json_t *m;
 
-	json_array_foreach(members, i, m)
-		if (strcmp(json_str(m, "client"), client) == 0)
-			return m;
+	json_array_foreach(members, i, m) if (strcmp(json_str(m, "client"), client) == 0) return m;
 	return NULL;
 }
 
@@ -208,10 +207,14 @@ Test(presence, presence_off_is_forbidden)
 	itest_start(CONFIG);
 	c = itest_peer("u", NULL, c1);
 	cr_assert_eq(sb_subscribe(c, "off:x"), 0);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence\",\"channel\":\"off:x\""), 0);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence_stats\",\"channel\":\"off:x\""),
+	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence\",\"channel\":\"off:x\""),
 		     0);
-	cr_expect_eq(sb_expect_error(c, "invalid_channel", "\"type\":\"presence\",\"channel\":\"a/b\""), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"presence_stats\",\"channel\":\"off:x\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "invalid_channel",
+				     "\"type\":\"presence\",\"channel\":\"a/b\""),
+		     0);
 	ws_client_free(c);
 	itest_finish();
 }
@@ -223,8 +226,11 @@ Test(presence, without_a_default_namespace_presence_is_forbidden)
 
 	itest_start("{\"default_namespace\":null,\"namespaces\":{\"p\":{\"presence\":true}}}");
 	c = itest_peer("u", NULL, c1);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence\",\"channel\":\"bare\""), 0);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence_stats\",\"channel\":\"x:y\""), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"presence\",\"channel\":\"bare\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"presence_stats\",\"channel\":\"x:y\""),
+		     0);
 	expect_stats(c, "p:y", 0, 0);
 	ws_client_free(c);
 	itest_finish();
@@ -249,19 +255,23 @@ Test(presence, a_presence_reply_too_big_for_a_frame_is_truncated)
 		cr_assert_eq(sb_subscribe(c[k], "crowd"), 0);
 	}
 	q = itest_peer("q", NULL, cq);
-	cr_assert_eq(ws_client_send_text(q, "{\"type\":\"presence\",\"id\":1,\"channel\":\"crowd\"}"), 0);
+	cr_assert_eq(ws_client_send_text(q,
+					 "{\"type\":\"presence\",\"id\":1,\"channel\":\"crowd\"}"),
+		     0);
 	text = ws_client_recv_text(q, WAIT_MS, &len);
 	cr_assert_not_null(text);
 	cr_expect_leq(len, 1024, "a presence reply of %zu bytes, over max_message_size", len);
 	r = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 	cr_assert_not_null(r, "invalid JSON: %.200s", text);
 	cr_expect_str_eq(json_str(r, "type"), "presence");
-	cr_expect(json_is_true(json_object_get(r, "truncated")), "12 members of 300 bytes in 1 KiB");
+	cr_expect(json_is_true(json_object_get(r, "truncated")),
+		  "12 members of 300 bytes in 1 KiB");
 	members = json_object_get(r, "members");
 	cr_assert(json_is_array(members));
 	cr_expect_geq(json_array_size(members), 1, "no member fitted at all");
 	cr_expect_lt(json_array_size(members), N);
-	json_array_foreach(members, i, m) {
+	json_array_foreach(members, i, m)
+	{
 		bool known = false;
 
 		for (int k = 0; k < N; k++)
@@ -324,9 +334,12 @@ Test(join_leave, join_comes_before_the_joiners_first_message)
 	b = itest_peer("bob", NULL, cb);
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	/* Pipelined on b's connection: subscribe, then publish at once. */
-	cr_assert_eq(ws_client_send_text(b, "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"room\"}"), 0);
+	cr_assert_eq(ws_client_send_text(b,
+					 "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"room\"}"),
+		     0);
 	cr_assert_eq(ws_client_send_text(b, "{\"type\":\"publish\",\"id\":2,\"channel\":\"room\","
-					 "\"data\":\"hello\"}"), 0);
+					    "\"data\":\"hello\"}"),
+		     0);
 	m = ws_client_wait_id(b, 2, WAIT_MS);
 	cr_assert_str_eq(json_str(m, "type"), "published");
 	off = json_int(m, "offset");
@@ -454,7 +467,7 @@ Test(join_leave, a_silent_client_is_dropped_and_leaves)
 	cr_assert_eq(sb_subscribe(a, "room"), 0);
 	cr_assert_eq(sb_subscribe(b, "room"), 0);
 	expect_event(a, "join", "room", cb, "bob");
-	b->auto_pong = false;   /* b reads nothing and answers no ping from now on */
+	b->auto_pong = false; /* b reads nothing and answers no ping from now on */
 	/* a answers pings while it waits (auto_pong), so only b times out. */
 	m = ws_client_recv_json(a, 8000);
 	cr_assert_not_null(m, "no leave within 8 s of a 2 s idle timeout");

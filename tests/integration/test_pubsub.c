@@ -37,7 +37,8 @@ Test(connect, connected_echoes_id_and_user_and_names_the_server)
 	cr_assert_not_null(rb, "no reply to connect");
 	cr_expect_str_eq(json_str(ra, "type"), "connected");
 	cr_expect_eq(json_int(ra, "id"), 1);
-	cr_expect(json_is_integer(json_object_get(ra, "id")), "integer id came back as another type");
+	cr_expect(json_is_integer(json_object_get(ra, "id")),
+		  "integer id came back as another type");
 	cr_expect_str_eq(json_str(ra, "user"), "alice");
 	cr_expect_str_eq(json_str(ra, "server"), "switchboard/" SWITCHBOARD_VERSION);
 	cr_expect_neq(json_str(ra, "client")[0], '\0', "empty client id");
@@ -70,8 +71,8 @@ Test(connect, client_ids_are_unique_across_many_connections)
 		/* Closing before the next one opens lets a server that reuses slots show it. */
 		ws_client_close(c, WAIT_MS);
 		for (int j = 0; j < i; j++)
-			cr_assert_str_neq(ids[j], ids[i], "connections %d and %d got client %s", j, i,
-					  ids[i]);
+			cr_assert_str_neq(ids[j], ids[i], "connections %d and %d got client %s", j,
+					  i, ids[i]);
 	}
 	for (int i = 0; i < N; i++)
 		free(ids[i]);
@@ -120,10 +121,15 @@ Test(connect, other_commands_before_connect_are_not_connected)
 	json_t *r;
 
 	cr_assert_not_null(c);
-	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"subscribe\",\"channel\":\"a\""), 0);
-	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"unsubscribe\",\"channel\":\"a\""), 0);
 	cr_expect_eq(sb_expect_error(c, "not_connected",
-				     "\"type\":\"publish\",\"channel\":\"a\",\"data\":1"), 0);
+				     "\"type\":\"subscribe\",\"channel\":\"a\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "not_connected",
+				     "\"type\":\"unsubscribe\",\"channel\":\"a\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "not_connected",
+				     "\"type\":\"publish\",\"channel\":\"a\",\"data\":1"),
+		     0);
 	/* Still open, and connect still works. */
 	r = sb_request(c, "\"type\":\"connect\",\"user\":\"u\"");
 	cr_expect_str_eq(json_str(r, "type"), "connected");
@@ -138,7 +144,9 @@ Test(connect, second_connect_is_already_connected)
 	json_t *r;
 
 	cr_assert_not_null(c);
-	cr_expect_eq(sb_expect_error(c, "already_connected", "\"type\":\"connect\",\"user\":\"bob\""), 0);
+	cr_expect_eq(sb_expect_error(c, "already_connected",
+				     "\"type\":\"connect\",\"user\":\"bob\""),
+		     0);
 	/* The first identity stands: messages still come from alice. */
 	cr_assert_eq(sb_subscribe(c, "who"), 0);
 	cr_assert_geq(sb_publish(c, "who", "1", NULL, 0), 1);
@@ -188,7 +196,8 @@ Test(pubsub, published_reply_has_offset_and_epoch)
 	cr_expect_neq(json_str(r, "epoch")[0], '\0', "empty epoch");
 	snprintf(epoch, sizeof(epoch), "%s", json_str(r, "epoch"));
 	json_decref(r);
-	r = ws_client_cmd(c, "{\"type\":\"publish\",\"id\":5,\"channel\":\"chat:lobby\",\"data\":2}");
+	r = ws_client_cmd(c,
+			  "{\"type\":\"publish\",\"id\":5,\"channel\":\"chat:lobby\",\"data\":2}");
 	cr_expect_eq(json_int(r, "offset"), 2);
 	cr_expect_str_eq(json_str(r, "epoch"), epoch, "epoch changed between two publishes");
 	json_decref(r);
@@ -219,8 +228,11 @@ Test(pubsub, pipelined_publishes_are_acknowledged_in_order)
 	cr_assert_not_null(c);
 	cr_assert_eq(sb_subscribe(c, "pipe"), 0);
 	for (int i = 0; i < N; i++)
-		cr_assert_eq(ws_client_sendf(c, "{\"type\":\"publish\",\"id\":%d,\"channel\":\"pipe\","
-					     "\"data\":%d}", 500 + i, i), 0);
+		cr_assert_eq(ws_client_sendf(c,
+					     "{\"type\":\"publish\",\"id\":%d,\"channel\":\"pipe\","
+					     "\"data\":%d}",
+					     500 + i, i),
+			     0);
 	for (int i = 0, acks = 0, msgs = 0; acks < N || msgs < N; i++) {
 		json_t *r = ws_client_recv_json(c, WAIT_MS);
 
@@ -330,7 +342,8 @@ Test(pubsub, every_subscriber_gets_every_message_once_in_order)
 
 			cr_assert_not_null(m, "client %d: message %d missing", i, n);
 			cr_assert_str_eq(json_str(m, "channel"), "feed:order");
-			cr_assert_eq(json_int(m, "offset"), first + n, "client %d: offset %lld at %d", i,
+			cr_assert_eq(json_int(m, "offset"), first + n,
+				     "client %d: offset %lld at %d", i,
 				     (long long)json_int(m, "offset"), n);
 			cr_assert_eq(json_int(json_object_get(m, "data"), "n"), n,
 				     "client %d: data out of order", i);
@@ -344,7 +357,8 @@ Test(pubsub, every_subscriber_gets_every_message_once_in_order)
 		json_t *m = sb_next_message(c, WAIT_MS);
 
 		cr_assert_not_null(m);
-		cr_expect_eq(json_int(m, "offset"), first + MSGS, "client %d: duplicate or extra", i);
+		cr_expect_eq(json_int(m, "offset"), first + MSGS, "client %d: duplicate or extra",
+			     i);
 		cr_expect_str_eq(json_string_value(json_object_get(m, "data")), "end");
 		json_decref(m);
 		cr_expect_eq(ws_client_pending(c), 0, "client %d has extra frames", i);
@@ -372,13 +386,19 @@ Test(pubsub, joining_and_leaving_mid_stream_cut_at_the_replies)
 	cr_assert_eq(sb_subscribe(leave, "stream"), 0);
 	cr_assert_eq(sb_subscribe(leave, "after"), 0);
 	for (int i = 0; i < N; i++) {
-		cr_assert_eq(ws_client_sendf(pub, "{\"type\":\"publish\",\"channel\":\"stream\","
-					     "\"data\":%d}", i), 0);
+		cr_assert_eq(ws_client_sendf(pub,
+					     "{\"type\":\"publish\",\"channel\":\"stream\","
+					     "\"data\":%d}",
+					     i),
+			     0);
 		if (i == N / 2) {
 			cr_assert_eq(ws_client_send_text(join, "{\"type\":\"subscribe\",\"id\":1,"
-							 "\"channel\":\"stream\"}"), 0);
-			cr_assert_eq(ws_client_send_text(leave, "{\"type\":\"unsubscribe\",\"id\":2,"
-							 "\"channel\":\"stream\"}"), 0);
+							       "\"channel\":\"stream\"}"),
+				     0);
+			cr_assert_eq(ws_client_send_text(leave,
+							 "{\"type\":\"unsubscribe\",\"id\":2,"
+							 "\"channel\":\"stream\"}"),
+				     0);
 		}
 	}
 	/* The joiner: the reply, then contiguous offsets up to N (it gets no join of its own). */
@@ -388,7 +408,8 @@ Test(pubsub, joining_and_leaving_mid_stream_cut_at_the_replies)
 	while (prev != N) {
 		m = sb_next_message(join, WAIT_MS);
 		cr_assert_not_null(m, "the joiner stopped at offset %lld", (long long)prev);
-		cr_assert(prev < 0 || json_int(m, "offset") == prev + 1, "gap after %lld", (long long)prev);
+		cr_assert(prev < 0 || json_int(m, "offset") == prev + 1, "gap after %lld",
+			  (long long)prev);
 		prev = json_int(m, "offset");
 		json_decref(m);
 	}
@@ -401,7 +422,8 @@ Test(pubsub, joining_and_leaving_mid_stream_cut_at_the_replies)
 		if (strcmp(json_str(m, "type"), "unsubscribed") == 0) {
 			replied = true;
 		} else {
-			cr_assert_eq(json_int(m, "offset"), prev + 1, "gap after %lld", (long long)prev);
+			cr_assert_eq(json_int(m, "offset"), prev + 1, "gap after %lld",
+				     (long long)prev);
 			prev++;
 		}
 		json_decref(m);
@@ -468,7 +490,7 @@ Test(pubsub, resubscribing_receives_again)
 	json_t *m;
 
 	cr_assert(c && keep);
-	cr_assert_eq(sb_subscribe(keep, "loop"), 0);   /* keeps the channel alive */
+	cr_assert_eq(sb_subscribe(keep, "loop"), 0); /* keeps the channel alive */
 	cr_assert_eq(sb_subscribe(c, "loop"), 0);
 	cr_assert_eq(sb_unsubscribe(c, "loop"), 0);
 	cr_assert_eq(sb_subscribe(c, "loop"), 0);
@@ -496,7 +518,7 @@ Test(policy, epoch_changes_and_offsets_restart_when_a_channel_is_dropped)
 	cr_assert_eq(sb_subscribe(c, "temp"), 0);
 	cr_assert_eq(sb_publish(c, "temp", "1", e1, sizeof(e1)), 1);
 	cr_assert_eq(sb_publish(c, "temp", "2", NULL, 0), 2);
-	cr_assert_eq(sb_unsubscribe(c, "temp"), 0);     /* no subscribers left: state dropped */
+	cr_assert_eq(sb_unsubscribe(c, "temp"), 0); /* no subscribers left: state dropped */
 	cr_assert_eq(sb_subscribe(c, "temp"), 0);
 	cr_expect_eq(sb_publish(c, "temp", "3", e2, sizeof(e2)), 1, "offsets restart at 1");
 	cr_expect_str_neq(e1, e2, "a new run of offsets must have a new epoch");
@@ -545,7 +567,7 @@ Test(pubsub, a_client_that_disconnects_does_not_disturb_the_others)
 	cr_assert_eq(sb_subscribe(pub, "c"), 0);
 	cr_assert_eq(sb_subscribe(sub, "c"), 0);
 	cr_assert_eq(sb_subscribe(quitter, "c"), 0);
-	ws_client_free(quitter);                        /* no close handshake */
+	ws_client_free(quitter); /* no close handshake */
 	for (int n = 0; n < 20; n++)
 		cr_assert_geq(sb_publish(pub, "c", "0", NULL, 0), 1);
 	for (int n = 0; n < 20; n++) {
@@ -568,15 +590,22 @@ Test(pubsub, replies_come_in_command_order)
 	for (int i = 0; i < N; i++) {
 		switch (i % 3) {
 		case 0:
-			cr_assert_eq(ws_client_sendf(c, "{\"type\":\"ping\",\"id\":%d}", 1000 + i), 0);
+			cr_assert_eq(ws_client_sendf(c, "{\"type\":\"ping\",\"id\":%d}", 1000 + i),
+				     0);
 			break;
 		case 1:
-			cr_assert_eq(ws_client_sendf(c, "{\"type\":\"subscribe\",\"id\":%d,"
-						     "\"channel\":\"o%d\"}", 1000 + i, i), 0);
+			cr_assert_eq(ws_client_sendf(c,
+						     "{\"type\":\"subscribe\",\"id\":%d,"
+						     "\"channel\":\"o%d\"}",
+						     1000 + i, i),
+				     0);
 			break;
 		default:
-			cr_assert_eq(ws_client_sendf(c, "{\"type\":\"unsubscribe\",\"id\":%d,"
-						     "\"channel\":\"nope%d\"}", 1000 + i, i), 0);
+			cr_assert_eq(ws_client_sendf(c,
+						     "{\"type\":\"unsubscribe\",\"id\":%d,"
+						     "\"channel\":\"nope%d\"}",
+						     1000 + i, i),
+				     0);
 			break;
 		}
 	}
@@ -673,7 +702,7 @@ Test(pubsub, large_data_within_limits_is_delivered_intact)
 {
 	struct ws_client *pub = sb_connect(itest_port(), "pub");
 	struct ws_client *sub = sb_connect(itest_port(), "sub");
-	size_t n = 61440 - 2, len, dlen;   /* a string value of exactly max_data_size bytes */
+	size_t n = 61440 - 2, len, dlen; /* a string value of exactly max_data_size bytes */
 	char *data = malloc(n + 3), *text;
 	const char *start;
 
@@ -686,7 +715,7 @@ Test(pubsub, large_data_within_limits_is_delivered_intact)
 	cr_assert_eq(sb_subscribe(sub, "big"), 0);
 	cr_assert_eq(sb_subscribe(pub, "big"), 0);
 	cr_assert_geq(sb_publish(pub, "big", data, NULL, 0), 1);
-	text = sb_recv_text_skip_events(sub, WAIT_MS, &len);   /* after pub's join */
+	text = sb_recv_text_skip_events(sub, WAIT_MS, &len); /* after pub's join */
 	cr_assert_not_null(text);
 	cr_expect_leq(len, 65536, "a delivered frame is over the 64 KiB frame limit");
 	cr_assert_eq(proto_find_member(text, len, "data", &start, &dlen), 0);
@@ -715,13 +744,16 @@ Test(policy, default_rule_lets_only_subscribers_publish)
 			   "the refusal must name the rule: \"%s\"", json_str(r, "message"));
 	json_decref(r);
 	r = sb_request(c, "\"type\":\"publish\",\"channel\":\"chat:lobby\",\"data\":1");
-	cr_expect_str_eq(json_str(r, "code"), "forbidden", "unconfigured namespaces use the default");
+	cr_expect_str_eq(json_str(r, "code"), "forbidden",
+			 "unconfigured namespaces use the default");
 	json_decref(r);
 	cr_assert_eq(sb_subscribe(c, "lobby"), 0);
 	cr_expect_geq(sb_publish(c, "lobby", "1", NULL, 0), 1, "a subscriber may publish");
 	cr_assert_eq(sb_unsubscribe(c, "lobby"), 0);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"publish\",\"channel\":\"lobby\","
-				     "\"data\":1"), 0, "after unsubscribing, no longer");
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"lobby\","
+				     "\"data\":1"),
+		     0, "after unsubscribing, no longer");
 	ws_client_free(c);
 	itest_finish();
 }
@@ -737,7 +769,8 @@ Test(policy, clients_rule_lets_anyone_connected_publish)
 	sub = sb_connect(itest_port(), "sub");
 	cr_assert(pub && sub);
 	cr_assert_eq(sb_subscribe(sub, "open:x"), 0);
-	cr_expect_eq(sb_publish(pub, "open:x", "\"hello\"", NULL, 0), 1, "a non-subscriber may publish");
+	cr_expect_eq(sb_publish(pub, "open:x", "\"hello\"", NULL, 0), 1,
+		     "a non-subscriber may publish");
 	m = sb_next_message(sub, WAIT_MS);
 	cr_assert_not_null(m);
 	cr_expect_str_eq(json_string_value(json_object_get(m, "data")), "hello");
@@ -764,8 +797,10 @@ Test(policy, none_rule_refuses_every_client)
 	cr_expect_not_null(strstr(json_str(r, "message"), "none"),
 			   "the refusal must name the rule: \"%s\"", json_str(r, "message"));
 	json_decref(r);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"publish\",\"channel\":\"bare\","
-				     "\"data\":1"), 0, "bare names keep the default rule");
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"bare\","
+				     "\"data\":1"),
+		     0, "bare names keep the default rule");
 	ws_client_free(c);
 	itest_finish();
 }
@@ -774,13 +809,19 @@ Test(policy, without_default_namespace_unconfigured_namespaces_are_forbidden)
 {
 	struct ws_client *c;
 
-	itest_start("{\"namespaces\":{\"chat\":{\"publish\":\"clients\"}},\"default_namespace\":null}");
+	itest_start(
+		"{\"namespaces\":{\"chat\":{\"publish\":\"clients\"}},\"default_namespace\":null}");
 	c = sb_connect(itest_port(), "u");
 	cr_assert_not_null(c);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"subscribe\",\"channel\":\"other:x\""), 0);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"subscribe\",\"channel\":\"bare\""), 0);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"publish\",\"channel\":\"other:x\","
-				     "\"data\":1"), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"subscribe\",\"channel\":\"other:x\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"subscribe\",\"channel\":\"bare\""),
+		     0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"other:x\","
+				     "\"data\":1"),
+		     0);
 	cr_expect_eq(sb_subscribe(c, "chat:x"), 0);
 	cr_expect_eq(sb_publish(c, "chat:y", "1", NULL, 0), 1);
 	ws_client_free(c);
@@ -797,8 +838,10 @@ Test(policy, default_namespace_rule_applies_to_unconfigured_namespaces)
 	cr_assert_not_null(c);
 	cr_expect_eq(sb_publish(c, "anything:x", "1", NULL, 0), 1);
 	cr_expect_eq(sb_publish(c, "bare", "1", NULL, 0), 1);
-	cr_expect_eq(sb_expect_error(c, "forbidden", "\"type\":\"publish\",\"channel\":\"strict:x\","
-				     "\"data\":1"), 0);
+	cr_expect_eq(sb_expect_error(c, "forbidden",
+				     "\"type\":\"publish\",\"channel\":\"strict:x\","
+				     "\"data\":1"),
+		     0);
 	ws_client_free(c);
 	itest_finish();
 }
@@ -811,11 +854,13 @@ Test(policy, anonymous_off_refuses_connect)
 	c = ws_client_open_ok(itest_port());
 	cr_assert_not_null(c);
 	/* Without a token there is nobody to admit: unauthorized (docs/protocol.md, connect). */
-	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"user\":\"alice\""), 0);
+	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\",\"user\":\"alice\""),
+		     0);
 	cr_expect_eq(sb_expect_error(c, "unauthorized", "\"type\":\"connect\""), 0,
 		     "the connection stays open and may retry");
-	cr_expect_eq(sb_expect_error(c, "not_connected", "\"type\":\"subscribe\",\"channel\":\"a\""), 0,
-		     "a refused connect leaves the connection unconnected");
+	cr_expect_eq(sb_expect_error(c, "not_connected",
+				     "\"type\":\"subscribe\",\"channel\":\"a\""),
+		     0, "a refused connect leaves the connection unconnected");
 	ws_client_free(c);
 	itest_finish();
 }

@@ -27,14 +27,15 @@ static void
 stop_with(int sig)
 {
 	cr_assert_eq(server_fixture_signal(&itest_server, sig), 0);
-	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
+	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s",
+		     itest_server.error);
 }
 
 Test(shutdown, sigterm_closes_every_client_with_1001_and_exits_0)
 {
 	struct ws_client *sub = sb_connect(itest_port(), "sub");
 	struct ws_client *plain = sb_connect(itest_port(), "plain");
-	struct ws_client *fresh = ws_client_open_ok(itest_port());   /* never sent connect */
+	struct ws_client *fresh = ws_client_open_ok(itest_port()); /* never sent connect */
 
 	cr_assert(sub && plain && fresh);
 	cr_assert_eq(sb_subscribe(sub, "a"), 0);
@@ -43,7 +44,8 @@ Test(shutdown, sigterm_closes_every_client_with_1001_and_exits_0)
 	itest_expect_close(sub, 1001, "server shutdown", "subscribed client");
 	itest_expect_close(plain, 1001, "server shutdown", "connected client");
 	itest_expect_close(fresh, 1001, "server shutdown", "client before connect");
-	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
+	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s",
+		     itest_server.error);
 	ws_client_free(sub);
 	ws_client_free(plain);
 	ws_client_free(fresh);
@@ -57,7 +59,8 @@ Test(shutdown, sigint_does_the_same)
 	cr_assert_not_null(c);
 	cr_assert_eq(server_fixture_signal(&itest_server, SIGINT), 0);
 	itest_expect_close(c, 1001, "server shutdown", "client");
-	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
+	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s",
+		     itest_server.error);
 	ws_client_free(c);
 	assert_no_leaks();
 }
@@ -85,7 +88,8 @@ Test(shutdown, many_clients_all_get_1001)
 		snprintf(who, sizeof(who), "client %d", i);
 		itest_expect_close(c[i], 1001, "server shutdown", who);
 	}
-	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
+	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s",
+		     itest_server.error);
 	for (int i = 0; i < N; i++)
 		ws_client_free(c[i]);
 	assert_no_leaks();
@@ -100,7 +104,8 @@ Test(shutdown, uncooperative_clients_do_not_block_the_exit)
 	struct ws_client *deaf = sb_connect(itest_port(), "deaf");
 	struct ws_client *full = ws_client_open_opts(&o);
 	struct ws_client *pub = sb_connect(itest_port(), "pub");
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)itest_port()) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)itest_port()) };
 	char *data = malloc(16002);
 	int bare;
 	json_t *r;
@@ -151,7 +156,8 @@ Test(shutdown, no_new_upgrade_is_accepted_while_stopping)
 		cr_expect_eq(ws_client_wait_close(late, WAIT_MS, NULL), 1001);
 	}
 	ws_client_free(late);
-	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s", itest_server.error);
+	cr_assert_eq(server_fixture_wait(&itest_server, 10000), 0, "server: %s",
+		     itest_server.error);
 	ws_client_free(deaf);
 	assert_no_leaks();
 }
@@ -226,7 +232,8 @@ Test(drain, a_second_signal_closes_everyone_at_once_with_1001)
 	cr_assert_eq(server_fixture_signal(&itest_server, SIGTERM), 0);
 	ca = ws_client_wait_close(a, 5000, NULL);
 	cb = ws_client_wait_close(b, 5000, NULL);
-	cr_expect((ca == 4012 && cb == 1001) || (ca == 1001 && cb == 4012), "codes %d and %d", ca, cb);
+	cr_expect((ca == 4012 && cb == 1001) || (ca == 1001 && cb == 4012), "codes %d and %d", ca,
+		  cb);
 	cr_assert_eq(server_fixture_wait(&itest_server, 5000), 0, "server: %s", itest_server.error);
 	cr_expect_leq(mono_ms() - t0, 4500, "the second signal took %lld ms",
 		      (long long)(mono_ms() - t0));

@@ -70,8 +70,8 @@ Test(upgrade, only_other_subprotocols_are_refused)
 
 Test(upgrade, other_paths_are_404)
 {
-	static const char *const paths[] = { "/other", "/wss", "/ws/", "/ws/x", "/ws2", "/healthz",
-					     "/index.html" };
+	static const char *const paths[] = { "/other", "/wss",	   "/ws/",	 "/ws/x",
+					     "/ws2",   "/healthz", "/index.html" };
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		itest_expect_refused(paths[i], 404);
@@ -175,8 +175,8 @@ Test(transport, a_client_answering_pings_stays_connected_past_idle_timeout)
 	cr_assert_not_null(c);
 	/* Only answering pings (auto_pong) for 4 s: twice the idle timeout. Nothing but
 	 * pings may arrive meanwhile. */
-	cr_expect_eq(ws_client_recv(c, &m, 4000), 0, "got opcode %d / close %d while idle", m.opcode,
-		     c->close_code);
+	cr_expect_eq(ws_client_recv(c, &m, 4000), 0, "got opcode %d / close %d while idle",
+		     m.opcode, c->close_code);
 	ws_msg_fini(&m);
 	cr_expect_geq(c->pings, 1, "the server never pinged");
 	r = sb_request(c, "\"type\":\"ping\"");
@@ -194,7 +194,7 @@ Test(transport, a_silent_client_is_dropped_after_idle_timeout)
 	itest_start("{\"websocket\":{\"ping_interval\":1,\"idle_timeout\":2}}");
 	c = sb_connect(itest_port(), "u");
 	cr_assert_not_null(c);
-	c->auto_pong = false;   /* pings are returned by recv and never answered */
+	c->auto_pong = false; /* pings are returned by recv and never answered */
 	code = ws_client_wait_close(c, 6000, NULL);
 	cr_expect_neq(code, -1, "still connected 6 s into a 2 s idle timeout");
 	ws_client_free(c);
@@ -210,7 +210,8 @@ Test(upgrade, subprotocol_http_is_refused_and_never_bypasses_the_endpoint)
 	for (size_t i = 0; i < 2; i++) {
 		struct ws_client *c = ws_client_open(itest_port(), paths[i], "http");
 
-		cr_expect(c == NULL || !c->upgraded, "%s: upgraded with subprotocol \"http\"", paths[i]);
+		cr_expect(c == NULL || !c->upgraded, "%s: upgraded with subprotocol \"http\"",
+			  paths[i]);
 		ws_client_free(c);
 	}
 	expect_usable("/ws", NULL, "");
@@ -225,7 +226,8 @@ static bool closed_by_server;
 static int
 raw_http_status(const char *request, int *responses)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)itest_port()) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)itest_port()) };
 	struct timeval tv = { .tv_sec = 2 };
 	char buf[8192] = "";
 	size_t len = 0;
@@ -251,9 +253,10 @@ raw_http_status(const char *request, int *responses)
 Test(upgrade, h2c_upgrade_is_refused)
 {
 	int responses;
-	int code = raw_http_status("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-				   "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
-				   &responses);
+	int code = raw_http_status(
+		"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+		"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+		&responses);
 
 	cr_expect_neq(code, 101, "the server switched to HTTP/2");
 	expect_usable("/ws", NULL, "");
@@ -264,7 +267,8 @@ Test(upgrade, a_post_body_is_not_parsed_as_a_second_request)
 {
 	int responses;
 	int code = raw_http_status("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n"
-				   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &responses);
+				   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+				   &responses);
 
 	cr_expect_eq(code, 405);
 	cr_expect_eq(responses, 1, "the body was answered as a request of its own");

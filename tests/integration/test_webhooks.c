@@ -40,18 +40,18 @@ TestSuite(webhooks, .fini = itest_server_down, .timeout = 60);
 /* ---- the receiver ---- */
 
 struct rreq {
-	char *head;             /* request line and headers */
+	char *head; /* request line and headers */
 	char *body;
 	size_t body_len;
-	int answered;           /* status sent, 0: none */
+	int answered; /* status sent, 0: none */
 };
 
 struct rconn {
 	int fd;
 	char *buf;
 	size_t len;
-	bool done;              /* request recorded; waiting for EOF (hang mode) */
-	int req;                /* once done: its index in reqs, -1 when not recorded */
+	bool done; /* request recorded; waiting for EOF (hang mode) */
+	int req;   /* once done: its index in reqs, -1 when not recorded */
 };
 
 struct receiver {
@@ -59,10 +59,10 @@ struct receiver {
 	int stop[2];
 	pthread_t th;
 	pthread_mutex_t mu;
-	int fail_status;        /* answered to the first fail_count requests */
+	int fail_status; /* answered to the first fail_count requests */
 	int fail_count;
-	int hang_count;         /* the first hang_count requests get no answer (-1: all) */
-	int release_status;     /* receiver_release(): the answer to the held requests */
+	int hang_count;	    /* the first hang_count requests get no answer (-1: all) */
+	int release_status; /* receiver_release(): the answer to the held requests */
 	struct rreq reqs[MAX_REQS];
 	size_t nreqs;
 	struct rconn conns[MAX_CONNS];
@@ -86,7 +86,8 @@ conn_answer(struct rconn *c, int status)
 
 	n = snprintf(resp, sizeof(resp),
 		     "HTTP/1.1 %d X\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-		     "Connection: close\r\n\r\nok", status);
+		     "Connection: close\r\n\r\nok",
+		     status);
 	if (write(c->fd, resp, (size_t)n) != n)
 		fprintf(stderr, "receiver: short write\n");
 	conn_close(c);
@@ -106,8 +107,9 @@ conn_complete(struct receiver *r, struct rconn *c, size_t hlen, size_t blen)
 		q->body = strndup(c->buf + hlen, blen);
 		q->body_len = blen;
 		if (r->hang_count >= 0 && r->nreqs >= (size_t)r->hang_count)
-			status = r->nreqs < (size_t)r->hang_count + (size_t)r->fail_count ?
-					 r->fail_status : 200;
+			status = r->nreqs < (size_t)r->hang_count + (size_t)r->fail_count
+					 ? r->fail_status
+					 : 200;
 		q->answered = status;
 		idx = (int)r->nreqs;
 		r->nreqs++;
@@ -368,8 +370,7 @@ check_request(const struct rreq *q, const char *path)
  * entry, ending with entry (keys, each preceded by a comma; NULL: a 10 s timeout when
  * messages are among the events). */
 static char *
-config_entry(int port, const char *path, const char *events, const char *extra,
-	     const char *entry)
+config_entry(int port, const char *path, const char *events, const char *extra, const char *entry)
 {
 	char *s = NULL;
 
@@ -404,9 +405,7 @@ has_event(const json_t *all, const char *name)
 	size_t i;
 	json_t *e;
 
-	json_array_foreach(all, i, e)
-		if (strcmp(json_str(e, "name"), name) == 0)
-			return true;
+	json_array_foreach(all, i, e) if (strcmp(json_str(e, "name"), name) == 0) return true;
 	return false;
 }
 
@@ -477,9 +476,9 @@ metric_wait(const char *sample, long long want, int timeout_ms)
 
 /* The HTTP API key and the namespace "f", whose messages are webhook events. */
 #define KEY "sk_hooks_1"
-#define API_AND_EVENTS                                                                    \
-	"\"api_keys\":[{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"],"     \
-	"\"quota\":{\"per_minute\":1000000,\"burst\":100000}}],"                             \
+#define API_AND_EVENTS                                                                             \
+	"\"api_keys\":[{\"name\":\"backend\",\"key\":\"" KEY "\",\"channels\":[\"*\"],"            \
+	"\"quota\":{\"per_minute\":1000000,\"burst\":100000}}],"                                   \
 	"\"namespaces\":{\"f\":{\"publish\":\"clients\",\"message_events\":true}},"
 
 /* One POST /api/v1/publish of data_raw to f:<prefix>0 ... f:<prefix><n-1>: n
@@ -505,8 +504,8 @@ api_publish(const char *prefix, int n, const char *data_raw)
 	results = json_object_get(resp.json, "results");
 	cr_assert_eq(json_array_size(results), (size_t)n, "publish: %s", resp.body);
 	for (int i = 0; i < n; i++)
-		cr_assert(json_is_integer(json_object_get(json_array_get(results, (size_t)i),
-							  "offset")),
+		cr_assert(json_is_integer(
+				  json_object_get(json_array_get(results, (size_t)i), "offset")),
 			  "publish: %s", resp.body);
 	http_resp_fini(&resp);
 }
@@ -600,7 +599,8 @@ Test(webhooks, events_arrive_signed_and_in_order)
 	struct receiver *r = receiver_start(0, 0, 0);
 	char *cfg = config(r->port, "/hook",
 			   "\"client_connected\",\"channel_occupied\",\"member_joined\","
-			   "\"client_disconnected\"", NULL);
+			   "\"client_disconnected\"",
+			   NULL);
 	const char *want[] = { "client_connected", "channel_occupied", "member_joined",
 			       "client_disconnected" };
 	json_t *all = json_array(), *e;
@@ -625,9 +625,11 @@ Test(webhooks, events_arrive_signed_and_in_order)
 		pthread_mutex_unlock(&r->mu);
 	}
 	cr_assert_eq(json_array_size(all), 4, "events: %s", json_dumps(all, JSON_COMPACT));
-	json_array_foreach(all, i, e) {
+	json_array_foreach(all, i, e)
+	{
 		cr_expect_str_eq(json_str(e, "name"), want[i]);
-		cr_expect(json_is_integer(json_object_get(e, "time_ms")), "event %zu has no time_ms", i);
+		cr_expect(json_is_integer(json_object_get(e, "time_ms")),
+			  "event %zu has no time_ms", i);
 		if (i != 1)
 			cr_expect_str_eq(json_str(e, "user"), "alice");
 		if (i == 1 || i == 2)
@@ -684,7 +686,8 @@ Test(webhooks, retries_after_500_deliver_once_in_order)
 			collect(&r->reqs[i], all);
 	}
 	cr_assert_eq(json_array_size(all), 3, "events: %s", json_dumps(all, JSON_COMPACT));
-	json_array_foreach(all, i, e) {
+	json_array_foreach(all, i, e)
+	{
 		char user[24];
 
 		snprintf(user, sizeof(user), "u%zu", i);
@@ -765,7 +768,8 @@ Test(webhooks, a_hung_endpoint_does_not_slow_delivery)
 	struct receiver *r = receiver_start(0, 0, -1);
 	char *cfg = config(r->port, "/hook",
 			   "\"client_connected\",\"member_joined\",\"message_published\"",
-			   "\"default_namespace\":{\"publish\":\"clients\",\"presence\":true,\"join_leave\":false,"
+			   "\"default_namespace\":{\"publish\":\"clients\",\"presence\":true,"
+			   "\"join_leave\":false,"
 			   "\"message_events\":true},");
 	struct ws_client *subs[SUBSCRIBERS], *pub;
 	int64_t start, elapsed;
@@ -818,17 +822,31 @@ Test(webhooks, bad_entries_refuse_startup_naming_the_key)
 {
 	static const struct bad_case cases[] = {
 		{ "1", "webhooks[0]: must be an object" },
-		{ "{\"url\":\"ftp://x\",\"events\":[\"member_left\"],\"secret\":\"s\"}", "webhooks[0].url:" },
-		{ "{\"url\":\"http://\",\"events\":[\"member_left\"],\"secret\":\"s\"}", "webhooks[0].url:" },
-		{ "{\"url\":\"http://h:99999/\",\"events\":[\"member_left\"],\"secret\":\"s\"}", "webhooks[0].url:" },
+		{ "{\"url\":\"ftp://x\",\"events\":[\"member_left\"],\"secret\":\"s\"}",
+		  "webhooks[0].url:" },
+		{ "{\"url\":\"http://\",\"events\":[\"member_left\"],\"secret\":\"s\"}",
+		  "webhooks[0].url:" },
+		{ "{\"url\":\"http://h:99999/\",\"events\":[\"member_left\"],\"secret\":\"s\"}",
+		  "webhooks[0].url:" },
 		{ "{\"url\":\"http://h/\",\"events\":[],\"secret\":\"s\"}", "webhooks[0].events:" },
-		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\",\"nope\"],\"secret\":\"s\"}", "webhooks[0].events[1]:" },
-		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"\"}", "webhooks[0].secret:" },
-		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"]}", "webhooks[0].secret: is required" },
-		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"timeout_ms\":0}", "webhooks[0].timeout_ms: must be" },
-		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"timeout_ms\":\"5\"}", "webhooks[0].timeout_ms: must be" },
-		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"max_retries\":-1}", "webhooks[0].max_retries: must be" },
-		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"s\",\"retries\":1}", "webhooks[0].retries: unknown key" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\",\"nope\"],\"secret\":\"s\"}",
+		  "webhooks[0].events[1]:" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"],\"secret\":\"\"}",
+		  "webhooks[0].secret:" },
+		{ "{\"url\":\"http://h/\",\"events\":[\"member_left\"]}",
+		  "webhooks[0].secret: is required" },
+		{ "{\"url\":\"http://h/"
+		  "\",\"events\":[\"member_left\"],\"secret\":\"s\",\"timeout_ms\":0}",
+		  "webhooks[0].timeout_ms: must be" },
+		{ "{\"url\":\"http://h/"
+		  "\",\"events\":[\"member_left\"],\"secret\":\"s\",\"timeout_ms\":\"5\"}",
+		  "webhooks[0].timeout_ms: must be" },
+		{ "{\"url\":\"http://h/"
+		  "\",\"events\":[\"member_left\"],\"secret\":\"s\",\"max_retries\":-1}",
+		  "webhooks[0].max_retries: must be" },
+		{ "{\"url\":\"http://h/"
+		  "\",\"events\":[\"member_left\"],\"secret\":\"s\",\"retries\":1}",
+		  "webhooks[0].retries: unknown key" },
 	};
 	char err[320], *json;
 	json_t *list;
@@ -847,15 +865,17 @@ Test(webhooks, bad_entries_refuse_startup_naming_the_key)
 	}
 	/* A second, valid entry does not hide a bad first one; the server refuses to start. */
 	cr_assert_eq(server_fixture_start(&f,
-					  "{\"webhooks\":[{\"url\":\"http://127.0.0.1:1/\",\"events\":[\"member_left\"],"
+					  "{\"webhooks\":[{\"url\":\"http://127.0.0.1:1/"
+					  "\",\"events\":[\"member_left\"],"
 					  "\"secret\":\"s\",\"timeout_ms\":-5}]}",
 					  NULL, NULL),
 		     -1, "a server started with timeout_ms -5");
 	cr_expect(strstr(f.error, "did not start") != NULL, "%s", f.error);
 	/* A valid list is accepted. */
-	list = json_loads("[{\"url\":\"https://example.com:8443/x?y=1\",\"events\":[\"member_left\"],"
-			  "\"secret\":\"s\",\"timeout_ms\":100,\"max_retries\":0}]",
-			  0, NULL);
+	list = json_loads(
+		"[{\"url\":\"https://example.com:8443/x?y=1\",\"events\":[\"member_left\"],"
+		"\"secret\":\"s\",\"timeout_ms\":100,\"max_retries\":0}]",
+		0, NULL);
 	cr_expect_eq(webhook_config_check(list, err, sizeof(err)), 0, "%s", err);
 	json_decref(list);
 	assert_no_leaks();
@@ -909,7 +929,8 @@ Test(webhooks, retries_run_out_then_the_batch_is_dropped, .fini = logged_down)
 	body = check_request(&r->reqs[0], "/hook");
 	events = json_object_get(body, "events");
 	cr_assert_eq(json_array_size(events), 5, "%s", r->reqs[0].body);
-	json_array_foreach(events, i, e) {
+	json_array_foreach(events, i, e)
+	{
 		char ch[32];
 
 		snprintf(ch, sizeof(ch), "f:a%zu", i);
@@ -927,7 +948,8 @@ Test(webhooks, retries_run_out_then_the_batch_is_dropped, .fini = logged_down)
 	body = check_request(q, "/hook");
 	events = json_object_get(body, "events");
 	cr_assert_eq(json_array_size(events), 3, "not batch B: %s", q->body);
-	json_array_foreach(events, i, e) {
+	json_array_foreach(events, i, e)
+	{
 		char ch[32];
 
 		snprintf(ch, sizeof(ch), "f:b%zu", i);
@@ -945,14 +967,15 @@ Test(webhooks, retries_run_out_then_the_batch_is_dropped, .fini = logged_down)
 	/* One log line for the dropped batch. */
 	log = read_log();
 	cr_expect_eq(count_str(log, "dropping a batch"), 1, "log:\n%s", log);
-	cr_expect_eq(count_str(log, "/hook: HTTP 500 after every retry, dropping a batch of 5 events"),
+	cr_expect_eq(count_str(log,
+			       "/hook: HTTP 500 after every retry, dropping a batch of 5 events"),
 		     1, "log:\n%s", log);
 	free(log);
 }
 
-#define QUEUE_MAX 10000         /* events waiting per endpoint (docs/http-api.md) */
+#define QUEUE_MAX 10000		/* events waiting per endpoint (docs/http-api.md) */
 #define FLOOD (QUEUE_MAX + 237) /* events produced while the endpoint hangs */
-#define PER_REQUEST 100         /* events per API publish, and per webhook batch */
+#define PER_REQUEST 100		/* events per API publish, and per webhook batch */
 
 /* An endpoint that holds its first request open: the queue fills, newer events are
  * dropped (counted exactly, one warning for the burst) while WebSocket clients are
@@ -989,7 +1012,8 @@ Test(webhooks, a_full_queue_drops_the_newest_events, .fini = logged_down)
 	cr_assert_eq(inflight, 1, "%s", r->reqs[0].body);
 	/* More events than the queue holds; publish j carries data j. */
 	for (nreq = 1; produced < 1 + FLOOD; nreq++) {
-		int k = 1 + FLOOD - produced < PER_REQUEST ? (int)(1 + FLOOD - produced) : PER_REQUEST;
+		int k = 1 + FLOOD - produced < PER_REQUEST ? (int)(1 + FLOOD - produced)
+							   : PER_REQUEST;
 
 		snprintf(data, sizeof(data), "%d", nreq);
 		api_publish("c", k, data);
@@ -1034,7 +1058,8 @@ Test(webhooks, a_full_queue_drops_the_newest_events, .fini = logged_down)
 	}
 	pthread_mutex_unlock(&r->mu);
 	cr_assert_eq(json_array_size(all), (size_t)(QUEUE_MAX + inflight));
-	json_array_foreach(all, i, e) {
+	json_array_foreach(all, i, e)
+	{
 		/* Event 0: publish 0 to f:c0; then publish j, one event per channel in order. */
 		json_int_t wn = i == 0 ? 0 : 1 + (json_int_t)(i - 1) / PER_REQUEST;
 		char ch[32];
@@ -1079,8 +1104,9 @@ Test(webhooks, a_burst_open_at_shutdown_is_logged, .fini = logged_down)
 	api_publish("c", 1, "0");
 	cr_assert_eq(receiver_wait(r, 1, 5000), 1); /* that one event is held in flight */
 	while (produced < 1 + QUEUE_MAX + 7) {
-		int k = 1 + QUEUE_MAX + 7 - produced < PER_REQUEST ? (int)(1 + QUEUE_MAX + 7 - produced)
-								  : PER_REQUEST;
+		int k = 1 + QUEUE_MAX + 7 - produced < PER_REQUEST
+				? (int)(1 + QUEUE_MAX + 7 - produced)
+				: PER_REQUEST;
 
 		api_publish("c", k, "1");
 		produced += k;
@@ -1088,7 +1114,8 @@ Test(webhooks, a_burst_open_at_shutdown_is_logged, .fini = logged_down)
 	cr_assert_eq(metric(DROPPED), 7);
 	finish(r);
 	log = read_log();
-	cr_expect_eq(count_str(log, "/hook: 7 events were dropped (queue full)"), 1, "log:\n%s", log);
+	cr_expect_eq(count_str(log, "/hook: 7 events were dropped (queue full)"), 1, "log:\n%s",
+		     log);
 	snprintf(want, sizeof(want), "dropping %d undelivered events", QUEUE_MAX + 1);
 	cr_expect_eq(count_str(log, want), 1, "want \"%s\" in the log:\n%s", want, log);
 	free(log);

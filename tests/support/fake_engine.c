@@ -8,14 +8,14 @@
 
 enum call_kind { C_PUBLISH, C_SUBSCRIBE, C_HISTORY, C_PRESENCE, C_PRESENCE_STATS, C_RESET };
 
-static const char *const kind_names[] = { "publish", "subscribe", "history", "presence",
-					  "presence_stats", "reset" };
+static const char *const kind_names[] = { "publish",  "subscribe",	"history",
+					  "presence", "presence_stats", "reset" };
 
 struct call {
 	enum call_kind kind;
 	char *channel;
 	size_t len;
-	char *data, *from;           /* publish */
+	char *data, *from; /* publish */
 	size_t data_len, from_len;
 	unsigned history_size;
 	uint64_t history_ttl_ms;
@@ -27,10 +27,10 @@ struct call {
 };
 
 struct fake_engine {
-	struct engine base;          /* first: the engine.h view */
-	struct engine *inner;        /* the memory engine holding the state */
+	struct engine base;   /* first: the engine.h view */
+	struct engine *inner; /* the memory engine holding the state */
 	bool automatic;
-	bool on_tick;                /* settle at every tick */
+	bool on_tick; /* settle at every tick */
 	struct call *q;
 	size_t n, cap;
 };
@@ -77,8 +77,10 @@ run(struct fake_engine *fe, struct call *c)
 
 	switch (c->kind) {
 	case C_PUBLISH:
-		p = (struct engine_pub){ c->channel, c->len, c->data, c->data_len, c->from,
-					 c->from_len, c->history_size, c->history_ttl_ms };
+		p =
+			(struct engine_pub){ c->channel,      c->len,		c->data,
+					     c->data_len,     c->from,		c->from_len,
+					     c->history_size, c->history_ttl_ms };
 		in->ops->publish(in, &p, c->now_ms, c->done, c->arg);
 		break;
 	case C_SUBSCRIBE:
@@ -215,8 +217,8 @@ f_presence_add(struct engine *e, const char *channel, size_t len, const struct e
 }
 
 static void
-f_presence_remove(struct engine *e, const char *channel, size_t len,
-		  const struct engine_member *m, bool notify)
+f_presence_remove(struct engine *e, const char *channel, size_t len, const struct engine_member *m,
+		  bool notify)
 {
 	struct engine *in = ((struct fake_engine *)e)->inner;
 
@@ -232,8 +234,7 @@ f_presence(struct engine *e, const char *channel, size_t len, engine_done_fn don
 }
 
 static void
-f_presence_stats(struct engine *e, const char *channel, size_t len, engine_done_fn done,
-		 void *arg)
+f_presence_stats(struct engine *e, const char *channel, size_t len, engine_done_fn done, void *arg)
 {
 	struct call c = call_of(C_PRESENCE_STATS, channel, len, done, arg);
 

@@ -17,7 +17,7 @@ struct fake_session {
 	int kick_code;
 	char kick_reason[64];
 	bool kick_flush;
-	unsigned long long now_ms;   /* the time fake_send() passes to the hub */
+	unsigned long long now_ms; /* the time fake_send() passes to the hub */
 };
 
 /* Opens a session on hub at time now_ms. */

@@ -83,7 +83,7 @@ on_header(char *data, size_t size, size_t n, void *arg)
 struct upload {
 	const char *p;
 	size_t left;
-	size_t piece;           /* 0: as much as fits */
+	size_t piece; /* 0: as much as fits */
 	unsigned delay_us;
 	bool started;
 };
@@ -101,7 +101,8 @@ on_read(char *out, size_t size, size_t n, void *arg)
 	if (len > u->left)
 		len = u->left;
 	if (u->started && u->delay_us > 0) {
-		struct timespec ts = { u->delay_us / 1000000, (long)(u->delay_us % 1000000) * 1000 };
+		struct timespec ts = { u->delay_us / 1000000,
+				       (long)(u->delay_us % 1000000) * 1000 };
 
 		nanosleep(&ts, NULL);
 	}
@@ -194,7 +195,7 @@ http_do(int port, const struct http_req *req, struct http_resp *resp)
 		if (req->content_type == NULL)
 			hdrs = add_header(hdrs, &ok, "Content-Type: application/json");
 		else if (req->content_type[0] == '\0')
-			hdrs = add_header(hdrs, &ok, "Content-Type:");   /* removes curl's own */
+			hdrs = add_header(hdrs, &ok, "Content-Type:"); /* removes curl's own */
 		else
 			hdrs = add_header(hdrs, &ok, "Content-Type: %s", req->content_type);
 		up.p = req->body;
@@ -257,7 +258,8 @@ http_do(int port, const struct http_req *req, struct http_resp *resp)
 
 		resp->json = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, &jerr);
 		if (resp->json == NULL && resp->error[0] == '\0')
-			snprintf(resp->error, sizeof(resp->error), "body is not JSON: %s", jerr.text);
+			snprintf(resp->error, sizeof(resp->error), "body is not JSON: %s",
+				 jerr.text);
 	}
 	return resp->status > 0 ? 0 : -1;
 }
@@ -272,8 +274,8 @@ http_call(int port, const char *method, const char *path, const char *key, const
 }
 
 int
-http_callf(int port, const char *method, const char *path, const char *key,
-	   struct http_resp *resp, const char *fmt, ...)
+http_callf(int port, const char *method, const char *path, const char *key, struct http_resp *resp,
+	   const char *fmt, ...)
 {
 	va_list ap;
 	char *body;

@@ -22,34 +22,34 @@
 #define HTTP_DEFAULT_TIMEOUT_MS 5000
 
 enum http_body_mode {
-	HTTP_BODY_FIXED,        /* Content-Length, the body in one piece (default) */
-	HTTP_BODY_CHUNKED,      /* Transfer-Encoding: chunked, no Content-Length */
-	HTTP_BODY_TRICKLE,      /* Content-Length, sent trickle_bytes at a time */
+	HTTP_BODY_FIXED,   /* Content-Length, the body in one piece (default) */
+	HTTP_BODY_CHUNKED, /* Transfer-Encoding: chunked, no Content-Length */
+	HTTP_BODY_TRICKLE, /* Content-Length, sent trickle_bytes at a time */
 };
 
 struct http_req {
-	const char *method;         /* "GET", "POST", "DELETE", "PUT"...; NULL: "GET" */
-	const char *path;           /* sent as is (already percent-encoded), with its query */
-	const char *key;            /* NULL: no Authorization; else "Bearer <key>" */
-	const char *authorization;  /* not NULL: the whole Authorization value (overrides key) */
-	const char *content_type;   /* NULL: application/json when there is a body;
-				     * "": no Content-Type header at all */
-	const char *body;           /* NULL: no body */
-	size_t body_len;            /* 0: strlen(body) */
+	const char *method;	   /* "GET", "POST", "DELETE", "PUT"...; NULL: "GET" */
+	const char *path;	   /* sent as is (already percent-encoded), with its query */
+	const char *key;	   /* NULL: no Authorization; else "Bearer <key>" */
+	const char *authorization; /* not NULL: the whole Authorization value (overrides key) */
+	const char *content_type;  /* NULL: application/json when there is a body;
+				    * "": no Content-Type header at all */
+	const char *body;	   /* NULL: no body */
+	size_t body_len;	   /* 0: strlen(body) */
 	enum http_body_mode mode;
-	size_t trickle_bytes;       /* HTTP_BODY_TRICKLE: bytes per piece (0: 1) */
+	size_t trickle_bytes;	    /* HTTP_BODY_TRICKLE: bytes per piece (0: 1) */
 	unsigned trickle_delay_us;  /* HTTP_BODY_TRICKLE: pause between pieces */
 	const char *const *headers; /* NULL-terminated extra "Name: value" lines, or NULL */
-	int timeout_ms;             /* <= 0: HTTP_DEFAULT_TIMEOUT_MS */
+	int timeout_ms;		    /* <= 0: HTTP_DEFAULT_TIMEOUT_MS */
 };
 
 struct http_resp {
-	long status;                /* 0 when no response came */
-	char *head;                 /* status line and headers of the final response */
-	char *body;                 /* NUL-terminated (the NUL is not counted in body_len) */
+	long status; /* 0 when no response came */
+	char *head;  /* status line and headers of the final response */
+	char *body;  /* NUL-terminated (the NUL is not counted in body_len) */
 	size_t body_len;
-	json_t *json;               /* the body parsed (duplicate keys refused), or NULL */
-	char error[256];            /* transport failure or JSON parse error, "" when none */
+	json_t *json;	 /* the body parsed (duplicate keys refused), or NULL */
+	char error[256]; /* transport failure or JSON parse error, "" when none */
 };
 
 /* Sends the request and fills *resp (always initialised, free it with
@@ -60,13 +60,12 @@ int http_do(int port, const struct http_req *req, struct http_resp *resp);
 
 /* Shorthand: method and path, key (NULL: none) and an application/json body (NULL:
  * none). */
-int http_call(int port, const char *method, const char *path, const char *key,
-	      const char *body, struct http_resp *resp);
+int http_call(int port, const char *method, const char *path, const char *key, const char *body,
+	      struct http_resp *resp);
 
 /* The same with a printf-formatted body. */
 int http_callf(int port, const char *method, const char *path, const char *key,
-	       struct http_resp *resp, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+	       struct http_resp *resp, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 void http_resp_fini(struct http_resp *resp);
 
@@ -81,11 +80,11 @@ char *http_resp_header(const struct http_resp *resp, const char *name);
 #define HTTP_RAW_MAX 8
 
 struct http_raw_result {
-	struct http_resp resp[HTTP_RAW_MAX];  /* the complete responses, in order */
+	struct http_resp resp[HTTP_RAW_MAX]; /* the complete responses, in order */
 	int count;
-	bool closed;            /* the server closed the connection (end of file or reset) */
-	size_t extra;           /* bytes received after the last complete response */
-	char error[128];        /* connect or send failure, "" when none */
+	bool closed;	 /* the server closed the connection (end of file or reset) */
+	size_t extra;	 /* bytes received after the last complete response */
+	char error[128]; /* connect or send failure, "" when none */
 };
 
 /* Returns 0, or -1 when connecting or sending failed (out->error says why). Free the

@@ -51,11 +51,11 @@ void itest_expect_refused(const char *path, int status);
 /* Ends a test: SIGTERM, a clean exit (status 0: orderly shutdown and, under ASan, no
  * leaks in the server), then no leaks in the test process either. Clients must have
  * been freed before. */
-#define itest_finish()                                                                    \
-	do {                                                                               \
-		cr_assert_eq(server_fixture_stop(&itest_server, 0), 0, "server: %s",      \
-			     itest_server.error);                                          \
-		assert_no_leaks();                                                         \
+#define itest_finish()                                                                             \
+	do {                                                                                       \
+		cr_assert_eq(server_fixture_stop(&itest_server, 0), 0, "server: %s",               \
+			     itest_server.error);                                                  \
+		assert_no_leaks();                                                                 \
 	} while (0)
 
 #endif

@@ -16,7 +16,7 @@
 #endif
 
 /* Asserts that every allocation made so far by this process is still reachable. */
-#define assert_no_leaks() \
+#define assert_no_leaks()                                                                          \
 	cr_assert_eq(leakcheck_run(), 0, "LeakSanitizer found leaks (see the report above)")
 
 #endif

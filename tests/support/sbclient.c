@@ -103,7 +103,9 @@ channel_step(struct ws_client *c, const char *cmd, const char *reply, const char
 {
 	json_t *r = sb_request(c, "\"type\":\"%s\",\"channel\":\"%s\"", cmd, channel);
 	int rc = strcmp(json_str(r, "type"), reply) == 0 &&
-		 strcmp(json_str(r, "channel"), channel) == 0 ? 0 : -1;
+				 strcmp(json_str(r, "channel"), channel) == 0
+			 ? 0
+			 : -1;
 
 	if (rc != 0)
 		show(cmd, r);
@@ -154,7 +156,10 @@ sb_expect_error(struct ws_client *c, const char *code, const char *fmt, ...)
 	r = vrequest(c, id, fmt, ap);
 	va_end(ap);
 	rc = strcmp(json_str(r, "type"), "error") == 0 && strcmp(json_str(r, "code"), code) == 0 &&
-	     json_int(r, "id") == id && json_is_string(json_object_get(r, "message")) ? 0 : -1;
+			     json_int(r, "id") == id &&
+			     json_is_string(json_object_get(r, "message"))
+		     ? 0
+		     : -1;
 	if (rc != 0) {
 		fprintf(stderr, "sbclient: expected error %s for id %lld\n", code, (long long)id);
 		show("got", r);

@@ -33,8 +33,8 @@ int sb_unsubscribe(struct ws_client *c, const char *channel);
 
 /* Publishes data_raw (JSON text, sent as is). Returns the offset of the "published"
  * reply, or -1. epoch (if not NULL, >= 17 bytes) receives the reply's epoch. */
-json_int_t sb_publish(struct ws_client *c, const char *channel, const char *data_raw,
-		      char *epoch, size_t epoch_len);
+json_int_t sb_publish(struct ws_client *c, const char *channel, const char *data_raw, char *epoch,
+		      size_t epoch_len);
 
 /* Sends a command ({"id":N,<fmt>}) and checks that the reply is an error with the given
  * code that echoes N. Returns 0, or -1 (the reply is printed on stderr). */

@@ -46,11 +46,11 @@ write_line(int fd, const char *s)
 
 /* The child: never returns. */
 static void
-child_main(int ready_fd, pid_t parent, const char *json, server_fixture_tweak_fn tweak,
-	   void *arg, engine_factory_fn make)
+child_main(int ready_fd, pid_t parent, const char *json, server_fixture_tweak_fn tweak, void *arg,
+	   engine_factory_fn make)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGPIPE, SIGSEGV, SIGBUS, SIGABRT, SIGFPE,
-				    SIGILL, SIGHUP, SIGCHLD };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGPIPE, SIGSEGV, SIGBUS,
+				    SIGABRT, SIGFPE, SIGILL,  SIGHUP,  SIGCHLD };
 	struct config cfg;
 	char err[256], line[300];
 	const char *level;
@@ -142,8 +142,8 @@ read_ready(struct server_fixture *f, int fd)
 }
 
 int
-server_fixture_start(struct server_fixture *f, const char *json,
-		     server_fixture_tweak_fn tweak, void *arg)
+server_fixture_start(struct server_fixture *f, const char *json, server_fixture_tweak_fn tweak,
+		     void *arg)
 {
 	return server_fixture_start_engine(f, json, tweak, arg, NULL);
 }
@@ -226,7 +226,8 @@ server_fixture_wait(struct server_fixture *f, int timeout_ms)
 	}
 	r = reap(f, mono_ms() + ms);
 	if (r == 0) {
-		snprintf(f->error, sizeof(f->error), "server still running %d ms after the signal", ms);
+		snprintf(f->error, sizeof(f->error), "server still running %d ms after the signal",
+			 ms);
 		server_fixture_kill(f);
 		return -1;
 	}
@@ -241,9 +242,11 @@ server_fixture_wait(struct server_fixture *f, int timeout_ms)
 		return -1;
 	}
 	if (WEXITSTATUS(f->status) == CHILD_LEAKS)
-		snprintf(f->error, sizeof(f->error), "server leaked memory (LeakSanitizer report above)");
+		snprintf(f->error, sizeof(f->error),
+			 "server leaked memory (LeakSanitizer report above)");
 	else if (WEXITSTATUS(f->status) != 0)
-		snprintf(f->error, sizeof(f->error), "server exited with %d", WEXITSTATUS(f->status));
+		snprintf(f->error, sizeof(f->error), "server exited with %d",
+			 WEXITSTATUS(f->status));
 	return WEXITSTATUS(f->status);
 }
 

@@ -22,10 +22,10 @@ struct config;
 typedef void (*server_fixture_tweak_fn)(struct config *cfg, void *arg);
 
 struct server_fixture {
-	pid_t pid;              /* the server process, or 0 when none is running */
-	int port;               /* its listening port on 127.0.0.1 */
-	int status;             /* raw wait status once stopped */
-	char error[256];        /* why start or stop failed */
+	pid_t pid;	 /* the server process, or 0 when none is running */
+	int port;	 /* its listening port on 127.0.0.1 */
+	int status;	 /* raw wait status once stopped */
+	char error[256]; /* why start or stop failed */
 };
 
 #define SERVER_FIXTURE_START_MS 10000
@@ -34,8 +34,8 @@ struct server_fixture {
 /* Starts a server. json (may be NULL) is a configuration text applied with
  * config_load_string(); tweak (may be NULL) runs after it. Returns 0 with f->pid and
  * f->port set, or -1 with f->error set (the child was reaped). */
-int server_fixture_start(struct server_fixture *f, const char *json,
-			 server_fixture_tweak_fn tweak, void *arg);
+int server_fixture_start(struct server_fixture *f, const char *json, server_fixture_tweak_fn tweak,
+			 void *arg);
 /* Same over the engine make makes (an engine_factory_fn, e.g. fake_engine.h's). */
 int server_fixture_start_engine(struct server_fixture *f, const char *json,
 				server_fixture_tweak_fn tweak, void *arg, engine_factory_fn make);

@@ -26,7 +26,7 @@
 #include "mono.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_MAX_FRAME (64u << 20)      /* larger frames from the server are a violation */
+#define WS_MAX_FRAME (64u << 20) /* larger frames from the server are a violation */
 #define HTTP_MAX_HEAD 16384
 
 struct ws_pending {
@@ -477,8 +477,8 @@ ws_client_send_fragmented(struct ws_client *c, int opcode, const void *data, siz
 	for (unsigned i = 0; i < nfrags; i++) {
 		size_t n = i + 1 == nfrags ? len - off : chunk;
 
-		if (ws_client_send_frame(c, i == 0 ? opcode : WS_OP_CONT, i + 1 == nfrags,
-					 p + off, n) != 0)
+		if (ws_client_send_frame(c, i == 0 ? opcode : WS_OP_CONT, i + 1 == nfrags, p + off,
+					 n) != 0)
 			return -1;
 		off += n;
 	}
@@ -542,7 +542,7 @@ parse_frame(struct ws_client *c, int *op, bool *fin, size_t *hdr, size_t *plen)
 		return -1;
 	}
 	if (masked) {
-		c->violations++;        /* servers must not mask */
+		c->violations++; /* servers must not mask */
 		h += 4;
 	}
 	if (c->rlen < h + len)
@@ -602,8 +602,11 @@ on_frame(struct ws_client *c, int op, bool fin, const unsigned char *p, size_t l
 				c->close_reason[rlen] = '\0';
 			}
 			if (!c->close_sent)
-				ws_client_send_close(c, c->close_code == WS_CLOSE_NO_STATUS ?
-						     -1 : c->close_code, NULL);
+				ws_client_send_close(c,
+						     c->close_code == WS_CLOSE_NO_STATUS
+							     ? -1
+							     : c->close_code,
+						     NULL);
 			return msg_set(m, op, c->close_reason, strlen(c->close_reason)) == 0;
 		default:
 			c->violations++;
@@ -612,7 +615,7 @@ on_frame(struct ws_client *c, int op, bool fin, const unsigned char *p, size_t l
 	}
 	if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
 		if (c->frag_op != -1) {
-			c->violations++;        /* a new message inside a fragmented one */
+			c->violations++; /* a new message inside a fragmented one */
 			free(c->frag);
 			c->frag = NULL;
 			c->frag_len = 0;
@@ -757,7 +760,8 @@ parse_json(const char *s, size_t len)
 	json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES, &e);
 
 	if (j == NULL)
-		fprintf(stderr, "ws_client: invalid JSON from the server (%s): %.200s\n", e.text, s);
+		fprintf(stderr, "ws_client: invalid JSON from the server (%s): %.200s\n", e.text,
+			s);
 	return j;
 }
 
@@ -896,8 +900,8 @@ ws_client_close(struct ws_client *c, int timeout_ms)
 		return -1;
 	if (c->fd >= 0 && !c->close_sent && c->close_code == WS_CLOSE_NONE)
 		ws_client_send_close(c, 1000, NULL);
-	code = c->close_code != WS_CLOSE_NONE ? c->close_code :
-	       ws_client_wait_close(c, timeout_ms, NULL);
+	code = c->close_code != WS_CLOSE_NONE ? c->close_code
+					      : ws_client_wait_close(c, timeout_ms, NULL);
 	ws_client_free(c);
 	return code;
 }
@@ -947,7 +951,8 @@ http_get(int port, const char *path, int *status, char **body)
 	if (c.fd < 0)
 		return -1;
 	n = snprintf(req, sizeof(req),
-		     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+		     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path,
+		     port);
 	if (send_all(c.fd, req, (size_t)n, deadline) != 0)
 		goto out;
 	hlen = read_head(&c, deadline, &head);
@@ -972,7 +977,7 @@ http_get(int port, const char *path, int *status, char **body)
 		if (n < 0) {
 			if (clen >= 0 || chunked)
 				goto out;
-			blen = (long)c.rlen;       /* delimited by the end of the connection */
+			blen = (long)c.rlen; /* delimited by the end of the connection */
 			break;
 		}
 	}

@@ -21,52 +21,52 @@
 #define WS_OP_PING 0x9
 #define WS_OP_PONG 0xa
 
-#define WS_CLOSE_NONE (-1)        /* close_code before any close */
-#define WS_CLOSE_NO_STATUS 1005   /* a close frame without a code */
-#define WS_CLOSE_ABNORMAL 1006    /* the connection ended without a close frame */
+#define WS_CLOSE_NONE (-1)	/* close_code before any close */
+#define WS_CLOSE_NO_STATUS 1005 /* a close frame without a code */
+#define WS_CLOSE_ABNORMAL 1006	/* the connection ended without a close frame */
 
 #define WS_DEFAULT_TIMEOUT_MS 5000
 
 /* One received message: a whole (reassembled) data message or one control frame. */
 struct ws_msg {
-	int opcode;             /* WS_OP_TEXT, WS_OP_BINARY, WS_OP_CLOSE, WS_OP_PING, WS_OP_PONG */
-	char *data;             /* owned, NUL-terminated (the NUL is not counted in len) */
+	int opcode; /* WS_OP_TEXT, WS_OP_BINARY, WS_OP_CLOSE, WS_OP_PING, WS_OP_PONG */
+	char *data; /* owned, NUL-terminated (the NUL is not counted in len) */
 	size_t len;
 };
 
-void ws_msg_fini(struct ws_msg *m);     /* frees data; safe on a zeroed msg */
+void ws_msg_fini(struct ws_msg *m); /* frees data; safe on a zeroed msg */
 
 struct ws_pending;
 
 struct ws_client {
-	int fd;                 /* -1 once the socket is closed */
-	int http_status;        /* status of the upgrade reply: 101, 404, 503...; 0: no reply */
-	bool upgraded;          /* 101 with a correct Sec-WebSocket-Accept */
-	char protocol[64];      /* Sec-WebSocket-Protocol of the reply, "" when absent */
-	bool auto_pong;         /* answer pings with pongs (default); false: recv returns them */
-	bool return_pongs;      /* recv returns pongs (default false: they are dropped) */
-	unsigned pings;         /* pings received from the server */
-	unsigned violations;    /* frames the server must not send (masked, RSV bits, bad opcode) */
-	int close_code;         /* WS_CLOSE_NONE until the server closed or the socket ended */
+	int fd;		     /* -1 once the socket is closed */
+	int http_status;     /* status of the upgrade reply: 101, 404, 503...; 0: no reply */
+	bool upgraded;	     /* 101 with a correct Sec-WebSocket-Accept */
+	char protocol[64];   /* Sec-WebSocket-Protocol of the reply, "" when absent */
+	bool auto_pong;	     /* answer pings with pongs (default); false: recv returns them */
+	bool return_pongs;   /* recv returns pongs (default false: they are dropped) */
+	unsigned pings;	     /* pings received from the server */
+	unsigned violations; /* frames the server must not send (masked, RSV bits, bad opcode) */
+	int close_code;	     /* WS_CLOSE_NONE until the server closed or the socket ended */
 	char close_reason[124];
-	bool close_sent;        /* we sent a close frame */
-	bool eof;               /* the socket reached end of file (or failed) */
+	bool close_sent; /* we sent a close frame */
+	bool eof;	 /* the socket reached end of file (or failed) */
 
 	/* private */
 	unsigned char *rbuf;
 	size_t rlen, rcap;
-	unsigned char *frag;    /* data message being reassembled */
+	unsigned char *frag; /* data message being reassembled */
 	size_t frag_len;
-	int frag_op;            /* opcode of that message, or -1 */
+	int frag_op; /* opcode of that message, or -1 */
 	struct ws_pending *head, *tail;
 };
 
 struct ws_open_opts {
 	int port;
-	const char *path;       /* NULL: "/ws" */
+	const char *path;	 /* NULL: "/ws" */
 	const char *subprotocol; /* NULL: no Sec-WebSocket-Protocol header */
-	int rcvbuf;             /* > 0: SO_RCVBUF set before connecting (slow readers) */
-	int timeout_ms;         /* <= 0: WS_DEFAULT_TIMEOUT_MS */
+	int rcvbuf;		 /* > 0: SO_RCVBUF set before connecting (slow readers) */
+	int timeout_ms;		 /* <= 0: WS_DEFAULT_TIMEOUT_MS */
 };
 
 /* Connects to 127.0.0.1:port and sends the upgrade request. Returns a new client, or NULL
@@ -95,16 +95,17 @@ int ws_client_close(struct ws_client *c, int timeout_ms);
  * Each returns 0, or -1 when the socket failed or stayed full past the default deadline
  * (sending to a server that already closed is an expected -1 in some tests). */
 int ws_client_send_frame(struct ws_client *c, int opcode, bool fin, const void *data, size_t len);
-int ws_client_send_text(struct ws_client *c, const char *text);       /* strlen(text) bytes */
+int ws_client_send_text(struct ws_client *c, const char *text); /* strlen(text) bytes */
 int ws_client_send_textn(struct ws_client *c, const void *data, size_t len);
-int ws_client_sendf(struct ws_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ws_client_sendf(struct ws_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 int ws_client_send_binary(struct ws_client *c, const void *data, size_t len);
 /* One message of `opcode` split into nfrags frames (the first carries the opcode, the
  * others are continuations; nfrags is capped at len, minimum 1). */
 int ws_client_send_fragmented(struct ws_client *c, int opcode, const void *data, size_t len,
 			      unsigned nfrags);
 int ws_client_send_close(struct ws_client *c, int code, const char *reason); /* code < 0: none */
-int ws_client_send_raw(struct ws_client *c, const void *bytes, size_t len); /* as is */
+int ws_client_send_raw(struct ws_client *c, const void *bytes, size_t len);  /* as is */
 
 /* Receives the next message into *m (kept text messages first). Pings are answered and
  * skipped when auto_pong is set, pongs skipped unless return_pongs. A close frame is
@@ -129,7 +130,8 @@ json_t *ws_client_wait_id(struct ws_client *c, json_int_t id, int timeout_ms);
 
 /* Sends the printf-formatted JSON command and returns its reply: the message with the
  * same "id" if the command has one, else the next message. Default deadline. */
-json_t *ws_client_cmd(struct ws_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+json_t *ws_client_cmd(struct ws_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Reads and drops messages until the connection closes; returns the close code
  * (WS_CLOSE_ABNORMAL when the socket ended without one), or -1 on timeout. *dropped

@@ -66,15 +66,33 @@ Test(cidr, ipv4_mapped_ipv6_is_stored_as_ipv4)
 
 Test(cidr, anything_else_is_not_an_address)
 {
-	const char *bad[] = { "", " 127.0.0.1", "127.0.0.1 ", "127.0.0", "127.0.0.1.1", "127.1",
-			      "256.0.0.1", "1.2.3.-4", "01.2.3.4", "0x7f.0.0.1", "1.2.3.4:80",
-			      "[::1]", "::1%lo", "fe80::1%eth0", ":::", "1::2::3", "12345::",
-			      "localhost", "unknown", "_hidden", "::ffff:1.2.3.4.5",
+	const char *bad[] = { "",
+			      " 127.0.0.1",
+			      "127.0.0.1 ",
+			      "127.0.0",
+			      "127.0.0.1.1",
+			      "127.1",
+			      "256.0.0.1",
+			      "1.2.3.-4",
+			      "01.2.3.4",
+			      "0x7f.0.0.1",
+			      "1.2.3.4:80",
+			      "[::1]",
+			      "::1%lo",
+			      "fe80::1%eth0",
+			      ":::",
+			      "1::2::3",
+			      "12345::",
+			      "localhost",
+			      "unknown",
+			      "_hidden",
+			      "::ffff:1.2.3.4.5",
 			      "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255x" };
 	struct cidr_addr a = { .family = 9 };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_expect_eq(cidr_addr_parse(bad[i], strlen(bad[i]), &a), -EINVAL, "accepted \"%s\"", bad[i]);
+		cr_expect_eq(cidr_addr_parse(bad[i], strlen(bad[i]), &a), -EINVAL,
+			     "accepted \"%s\"", bad[i]);
 	cr_expect_eq(a.family, 9, "out is left alone on failure");
 	/* A NUL inside the given length is not the end of the address. */
 	cr_expect_eq(cidr_addr_parse("1.2.3.4\0x", 9, &a), -EINVAL);
@@ -115,10 +133,23 @@ Test(cidr, mapped_blocks_become_ipv4_blocks)
 
 Test(cidr, bad_blocks_are_refused)
 {
-	const char *bad[] = { "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8",
-			      "10.0.0.0/08", "10.0.0.0/8/8", "10.0.0.0/ 8", "10.0.0.0 /8", "/8",
-			      "10.0.0.0/8x", "10.0.0.0/0x8", "10.0.0.0/1000", "::ffff:0.0.0.0/129",
-			      "10/8", "[::1]/128", "" };
+	const char *bad[] = { "10.0.0.0/33",
+			      "::/129",
+			      "10.0.0.0/",
+			      "10.0.0.0/-1",
+			      "10.0.0.0/+8",
+			      "10.0.0.0/08",
+			      "10.0.0.0/8/8",
+			      "10.0.0.0/ 8",
+			      "10.0.0.0 /8",
+			      "/8",
+			      "10.0.0.0/8x",
+			      "10.0.0.0/0x8",
+			      "10.0.0.0/1000",
+			      "::ffff:0.0.0.0/129",
+			      "10/8",
+			      "[::1]/128",
+			      "" };
 	struct cidr c;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

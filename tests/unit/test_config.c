@@ -107,13 +107,15 @@ Test(config, fini_twice_is_safe)
 Test(config, every_key_sets_its_field)
 {
 	static const char text[] =
-		"{\"host\":\"127.0.0.1\",\"port\":9001,\"log_level\":\"debug\",\"engine\":\"memory\","
+		"{\"host\":\"127.0.0.1\",\"port\":9001,\"log_level\":\"debug\",\"engine\":"
+		"\"memory\","
 		"\"auth\":{\"anonymous\":false},"
 		"\"websocket\":{\"ping_interval\":5,\"idle_timeout\":12,\"connect_timeout\":3},"
 		"\"limits\":{\"max_message_size\":32768,\"max_data_size\":30000,"
 		"\"max_channels_per_connection\":3,\"max_connections\":2,"
 		"\"send_queue_messages\":16,\"send_queue_bytes\":4096},"
-		"\"namespaces\":{\"chat\":{\"publish\":\"clients\"},\"feed\":{\"publish\":\"none\"},"
+		"\"namespaces\":{\"chat\":{\"publish\":\"clients\"},\"feed\":{\"publish\":\"none\"}"
+		","
 		"\"room\":{\"publish\":\"subscribers\"}},"
 		"\"default_namespace\":{\"publish\":\"clients\"}}";
 	struct config cfg;
@@ -149,7 +151,10 @@ Test(config, every_log_level_is_accepted)
 		const char *name;
 		enum log_level level;
 	} levels[] = {
-		{ "error", LOG_ERROR }, { "warn", LOG_WARN }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+		{ "error", LOG_ERROR },
+		{ "warn", LOG_WARN },
+		{ "info", LOG_INFO },
+		{ "debug", LOG_DEBUG },
 	};
 
 	for (size_t i = 0; i < 4; i++) {
@@ -230,14 +235,16 @@ Test(config, host_may_be_replaced)
 
 Test(config, invalid_json_is_refused)
 {
-	static const char *const texts[] = { "", "{", "{\"port\":}", "{\"port\":1,}", "nope",
-					     "{\"port\":1,\"port\":2}" };
+	static const char *const texts[] = {
+		"", "{", "{\"port\":}", "{\"port\":1,}", "nope", "{\"port\":1,\"port\":2}"
+	};
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		struct config cfg;
 		char err[256];
 
-		cr_expect_eq(load(&cfg, texts[i], err, sizeof(err)), -1, "accepted \"%s\"", texts[i]);
+		cr_expect_eq(load(&cfg, texts[i], err, sizeof(err)), -1, "accepted \"%s\"",
+			     texts[i]);
 		cr_expect_neq(err[0], '\0');
 		config_fini(&cfg);
 	}
@@ -327,7 +334,8 @@ Test(config, out_of_range_values_are_named)
 	expect_refused("{\"limits\":{\"max_message_size\":-5}}", "max_message_size");
 	expect_refused("{\"limits\":{\"max_data_size\":-1}}", "max_data_size");
 	expect_refused("{\"limits\":{\"max_data_size\":0}}", "max_data_size");
-	expect_refused("{\"limits\":{\"max_channels_per_connection\":0}}", "max_channels_per_connection");
+	expect_refused("{\"limits\":{\"max_channels_per_connection\":0}}",
+		       "max_channels_per_connection");
 	expect_refused("{\"limits\":{\"max_connections\":-3}}", "max_connections");
 	expect_refused("{\"limits\":{\"send_queue_messages\":0}}", "send_queue_messages");
 	expect_refused("{\"limits\":{\"send_queue_bytes\":-4096}}", "send_queue_bytes");
@@ -343,7 +351,8 @@ Test(config, websocket_seconds_are_1_to_65535)
 	expect_refused("{\"websocket\":{\"ping_interval\":0}}", "ping_interval");
 	expect_refused("{\"websocket\":{\"connect_timeout\":0}}", "connect_timeout");
 	expect_refused("{\"websocket\":{\"connect_timeout\":65536}}", "connect_timeout");
-	expect_refused("{\"websocket\":{\"ping_interval\":1,\"idle_timeout\":65536}}", "idle_timeout");
+	expect_refused("{\"websocket\":{\"ping_interval\":1,\"idle_timeout\":65536}}",
+		       "idle_timeout");
 	expect_loaded(&cfg, "{\"websocket\":{\"ping_interval\":65534,\"idle_timeout\":65535,"
 			    "\"connect_timeout\":65535}}");
 	cr_expect_eq(cfg.ws.idle_timeout, 65535);
@@ -413,8 +422,10 @@ Test(config, idle_timeout_must_exceed_ping_interval)
 	struct config cfg;
 	char err[256];
 
-	expect_refused("{\"websocket\":{\"ping_interval\":30,\"idle_timeout\":30}}", "idle_timeout");
-	expect_refused("{\"websocket\":{\"ping_interval\":30,\"idle_timeout\":10}}", "idle_timeout");
+	expect_refused("{\"websocket\":{\"ping_interval\":30,\"idle_timeout\":30}}",
+		       "idle_timeout");
+	expect_refused("{\"websocket\":{\"ping_interval\":30,\"idle_timeout\":10}}",
+		       "idle_timeout");
 	/* Against the default idle timeout (60) too; either key may be named. */
 	cr_expect_eq(load(&cfg, "{\"websocket\":{\"ping_interval\":90}}", err, sizeof(err)), -1);
 	cr_expect(strstr(err, "ping_interval") != NULL || strstr(err, "idle_timeout") != NULL,
@@ -435,7 +446,9 @@ Test(config, errors_name_the_full_key_path)
 	cr_expect_eq(load(&cfg, "{\"limits\":{\"max_message_size\":-5}}", err, sizeof(err)), -1);
 	cr_expect_not_null(strstr(err, "limits.max_message_size"), "%s", err);
 	config_fini(&cfg);
-	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"publish\":\"x\"}}}", err, sizeof(err)), -1);
+	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"publish\":\"x\"}}}", err,
+			  sizeof(err)),
+		     -1);
 	cr_expect_not_null(strstr(err, "namespaces.chat.publish"), "%s", err);
 	config_fini(&cfg);
 	assert_no_leaks();
@@ -447,7 +460,8 @@ Test(config, a_short_error_buffer_is_not_overrun)
 	char err[16];
 
 	memset(err, 'x', sizeof(err));
-	cr_expect_eq(load(&cfg, "{\"limits\":{\"max_channels_per_connection\":\"many\"}}", err, 8), -1);
+	cr_expect_eq(load(&cfg, "{\"limits\":{\"max_channels_per_connection\":\"many\"}}", err, 8),
+		     -1);
 	cr_expect_lt(strlen(err), 8u, "error not NUL-terminated within errlen");
 	cr_expect_eq(err[8], 'x', "wrote past errlen");
 	config_fini(&cfg);
@@ -547,10 +561,12 @@ Test(config, every_new_key_sets_its_field)
 		"{\"auth\":{\"anonymous\":false,\"jwt\":{\"hmac_secret\":\"s3cret\","
 		"\"public_key\":\"/etc/switchboard/jwt.pem\",\"leeway\":30}},"
 		"\"limits\":{\"history_memory\":1048576},"
-		"\"namespaces\":{\"secret\":{\"publish\":\"clients\",\"private\":true,\"presence\":true,"
+		"\"namespaces\":{\"secret\":{\"publish\":\"clients\",\"private\":true,\"presence\":"
+		"true,"
 		"\"join_leave\":true,\"history_size\":50,\"history_ttl\":600,"
 		"\"allow_anonymous\":false}},"
-		"\"default_namespace\":{\"publish\":\"none\",\"presence\":true,\"join_leave\":false,"
+		"\"default_namespace\":{\"publish\":\"none\",\"presence\":true,\"join_leave\":"
+		"false,"
 		"\"history_size\":7,\"history_ttl\":0,\"private\":false,\"allow_anonymous\":true}}";
 	struct config cfg;
 	const struct ns_policy *ns;
@@ -665,13 +681,18 @@ Test(config, new_errors_name_the_full_key_path)
 	cr_expect_eq(load(&cfg, "{\"auth\":{\"jwt\":{\"leeway\":-1}}}", err, sizeof(err)), -1);
 	cr_expect_not_null(strstr(err, "auth.jwt.leeway"), "%s", err);
 	config_fini(&cfg);
-	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"history_ttl\":-1}}}", err, sizeof(err)), -1);
+	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"history_ttl\":-1}}}", err,
+			  sizeof(err)),
+		     -1);
 	cr_expect_not_null(strstr(err, "namespaces.chat.history_ttl"), "%s", err);
 	config_fini(&cfg);
-	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"join_leave\":true}}}", err, sizeof(err)), -1);
+	cr_expect_eq(load(&cfg, "{\"namespaces\":{\"chat\":{\"join_leave\":true}}}", err,
+			  sizeof(err)),
+		     -1);
 	cr_expect_not_null(strstr(err, "namespaces.chat.join_leave"), "%s", err);
 	config_fini(&cfg);
-	cr_expect_eq(load(&cfg, "{\"default_namespace\":{\"history_size\":-1}}", err, sizeof(err)), -1);
+	cr_expect_eq(load(&cfg, "{\"default_namespace\":{\"history_size\":-1}}", err, sizeof(err)),
+		     -1);
 	cr_expect_not_null(strstr(err, "default_namespace.history_size"), "%s", err);
 	config_fini(&cfg);
 	cr_expect_eq(load(&cfg, "{\"limits\":{\"history_memory\":0}}", err, sizeof(err)), -1);
@@ -706,7 +727,8 @@ Test(config, jwt_keys_may_be_replaced_by_a_second_load)
 
 	expect_loaded(&cfg, "{\"auth\":{\"jwt\":{\"hmac_secret\":\"one\"}}}");
 	cr_assert_eq(config_load_string(&cfg, "{\"auth\":{\"jwt\":{\"hmac_secret\":\"two\"}}}", err,
-					sizeof(err)), 0, "%s", err);
+					sizeof(err)),
+		     0, "%s", err);
 	cr_expect_str_eq(cfg.jwt_secret, "two");
 	config_fini(&cfg);
 	assert_no_leaks();
@@ -804,7 +826,8 @@ Test(config, trusted_proxies_errors_name_the_index_and_the_entry)
 		  "trusted_proxies[0]: \"localhost\" is not an address or CIDR" },
 		{ "{\"trusted_proxies\":[\"10.0.0.0/8 \"]}",
 		  "trusted_proxies[0]: \"10.0.0.0/8 \" is not an address or CIDR" },
-		{ "{\"trusted_proxies\":[\"\"]}", "trusted_proxies[0]: \"\" is not an address or CIDR" },
+		{ "{\"trusted_proxies\":[\"\"]}",
+		  "trusted_proxies[0]: \"\" is not an address or CIDR" },
 		{ "{\"trusted_proxies\":[\"::/129\"]}", "trusted_proxies[0]: \"::/129\" is not" },
 		{ "{\"trusted_proxies\":[\"[::1]\"]}", "trusted_proxies[0]: \"[::1]\" is not" },
 		{ "{\"trusted_proxies\":[\"10.1.2.3/8\"]}",

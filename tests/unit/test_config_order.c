@@ -18,7 +18,8 @@
 static const char full[] =
 	"{\"host\":\"127.0.0.1\",\"port\":9001,\"log_level\":\"debug\",\"log_format\":\"json\","
 	"\"engine\":\"memory\",\"drain_period\":7,"
-	"\"auth\":{\"anonymous\":false,\"jwt\":{\"hmac_secret\":\"0123456789abcdef0123456789abcdef\","
+	"\"auth\":{\"anonymous\":false,\"jwt\":{\"hmac_secret\":"
+	"\"0123456789abcdef0123456789abcdef\","
 	"\"leeway\":3}},"
 	"\"websocket\":{\"ping_interval\":11,\"idle_timeout\":33,\"connect_timeout\":4},"
 	"\"limits\":{\"max_message_size\":32768,\"max_channels_per_connection\":9,"
@@ -40,7 +41,8 @@ static const char full[] =
 	"\"secret\":\"whsec\",\"timeout_ms\":500,\"max_retries\":2}],"
 	"\"tls\":{\"cert\":\"/etc/ssl/c.pem\",\"key\":\"/etc/ssl/k.pem\"},"
 	"\"allowed_origins\":[\"https://a.example\",\"https://b.example\"],"
-	"\"trusted_proxies\":[\"127.0.0.1\",\"10.0.0.0/8\",\"::ffff:192.168.0.0/112\",\"fd00::/8\"]}";
+	"\"trusted_proxies\":[\"127.0.0.1\",\"10.0.0.0/8\",\"::ffff:192.168.0.0/112\",\"fd00::/"
+	"8\"]}";
 
 static uint64_t rng;
 
@@ -62,8 +64,7 @@ reorder(json_t *v, int mode)
 		json_t *out = json_object(), *x;
 		const char *k;
 
-		json_object_foreach(v, k, x)
-			keys[i++] = k;
+		json_object_foreach(v, k, x) keys[i++] = k;
 		for (i = 0; i < n; i++) {
 			size_t j = mode == 0 ? n - 1 - i : mode == 1 ? (i + 1) % n : i;
 
@@ -75,7 +76,8 @@ reorder(json_t *v, int mode)
 				keys[r] = t;
 				j = i;
 			}
-			json_object_set_new(out, keys[j], reorder(json_object_get(v, keys[j]), mode));
+			json_object_set_new(out, keys[j],
+					    reorder(json_object_get(v, keys[j]), mode));
 		}
 		free(keys);
 		return out;
@@ -84,8 +86,7 @@ reorder(json_t *v, int mode)
 		json_t *out = json_array(), *x;
 		size_t i;
 
-		json_array_foreach(v, i, x)
-			json_array_append_new(out, reorder(x, mode));
+		json_array_foreach(v, i, x) json_array_append_new(out, reorder(x, mode));
 		return out;
 	}
 	return json_incref(v);
@@ -161,7 +162,8 @@ Test(config_order, every_key_order_gives_the_same_configuration)
 
 Test(config_order, the_effective_configuration_loads_back_to_itself)
 {
-	static const char *const texts[] = { "{}", full, "{\"default_namespace\":null,\"tls\":null}" };
+	static const char *const texts[] = { "{}", full,
+					     "{\"default_namespace\":null,\"tls\":null}" };
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		json_t *once = effective(texts[i]), *twice;
@@ -238,8 +240,8 @@ Test(config_order, secrets_come_from_a_file_or_the_environment)
 	cr_assert_eq(load_text(&cfg, text, err, sizeof(err)), 0, "%s", err);
 	cr_expect_str_eq(cfg.jwt_secret, "from-a-file-0123456789abcdef0123", "newline kept");
 	cr_expect_str_eq(cfg.api_keys[0].key, "sk_from_env");
-	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(cfg.webhooks, 0),
-							   "secret")),
+	cr_expect_str_eq(json_string_value(
+				 json_object_get(json_array_get(cfg.webhooks, 0), "secret")),
 			 "whsec_env");
 	config_fini(&cfg);
 	unlink(path);
@@ -258,10 +260,12 @@ Test(config_order, bad_secret_sources_are_named)
 		  "auth.jwt.hmac_secret: cannot read the secret file \"/nonexistent/secret\"" },
 		{ "{\"auth\":{\"jwt\":{\"hmac_secret\":{\"file\":\"/a\",\"env\":\"B\"}}}}",
 		  "auth.jwt.hmac_secret: must be a string, {\"file\"" },
-		{ "{\"auth\":{\"jwt\":{\"hmac_secret\":\"\"}}}", "auth.jwt.hmac_secret: must not be empty" },
+		{ "{\"auth\":{\"jwt\":{\"hmac_secret\":\"\"}}}",
+		  "auth.jwt.hmac_secret: must not be empty" },
 		{ "{\"api_keys\":[{\"name\":\"b\",\"key\":{\"env\":\"SB_TEST_EMPTY\"}}]}",
 		  "api_keys[0].key: must not be empty" },
-		{ "{\"api_keys\":[{\"name\":\"b\",\"key\":7}]}", "api_keys[0].key: must be a string" },
+		{ "{\"api_keys\":[{\"name\":\"b\",\"key\":7}]}",
+		  "api_keys[0].key: must be a string" },
 		/* Binary secrets would abort later, where they are shown or compared as JSON. */
 		{ "{\"api_keys\":[{\"name\":\"b\",\"key\":{\"env\":\"SB_TEST_BINARY\"}}]}",
 		  "api_keys[0].key: must be UTF-8 text" },
@@ -307,8 +311,9 @@ Test(config_order, flags_override_the_environment_which_overrides_the_file)
 	cr_expect_str_eq(cfg.path, path);
 	config_fini(&cfg);
 
-	ov = (struct config_overrides){ .host = "127.0.0.2", .port = 7002, .log_level = "debug",
-					.log_format = "json" };
+	ov = (struct config_overrides){
+		.host = "127.0.0.2", .port = 7002, .log_level = "debug", .log_format = "json"
+	};
 	cr_assert_eq(config_load_effective(&cfg, path, &ov, err, sizeof(err)), 0, "%s", err);
 	cr_expect_str_eq(cfg.host, "127.0.0.2");
 	cr_expect_eq(cfg.port, 7002);
@@ -331,7 +336,8 @@ Test(config_order, bad_environment_values_are_named)
 		{ "SWITCHBOARD_PORT", "70000", "SWITCHBOARD_PORT: \"70000\" is not a port number" },
 		{ "SWITCHBOARD_PORT", "", "SWITCHBOARD_PORT: \"\" is not a port number" },
 		{ "SWITCHBOARD_LOG_LEVEL", "loud", "SWITCHBOARD_LOG_LEVEL: \"loud\" is not error" },
-		{ "SWITCHBOARD_LOG_FORMAT", "xml", "SWITCHBOARD_LOG_FORMAT: \"xml\" is not text or json" },
+		{ "SWITCHBOARD_LOG_FORMAT", "xml",
+		  "SWITCHBOARD_LOG_FORMAT: \"xml\" is not text or json" },
 		{ "SWITCHBOARD_HOST", "\xff", "SWITCHBOARD_HOST: must be UTF-8 text" },
 	};
 
@@ -357,7 +363,8 @@ Test(config_order, drain_period_and_log_format_are_checked)
 	struct config cfg;
 	char err[256];
 
-	cr_expect_eq(load_text(&cfg, "{\"drain_period\":0,\"log_format\":\"text\"}", err, sizeof(err)),
+	cr_expect_eq(load_text(&cfg, "{\"drain_period\":0,\"log_format\":\"text\"}", err,
+			       sizeof(err)),
 		     0, "%s", err);
 	cr_expect_eq(cfg.drain_period, 0);
 	config_fini(&cfg);

@@ -34,8 +34,9 @@ static void
 expect_hops(bool rfc7239, const char *value, int n, const char *const *want)
 {
 	struct forwarded_hop hops[FORWARDED_MAX_HOPS];
-	int got = rfc7239 ? forwarded_parse_rfc7239(value, strlen(value), hops, FORWARDED_MAX_HOPS)
-			  : (int)forwarded_parse_xff(value, strlen(value), hops, FORWARDED_MAX_HOPS);
+	int got =
+		rfc7239 ? forwarded_parse_rfc7239(value, strlen(value), hops, FORWARDED_MAX_HOPS)
+			: (int)forwarded_parse_xff(value, strlen(value), hops, FORWARDED_MAX_HOPS);
 
 	cr_assert_eq(got, n, "\"%s\": %d hops, not %d", value, got, n);
 	for (int i = 0; i < n; i++)
@@ -45,8 +46,12 @@ expect_hops(bool rfc7239, const char *value, int n, const char *const *want)
 #define expect_xff(value, ...) expect_hops(false, value, __VA_ARGS__)
 #define expect_fwd(value, ...) expect_hops(true, value, __VA_ARGS__)
 
-#define HOPS(...) (int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *)), \
-	(const char *const[]){ __VA_ARGS__ }
+#define HOPS(...)                                                                                  \
+	(int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *)),                \
+		(const char *const[])                                                              \
+	{                                                                                          \
+		__VA_ARGS__                                                                        \
+	}
 
 /* The proxies of these tests: the local nginx, and a 10/8 load-balancer tier, and ::1. */
 static struct cidr trusted[3];
@@ -73,9 +78,10 @@ client(const char *peer, const char *xff, const char *fwd)
 	return out;
 }
 
-#define expect_client(want, peer, xff, fwd) \
-	cr_expect_str_eq(client(peer, xff, fwd), want, "peer %s, x-forwarded-for %s, forwarded %s", \
-			 peer, xff ? xff : "(none)", fwd ? fwd : "(none)")
+#define expect_client(want, peer, xff, fwd)                                                        \
+	cr_expect_str_eq(client(peer, xff, fwd), want,                                             \
+			 "peer %s, x-forwarded-for %s, forwarded %s", peer, xff ? xff : "(none)",  \
+			 fwd ? fwd : "(none)")
 
 TestSuite(forwarded, .init = setup);
 
@@ -85,7 +91,8 @@ Test(forwarded, xff_lists_hops_left_to_right)
 {
 	expect_xff("203.0.113.9", HOPS("203.0.113.9"));
 	expect_xff("203.0.113.9, 10.0.0.5", HOPS("203.0.113.9", "10.0.0.5"));
-	expect_xff("203.0.113.9,10.0.0.5,\t127.0.0.1", HOPS("203.0.113.9", "10.0.0.5", "127.0.0.1"));
+	expect_xff("203.0.113.9,10.0.0.5,\t127.0.0.1",
+		   HOPS("203.0.113.9", "10.0.0.5", "127.0.0.1"));
 	expect_xff("2001:db8::1, ::ffff:10.0.0.5", HOPS("2001:db8::1", "10.0.0.5"));
 }
 
@@ -191,7 +198,8 @@ Test(forwarded, rfc7239_elements_without_an_address_are_unknown_hops)
 	expect_fwd("for=\"\"", HOPS(NULL));
 	expect_fwd("for=\"1.2.3.4\x80\"", HOPS(NULL));
 	expect_fwd(";;", HOPS(NULL));
-	expect_fwd("for=\"[2001:db8:0:0:0:0:0:1]:65535xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"",
+	expect_fwd("for=\"[2001:db8:0:0:0:0:0:1]:"
+		   "65535xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"",
 		   HOPS(NULL));
 	expect_fwd("for=1.2.3.4;ext=1;ext=2", HOPS("1.2.3.4"));
 }
@@ -206,13 +214,13 @@ Test(forwarded, rfc7239_skips_empty_elements)
 Test(forwarded, rfc7239_syntax_errors_make_the_whole_value_invalid)
 {
 	const char *bad[] = {
-		"for=\"1.2.3.4",           /* unterminated quote */
-		"for=\"1.2.3.4\\",         /* escape at the end */
-		"for",                     /* no '=' */
-		"for=",                    /* no value */
+		"for=\"1.2.3.4",   /* unterminated quote */
+		"for=\"1.2.3.4\\", /* escape at the end */
+		"for",		   /* no '=' */
+		"for=",		   /* no value */
 		"for=;proto=http",
-		"=1.2.3.4",                /* no name */
-		"f(r=1.2.3.4",             /* not a token */
+		"=1.2.3.4",		   /* no name */
+		"f(r=1.2.3.4",		   /* not a token */
 		"for=1.2.3.4;for=5.6.7.8", /* twice in one element */
 		"by=1;BY=2",
 		"for=1.2.3.4 junk",
@@ -264,7 +272,8 @@ Test(forwarded, walk_over_only_trusted_hops_takes_the_leftmost)
 
 Test(forwarded, walk_stops_at_a_hop_without_an_address)
 {
-	struct forwarded_hop hops[] = { { true, netaddr("6.6.6.6") }, { false, { 0 } },
+	struct forwarded_hop hops[] = { { true, netaddr("6.6.6.6") },
+					{ false, { 0 } },
 					{ true, netaddr("10.0.0.2") } };
 	struct cidr_addr a, want = netaddr("10.0.0.2");
 
@@ -358,9 +367,11 @@ among_hops(const struct cidr_addr *a, const char *v, size_t len)
  * peer or an address the value names, never anything else, and nothing crashes. */
 Test(forwarded, random_values_never_escape_the_rules)
 {
-	static const char *pieces[] = { "for=", "\"", "[", "]", ":", ",", ";", " ", "\\",
-					"1.2.3.4", "::1", "10.0.0.1", "127.0.0.1", "unknown", "_x",
-					"2001:db8::9", "80", "By=", "=", "\t", "\x01", "\xff" };
+	static const char *pieces[] = {
+		"for=", "\"",	   "[",	  "]",	      ":",	   ",",	      ";",  " ",
+		"\\",	"1.2.3.4", "::1", "10.0.0.1", "127.0.0.1", "unknown", "_x", "2001:db8::9",
+		"80",	"By=",	   "=",	  "\t",	      "\x01",	   "\xff"
+	};
 	uint32_t seed = 12345;
 	struct cidr_addr peer = netaddr("127.0.0.1");
 	char buf[512];
@@ -376,14 +387,15 @@ Test(forwarded, random_values_never_escape_the_rules)
 			if (iter % 2 == 0) {
 				buf[h.len++] = (char)(seed >> 8);
 			} else {
-				const char *p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+				const char *p =
+					pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
 
 				memcpy(buf + h.len, p, strlen(p));
 				h.len += strlen(p);
 			}
 		}
-		forwarded_client(&peer, trusted, 3, iter % 4 < 2 ? h : none, iter % 4 >= 1 ? h : none,
-				 &out);
+		forwarded_client(&peer, trusted, 3, iter % 4 < 2 ? h : none,
+				 iter % 4 >= 1 ? h : none, &out);
 		cr_assert(out.family == 4 || out.family == 6);
 		cr_assert(cidr_addr_equal(&out, &peer) || among_hops(&out, buf, h.len),
 			  "iteration %d gave an address the value does not name", iter);

@@ -13,7 +13,7 @@
 
 static struct config cfg;
 static struct core_config core;
-static struct hub_auth auth_used;  /* given to every new hub when set (tokens suite) */
+static struct hub_auth auth_used; /* given to every new hub when set (tokens suite) */
 static struct hub *hub;
 static const uint8_t seed[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 
@@ -24,8 +24,10 @@ setup(void)
 	char err[256];
 
 	config_defaults(&cfg);
-	cr_assert_eq(config_load_string(&cfg, "{\"default_namespace\":{\"publish\":\"subscribers\"}}",
-					err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_load_string(&cfg,
+					"{\"default_namespace\":{\"publish\":\"subscribers\"}}",
+					err, sizeof(err)),
+		     0, "%s", err);
 	config_to_core(&cfg, &core);
 	hub = hub_new(&core, seed);
 	cr_assert_not_null(hub);
@@ -108,7 +110,8 @@ Test(hub, connect_assigns_unique_client_ids_and_echoes_the_user)
 	cr_expect_str_eq(json_string_value(json_object_get(jb, "user")), "");
 	cr_expect_str_neq(json_string_value(json_object_get(ja, "client")),
 			  json_string_value(json_object_get(jb, "client")));
-	cr_expect_str_eq(json_string_value(json_object_get(ja, "server")), "switchboard/" SWITCHBOARD_VERSION);
+	cr_expect_str_eq(json_string_value(json_object_get(ja, "server")),
+			 "switchboard/" SWITCHBOARD_VERSION);
 	cr_expect_eq(a.wakes, 1);
 	json_decref(ja);
 	json_decref(jb);
@@ -155,7 +158,10 @@ Test(hub, publish_reaches_every_subscriber_once_with_increasing_offsets)
 	connect_as(&pub, "p");
 	subscribe(&pub, "chat:lobby");
 	for (int m = 0; m < 10; m++)
-		fake_send(&pub, hub, "{\"type\":\"publish\",\"id\":%d,\"channel\":\"chat:lobby\",\"data\":{\"n\":%d}}", m, m);
+		fake_send(&pub, hub,
+			  "{\"type\":\"publish\",\"id\":%d,\"channel\":\"chat:lobby\",\"data\":{"
+			  "\"n\":%d}}",
+			  m, m);
 	for (int i = 0; i < 5; i++) {
 		for (int m = 0; m < 10; m++) {
 			json_t *j = pop_expect(&subs[i], "message");
@@ -164,8 +170,13 @@ Test(hub, publish_reaches_every_subscriber_once_with_increasing_offsets)
 			if (m == 0 && i == 0)
 				first = off;
 			cr_expect_eq(off, first + (uint64_t)m);
-			cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "n")), m);
-			cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "from"), "user")), "p");
+			cr_expect_eq(json_integer_value(
+					     json_object_get(json_object_get(j, "data"), "n")),
+				     m);
+			cr_expect_str_eq(json_string_value(
+						 json_object_get(json_object_get(j, "from"),
+								 "user")),
+					 "p");
 			json_decref(j);
 		}
 		cr_expect_null(fake_pop(&subs[i]), "subscriber %d got an extra frame", i);
@@ -247,8 +258,11 @@ Test(hub, namespace_publish_rules_are_enforced)
 	char err[256];
 	json_t *j;
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"open\":{\"publish\":\"clients\"},"
-					      "\"feed\":{\"publish\":\"none\"}}}", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_load_string(&cfg,
+					"{\"namespaces\":{\"open\":{\"publish\":\"clients\"},"
+					"\"feed\":{\"publish\":\"none\"}}}",
+					err, sizeof(err)),
+		     0, "%s", err);
 	rehub();
 	connect_as(&a, "a");
 	fake_send(&a, hub, "{\"type\":\"publish\",\"channel\":\"open:x\",\"data\":1}");
@@ -273,8 +287,10 @@ Test(hub, unknown_namespace_is_refused_without_a_default)
 	char err[256];
 	json_t *j;
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"chat\":{}},\"default_namespace\":null}",
-					err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_load_string(&cfg,
+					"{\"namespaces\":{\"chat\":{}},\"default_namespace\":null}",
+					err, sizeof(err)),
+		     0, "%s", err);
 	rehub();
 	connect_as(&a, "a");
 	subscribe(&a, "chat:x");
@@ -296,11 +312,13 @@ Test(hub, data_over_the_limit_is_too_large)
 	rehub();
 	connect_as(&a, "a");
 	subscribe(&a, "c");
-	fake_send(&a, hub, "{\"type\":\"publish\",\"id\":1,\"channel\":\"c\",\"data\":\"0123456789\"}");
+	fake_send(&a, hub,
+		  "{\"type\":\"publish\",\"id\":1,\"channel\":\"c\",\"data\":\"0123456789\"}");
 	j = pop_expect(&a, "error");
 	cr_expect_str_eq(json_string_value(json_object_get(j, "code")), "too_large");
 	json_decref(j);
-	fake_send(&a, hub, "{\"type\":\"publish\",\"id\":2,\"channel\":\"c\",\"data\":\"01234567\"}");
+	fake_send(&a, hub,
+		  "{\"type\":\"publish\",\"id\":2,\"channel\":\"c\",\"data\":\"01234567\"}");
 	cr_expect_str_eq(fake_pop_type(&a), "message");
 	fake_close(&a, hub);
 	assert_no_leaks();
@@ -455,13 +473,16 @@ Test(regress, random_churn_keeps_the_subscription_index_exact)
 		for (int p = 0; p < NS; p++) {
 			if (!model[p][c])
 				continue;
-			fake_send(&s[p], hub, "{\"type\":\"publish\",\"channel\":\"ch%d\",\"data\":%d}", c, step);
+			fake_send(&s[p], hub,
+				  "{\"type\":\"publish\",\"channel\":\"ch%d\",\"data\":%d}", c,
+				  step);
 			for (int q = 0; q < NS; q++) {
 				size_t want = model[q][c] ? 1 : 0;
 
 				if (q == p)
 					want++; /* its ack */
-				cr_assert_eq(fake_drain(&s[q]), want, "step %d: session %d on ch%d", step, q, c);
+				cr_assert_eq(fake_drain(&s[q]), want, "step %d: session %d on ch%d",
+					     step, q, c);
 			}
 			break;
 		}
@@ -477,8 +498,8 @@ Test(regress, random_churn_keeps_the_subscription_index_exact)
 Test(regress, error_text_that_quotes_client_bytes_is_valid_utf8)
 {
 	static const char *const frames[] = {
-		"\"\\\xc3\xa9\"",                                               /* "\é" */
-		"{\"type\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\"}",  /* cut at 40 */
+		"\"\\\xc3\xa9\"",						  /* "\é" */
+		"{\"type\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\"}", /* cut at 40 */
 		"{\"type\":\"subscribe\",\"channel\":\"\xc3\xa9\"}",
 		"\xc3\xa9\xc3",
 	};
@@ -542,7 +563,8 @@ Test(state, presence_lists_members_with_info_and_stats_count_users)
 	json_t *j, *members;
 
 	fake_open(&a, hub, 0);
-	fake_send(&a, hub, "{\"type\":\"connect\",\"user\":\"alice\",\"info\":{\"name\":\"Alice\"}}");
+	fake_send(&a, hub,
+		  "{\"type\":\"connect\",\"user\":\"alice\",\"info\":{\"name\":\"Alice\"}}");
 	cr_assert_str_eq(fake_pop_type(&a), "connected");
 	connect_as(&b, "bob");
 	connect_as(&c, "bob");
@@ -580,7 +602,8 @@ static void
 publish_n(struct fake_session *p, const char *channel, int from, int n)
 {
 	for (int i = from; i < from + n; i++)
-		fake_send(p, hub, "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":%d}", channel, i);
+		fake_send(p, hub, "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":%d}", channel,
+			  i);
 	fake_drain(p);
 }
 
@@ -604,7 +627,9 @@ Test(state, recover_replays_exactly_the_missed_messages_before_live_ones)
 	fake_drain(&a);
 	fake_drain(&pub);
 	publish_n(&pub, "feed", 6, 40); /* missed 6..45 */
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"feed\",\"recover\":{\"offset\":5,\"epoch\":\"%s\"}}",
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"feed\",\"recover\":{\"offset\":5,"
+		  "\"epoch\":\"%s\"}}",
 		  epoch);
 	j = pop_expect(&a, "subscribed");
 	cr_expect(json_is_true(json_object_get(j, "recovered")));
@@ -631,14 +656,17 @@ Test(state, recover_with_another_epoch_or_evicted_messages_is_not_recovered)
 	json_t *j;
 	char err[256], epoch[32];
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"small\":{\"history_size\":10}}}", err,
-					sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"small\":{\"history_size\":10}}}",
+					err, sizeof(err)),
+		     0, "%s", err);
 	rehub();
 	connect_as(&pub, "p");
 	subscribe(&pub, "small:x");
 	publish_n(&pub, "small:x", 1, 30);
 	connect_as(&a, "a");
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"small:x\",\"recover\":{\"offset\":3,\"epoch\":\"other\"}}");
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"small:x\",\"recover\":{\"offset\":3,"
+		  "\"epoch\":\"other\"}}");
 	j = pop_expect(&a, "subscribed");
 	cr_expect(json_is_false(json_object_get(j, "recovered")));
 	snprintf(epoch, sizeof(epoch), "%s", str(j, "epoch"));
@@ -647,7 +675,9 @@ Test(state, recover_with_another_epoch_or_evicted_messages_is_not_recovered)
 	fake_send(&a, hub, "{\"type\":\"unsubscribe\",\"channel\":\"small:x\"}");
 	fake_drain(&a);
 	/* Offsets 1..20 were evicted by history_size 10. */
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"small:x\",\"recover\":{\"offset\":15,\"epoch\":\"%s\"}}",
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"small:x\",\"recover\":{\"offset\":15,"
+		  "\"epoch\":\"%s\"}}",
 		  epoch);
 	j = pop_expect(&a, "subscribed");
 	cr_expect(json_is_false(json_object_get(j, "recovered")));
@@ -694,8 +724,11 @@ Test(state, history_expires_after_its_ttl_and_the_channel_state_goes)
 	json_t *j;
 	char err[256], epoch[32];
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"short\":{\"history_size\":5,\"history_ttl\":2}}}",
-					err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_load_string(
+			     &cfg,
+			     "{\"namespaces\":{\"short\":{\"history_size\":5,\"history_ttl\":2}}}",
+			     err, sizeof(err)),
+		     0, "%s", err);
 	rehub();
 	connect_as(&pub, "p");
 	fake_send(&pub, hub, "{\"type\":\"subscribe\",\"channel\":\"short:x\"}");
@@ -792,8 +825,10 @@ Test(tokens, an_expired_token_gets_token_expired_then_a_flushed_4001_kick)
 	json_t *j;
 
 	fake_open(&a, hub, 0);
-	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
-		  (long long)fake_now + 10);
+	fake_send(
+		&a, hub,
+		"{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
+		(long long)fake_now + 10);
 	j = pop_expect(&a, "connected");
 	cr_expect_str_eq(str(j, "user"), "alice");
 	cr_expect_eq(json_integer_value(json_object_get(j, "expires")), fake_now + 10);
@@ -818,15 +853,21 @@ Test(tokens, refresh_moves_the_expiry_and_another_sub_is_forbidden)
 	json_t *j;
 
 	fake_open(&a, hub, 0);
-	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
-		  (long long)fake_now + 10);
+	fake_send(
+		&a, hub,
+		"{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
+		(long long)fake_now + 10);
 	cr_assert_str_eq(fake_pop_type(&a), "connected");
-	fake_send(&a, hub, "{\"type\":\"refresh\",\"id\":1,\"token\":\"{\\\"sub\\\":\\\"mallory\\\",\\\"exp\\\":%lld}\"}",
+	fake_send(&a, hub,
+		  "{\"type\":\"refresh\",\"id\":1,\"token\":\"{\\\"sub\\\":\\\"mallory\\\","
+		  "\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 100);
 	j = pop_expect(&a, "error");
 	cr_expect_str_eq(str(j, "code"), "forbidden");
 	json_decref(j);
-	fake_send(&a, hub, "{\"type\":\"refresh\",\"id\":2,\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":%lld}\"}",
+	fake_send(&a, hub,
+		  "{\"type\":\"refresh\",\"id\":2,\"token\":\"{\\\"sub\\\":\\\"alice\\\","
+		  "\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 100);
 	j = pop_expect(&a, "refreshed");
 	cr_expect_eq(json_integer_value(json_object_get(j, "expires")), fake_now + 100);
@@ -844,11 +885,16 @@ Test(tokens, private_namespaces_need_a_channels_grant_or_a_channel_token)
 	char err[256];
 	json_t *j;
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"secret\":{\"private\":true,\"presence\":true,\"history_size\":5}}}",
-					err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_load_string(&cfg,
+					"{\"namespaces\":{\"secret\":{\"private\":true,"
+					"\"presence\":true,\"history_size\":5}}}",
+					err, sizeof(err)),
+		     0, "%s", err);
 	rehub();
 	fake_open(&a, hub, 0);
-	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channels\\\":[\\\"secret:team-*\\\"]}\"}");
+	fake_send(&a, hub,
+		  "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channels\\\":["
+		  "\\\"secret:team-*\\\"]}\"}");
 	cr_assert_str_eq(fake_pop_type(&a), "connected");
 	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:team-a\"}");
 	cr_expect_str_eq(fake_pop_type(&a), "subscribed");
@@ -861,13 +907,19 @@ Test(tokens, private_namespaces_need_a_channels_grant_or_a_channel_token)
 	cr_expect_str_eq(str(j, "code"), "forbidden");
 	json_decref(j);
 	/* A channel token for another user, then for another channel, then the right one. */
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":\\\"bob\\\",\\\"channel\\\":\\\"secret:other\\\",\\\"exp\\\":%lld}\"}",
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":"
+		  "\\\"bob\\\",\\\"channel\\\":\\\"secret:other\\\",\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 60);
 	cr_expect_str_eq(fake_pop_type(&a), "error");
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":"
+		  "\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 60);
 	cr_expect_str_eq(fake_pop_type(&a), "error");
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:other\\\",\\\"exp\\\":%lld}\"}",
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"secret:other\",\"token\":\"{\\\"sub\\\":"
+		  "\\\"alice\\\",\\\"channel\\\":\\\"secret:other\\\",\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 60);
 	cr_expect_str_eq(fake_pop_type(&a), "subscribed");
 	fake_close(&a, hub);
@@ -882,7 +934,9 @@ Test(tokens, a_channel_token_cannot_identify_a_connection)
 	json_t *j;
 
 	fake_open(&a, hub, 0);
-	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
+	fake_send(&a, hub,
+		  "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":"
+		  "\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 60);
 	j = pop_expect(&a, "error");
 	cr_expect_str_eq(str(j, "code"), "unauthorized");
@@ -897,11 +951,14 @@ Test(tokens, an_anonymous_connection_cannot_use_a_channel_token)
 	char err[256];
 	json_t *j;
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"secret\":{\"private\":true}}}", err,
-					sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"secret\":{\"private\":true}}}",
+					err, sizeof(err)),
+		     0, "%s", err);
 	rehub();
 	connect_as(&a, "alice"); /* anonymous, claims to be alice */
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"secret:x\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"secret:x\",\"token\":\"{\\\"sub\\\":"
+		  "\\\"alice\\\",\\\"channel\\\":\\\"secret:x\\\",\\\"exp\\\":%lld}\"}",
 		  (long long)fake_now + 60);
 	j = pop_expect(&a, "error");
 	cr_expect_str_eq(str(j, "code"), "forbidden");
@@ -915,7 +972,9 @@ Test(tokens, a_huge_integer_exp_neither_overflows_nor_expires)
 	struct fake_session a;
 
 	fake_open(&a, hub, 0);
-	fake_send(&a, hub, "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":9223372036854775807}\"}");
+	fake_send(&a, hub,
+		  "{\"type\":\"connect\",\"token\":\"{\\\"sub\\\":\\\"alice\\\",\\\"exp\\\":"
+		  "9223372036854775807}\"}");
 	cr_assert_str_eq(fake_pop_type(&a), "connected");
 	hub_tick(hub, 1000);
 	cr_expect_eq(a.kicks, 0);
@@ -929,8 +988,12 @@ Test(tokens, publishing_into_a_private_clients_namespace_needs_the_grant)
 	char err[256];
 	json_t *j;
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"psec\":{\"private\":true,\"publish\":\"clients\"}}}",
-					err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+		config_load_string(
+			&cfg,
+			"{\"namespaces\":{\"psec\":{\"private\":true,\"publish\":\"clients\"}}}",
+			err, sizeof(err)),
+		0, "%s", err);
 	rehub();
 	connect_as(&a, "anon");
 	fake_send(&a, hub, "{\"type\":\"publish\",\"channel\":\"psec:x\",\"data\":1}");
@@ -959,7 +1022,10 @@ Test(state, a_replay_larger_than_the_send_queue_is_not_recovered_and_does_not_ki
 		fake_drain(&pub);
 	}
 	connect_as(&a, "a");
-	fake_send(&a, hub, "{\"type\":\"subscribe\",\"channel\":\"big\",\"recover\":{\"offset\":0,\"epoch\":\"%s\"}}", epoch);
+	fake_send(&a, hub,
+		  "{\"type\":\"subscribe\",\"channel\":\"big\",\"recover\":{\"offset\":0,\"epoch\":"
+		  "\"%s\"}}",
+		  epoch);
 	j = pop_expect(&a, "subscribed");
 	cr_expect(json_is_false(json_object_get(j, "recovered")));
 	json_decref(j);
@@ -989,7 +1055,8 @@ Test(state, a_history_reply_stays_within_max_message_size_and_says_truncated)
 	connect_as(&pub, "p");
 	subscribe(&pub, "h");
 	for (int i = 0; i < 20; i++) {
-		fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"h\",\"data\":\"%s\"}", pad);
+		fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"h\",\"data\":\"%s\"}",
+			  pad);
 		fake_drain(&pub);
 	}
 	connect_as(&a, "a");
@@ -999,8 +1066,10 @@ Test(state, a_history_reply_stays_within_max_message_size_and_says_truncated)
 	cr_expect(json_is_true(json_object_get(j, "truncated")));
 	cr_expect_gt(json_array_size(msgs), 0);
 	cr_expect_lt(json_array_size(msgs), 20);
-	cr_expect_eq(json_integer_value(json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "offset")), 20,
-		     "without since the newest are kept");
+	cr_expect_eq(json_integer_value(
+			     json_object_get(json_array_get(msgs, json_array_size(msgs) - 1),
+					     "offset")),
+		     20, "without since the newest are kept");
 	{
 		char *text = json_dumps(j, JSON_COMPACT);
 
@@ -1036,8 +1105,12 @@ Test(state, the_hub_emits_lifecycle_and_opted_in_message_events)
 	struct fake_session a;
 	char err[256];
 
-	cr_assert_eq(config_load_string(&cfg, "{\"namespaces\":{\"log\":{\"presence\":true,\"message_events\":true}}}",
-					err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+		config_load_string(
+			&cfg,
+			"{\"namespaces\":{\"log\":{\"presence\":true,\"message_events\":true}}}",
+			err, sizeof(err)),
+		0, "%s", err);
 	rehub();
 	events_seen = json_array();
 	hub_set_events(hub, &ev);
@@ -1053,7 +1126,8 @@ Test(state, the_hub_emits_lifecycle_and_opted_in_message_events)
 	cr_expect_str_eq(event_name(1), "channel_occupied");
 	cr_expect_str_eq(event_name(2), "member_joined");
 	cr_expect_str_eq(event_name(3), "message_published");
-	cr_expect_eq(json_integer_value(json_object_get(json_array_get(events_seen, 3), "offset")), 1);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(events_seen, 3), "offset")),
+		     1);
 	cr_expect_str_eq(event_name(4), "channel_occupied"); /* quiet: no message event */
 	cr_expect_str_eq(event_name(5), "member_joined");
 	/* close: leaves quiet (last subscription first), then log:x, then the client */

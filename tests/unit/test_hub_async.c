@@ -29,9 +29,12 @@ setup(void)
 	char err[256];
 
 	config_defaults(&cfg);
-	cr_assert_eq(config_load_string(&cfg, "{\"default_namespace\":{\"publish\":\"clients\","
-					      "\"presence\":true,\"join_leave\":true,\"history_size\":100}}",
-					err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+		config_load_string(&cfg,
+				   "{\"default_namespace\":{\"publish\":\"clients\","
+				   "\"presence\":true,\"join_leave\":true,\"history_size\":100}}",
+				   err, sizeof(err)),
+		0, "%s", err);
 	config_to_core(&cfg, &core);
 	hub = hub_new_with_engine(&core, seed, fake_engine_new);
 	cr_assert_not_null(hub);
@@ -84,7 +87,8 @@ subscribe_settled(struct fake_session *f, const char *channel)
 static void
 publish_settled(struct fake_session *f, const char *channel, int n)
 {
-	fake_send(f, hub, "{\"type\":\"publish\",\"id\":3,\"channel\":\"%s\",\"data\":%d}", channel, n);
+	fake_send(f, hub, "{\"type\":\"publish\",\"id\":3,\"channel\":\"%s\",\"data\":%d}", channel,
+		  n);
 	fake_engine_settle(fe);
 }
 
@@ -118,10 +122,11 @@ drain_messages(struct fake_session *f, int *data, int max, uint64_t *last_offset
 Test(async, recovery_under_concurrent_publish_is_exact_in_every_order)
 {
 	static const int perms[24][4] = {
-		{0,1,2,3},{0,1,3,2},{0,2,1,3},{0,2,3,1},{0,3,1,2},{0,3,2,1},
-		{1,0,2,3},{1,0,3,2},{1,2,0,3},{1,2,3,0},{1,3,0,2},{1,3,2,0},
-		{2,0,1,3},{2,0,3,1},{2,1,0,3},{2,1,3,0},{2,3,0,1},{2,3,1,0},
-		{3,0,1,2},{3,0,2,1},{3,1,0,2},{3,1,2,0},{3,2,0,1},{3,2,1,0},
+		{ 0, 1, 2, 3 }, { 0, 1, 3, 2 }, { 0, 2, 1, 3 }, { 0, 2, 3, 1 }, { 0, 3, 1, 2 },
+		{ 0, 3, 2, 1 }, { 1, 0, 2, 3 }, { 1, 0, 3, 2 }, { 1, 2, 0, 3 }, { 1, 2, 3, 0 },
+		{ 1, 3, 0, 2 }, { 1, 3, 2, 0 }, { 2, 0, 1, 3 }, { 2, 0, 3, 1 }, { 2, 1, 0, 3 },
+		{ 2, 1, 3, 0 }, { 2, 3, 0, 1 }, { 2, 3, 1, 0 }, { 3, 0, 1, 2 }, { 3, 0, 2, 1 },
+		{ 3, 1, 0, 2 }, { 3, 1, 2, 0 }, { 3, 2, 0, 1 }, { 3, 2, 1, 0 },
 	};
 
 	for (int p = 0; p < 24; p++) {
@@ -139,18 +144,21 @@ Test(async, recovery_under_concurrent_publish_is_exact_in_every_order)
 		fake_drain(&pub);
 		/* r saw up to offset 2 in this epoch, and reconnects. */
 		connect_as(&r, "r");
-		fake_send(&pub, hub, "{\"type\":\"history\",\"id\":4,\"channel\":\"%s\",\"limit\":1}",
+		fake_send(&pub, hub,
+			  "{\"type\":\"history\",\"id\":4,\"channel\":\"%s\",\"limit\":1}",
 			  channel);
 		fake_engine_settle(fe);
 		j = pop_expect(&pub, "history");
 		snprintf(epoch, sizeof(epoch), "%s", str(j, "epoch"));
 		json_decref(j);
 		fake_send(&r, hub,
-			  "{\"type\":\"subscribe\",\"id\":5,\"channel\":\"%s\",\"recover\":{\"offset\":2,\"epoch\":\"%s\"}}",
+			  "{\"type\":\"subscribe\",\"id\":5,\"channel\":\"%s\",\"recover\":{"
+			  "\"offset\":2,\"epoch\":\"%s\"}}",
 			  channel, epoch);
 		for (int i = 6; i <= 8; i++)
-			fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":%d}",
-				  channel, i);
+			fake_send(&pub, hub,
+				  "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":%d}", channel,
+				  i);
 		cr_assert_eq(fake_engine_queued(fe), 4, "history + 3 publishes in flight");
 		/* Complete the four calls in the order perms[p] gives (indices into the
 		 * original queue, which shrinks as calls leave it). */
@@ -164,13 +172,15 @@ Test(async, recovery_under_concurrent_publish_is_exact_in_every_order)
 				while (left[pos] != order[k])
 					pos++;
 				fake_engine_complete(fe, (size_t)pos);
-				memmove(&left[pos], &left[pos + 1], (size_t)(nleft - pos - 1) * sizeof(int));
+				memmove(&left[pos], &left[pos + 1],
+					(size_t)(nleft - pos - 1) * sizeof(int));
 				nleft--;
 			}
 		}
 		cr_assert_eq(fake_engine_queued(fe), 0);
 		j = pop_expect(&r, "subscribed");
-		cr_expect(json_is_true(json_object_get(j, "recovered")), "order %d: not recovered", p);
+		cr_expect(json_is_true(json_object_get(j, "recovered")), "order %d: not recovered",
+			  p);
 		json_decref(j);
 		n = drain_messages(&r, data, 32, &last);
 		cr_expect_eq(n, 6, "order %d: %d messages after offset 2, expected 6", p, n);
@@ -221,7 +231,8 @@ Test(async, a_publisher_that_disconnects_before_its_completion)
 	connect_as(&sub, "sub");
 	subscribe_settled(&sub, "c");
 	connect_as(&pub, "pub");
-	fake_send(&pub, hub, "{\"type\":\"publish\",\"id\":9,\"channel\":\"c\",\"data\":{\"x\":1}}");
+	fake_send(&pub, hub,
+		  "{\"type\":\"publish\",\"id\":9,\"channel\":\"c\",\"data\":{\"x\":1}}");
 	cr_assert_eq(fake_engine_queued(fe), 1);
 	fake_close(&pub, hub);
 	fake_engine_settle(fe);

@@ -35,10 +35,10 @@
 /* Everything a test allocated; freed by the suite's fini. */
 static void **kept;
 static size_t nkept, cap;
-static char *files[8];          /* temp files to unlink */
+static char *files[8]; /* temp files to unlink */
 static size_t nfiles;
 static EVP_PKEY *rsa_key, *ec_key;
-static char *rsa_pub, *ec_pub;  /* PEM files of their public halves */
+static char *rsa_pub, *ec_pub; /* PEM files of their public halves */
 
 static void *
 keep(void *p)
@@ -201,8 +201,8 @@ hmac_sig(const EVP_MD *md, const void *key, size_t keylen, const char *input, si
 	unsigned char *sig = keep(malloc(EVP_MAX_MD_SIZE));
 	unsigned int n = 0;
 
-	cr_assert_not_null(HMAC(md, key, (int)keylen, (const unsigned char *)input,
-				strlen(input), sig, &n));
+	cr_assert_not_null(
+		HMAC(md, key, (int)keylen, (const unsigned char *)input, strlen(input), sig, &n));
 	*len = n;
 	return sig;
 }
@@ -294,7 +294,7 @@ verifier(const char *secret, const char *pub, unsigned leeway)
 static enum jwt_status
 verify_len(const struct jwt_verifier *v, const char *token, size_t len, int64_t now)
 {
-	json_t *claims = (json_t *)&claims;     /* must be overwritten */
+	json_t *claims = (json_t *)&claims; /* must be overwritten */
 	char msg[128];
 	enum jwt_status st;
 
@@ -327,9 +327,8 @@ verify(const struct jwt_verifier *v, const char *token)
 	return verify_at(v, token, NOW);
 }
 
-#define expect_status(got, want)                                                        \
-	cr_expect_eq((got), (want), "got %s, want %s", jwt_status_name(got),            \
-		     jwt_status_name(want))
+#define expect_status(got, want)                                                                   \
+	cr_expect_eq((got), (want), "got %s, want %s", jwt_status_name(got), jwt_status_name(want))
 
 /* ---- valid tokens ---- */
 
@@ -413,11 +412,11 @@ Test(jwt, typ_may_be_any_string_or_absent)
 	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET,
 					  "{\"typ\":\"at+jwt\",\"alg\":\"HS256\"}", ALICE)),
 		      JWT_OK);
-	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET,
-					  "{\"alg\":\"HS256\",\"typ\":1}", ALICE)),
+	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET, "{\"alg\":\"HS256\",\"typ\":1}",
+					  ALICE)),
 		      JWT_MALFORMED);
-	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET,
-					  "{\"alg\":\"HS256\",\"typ\":null}", ALICE)),
+	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET, "{\"alg\":\"HS256\",\"typ\":null}",
+					  ALICE)),
 		      JWT_MALFORMED);
 	jwt_verifier_free(v);
 	assert_no_leaks();
@@ -459,8 +458,8 @@ Test(jwt, alg_none_is_refused_without_and_with_a_signature)
 Test(jwt, unknown_or_misspelt_algorithms_are_refused)
 {
 	struct jwt_verifier *v = verifier(SECRET, rsa_path(), 0);
-	const char *algs[] = { "hs256", "HS256 ", "PS256", "RS384", "RS512", "ES384", "EdDSA",
-			       "HS1024", "RSA-OAEP" };
+	const char *algs[] = { "hs256", "HS256 ", "PS256",  "RS384",   "RS512",
+			       "ES384", "EdDSA",  "HS1024", "RSA-OAEP" };
 
 	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
 		expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET,
@@ -567,16 +566,16 @@ Test(jwt, crit_header_is_refused)
 {
 	struct jwt_verifier *v = verifier(SECRET, NULL, 0);
 
-	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET,
-					  "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
-					  ALICE)),
+	expect_status(verify(v,
+			     mint_hmac(EVP_sha256(), SECRET,
+				       "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", ALICE)),
 		      JWT_MALFORMED);
 	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET,
 					  "{\"alg\":\"HS256\",\"b64\":false,\"crit\":[\"b64\"]}",
 					  ALICE)),
 		      JWT_MALFORMED);
-	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET,
-					  "{\"alg\":\"HS256\",\"crit\":[]}", ALICE)),
+	expect_status(verify(v, mint_hmac(EVP_sha256(), SECRET, "{\"alg\":\"HS256\",\"crit\":[]}",
+					  ALICE)),
 		      JWT_MALFORMED);
 	jwt_verifier_free(v);
 	assert_no_leaks();
@@ -872,7 +871,7 @@ patched(const char *tok, long i, char c)
 Test(jwt, padding_and_characters_outside_base64url_are_malformed)
 {
 	struct jwt_verifier *v = verifier(SECRET, NULL, 0);
-	const char *tok = mint_hs256(ALICE);   /* 32-byte signature: 43 characters, no pad */
+	const char *tok = mint_hs256(ALICE);	 /* 32-byte signature: 43 characters, no pad */
 	const char *hdr = "{\"alg\":\"HS256\"}"; /* 15 bytes: base64 would pad with '=' */
 	const char *in = fmt("%s=.%s", b64s(hdr), b64s(ALICE));
 	size_t len;
@@ -921,8 +920,12 @@ Test(jwt, non_canonical_base64url_is_malformed)
 Test(jwt, header_that_is_not_a_json_object_is_malformed)
 {
 	struct jwt_verifier *v = verifier(SECRET, NULL, 0);
-	const char *hdrs[] = { "not json", "[\"HS256\"]", "\"HS256\"", "{\"alg\":\"HS256\"",
-			       "{\"alg\":\"HS256\"} {}", "",
+	const char *hdrs[] = { "not json",
+			       "[\"HS256\"]",
+			       "\"HS256\"",
+			       "{\"alg\":\"HS256\"",
+			       "{\"alg\":\"HS256\"} {}",
+			       "",
 			       "{\"alg\":\"HS\\u0000256\"}" };
 
 	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++)
@@ -939,8 +942,13 @@ Test(jwt, header_that_is_not_a_json_object_is_malformed)
 Test(jwt, payload_that_is_not_a_json_object_is_malformed)
 {
 	struct jwt_verifier *v = verifier(SECRET, NULL, 0);
-	const char *payloads[] = { "[{\"sub\":\"alice\"}]", "\"alice\"", "42", "null",
-				   "not json", "{\"sub\":\"alice\"", "{\"sub\":\"a\\u0000b\"}" };
+	const char *payloads[] = { "[{\"sub\":\"alice\"}]",
+				   "\"alice\"",
+				   "42",
+				   "null",
+				   "not json",
+				   "{\"sub\":\"alice\"",
+				   "{\"sub\":\"a\\u0000b\"}" };
 
 	for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++)
 		expect_status(verify(v, mint_hs256(payloads[i])), JWT_MALFORMED);
@@ -1227,7 +1235,7 @@ Test(jwt, key_is_read_once_at_creation)
 
 /* ---- allocation failures ---- */
 
-static long fail_at = -1;       /* the allocation number to fail, or -1 */
+static long fail_at = -1; /* the allocation number to fail, or -1 */
 static long allocs;
 
 static void *
@@ -1253,7 +1261,7 @@ Test(jwt, json_allocation_failures_are_malformed)
 		allocs = 0;
 		st = jwt_verify(v, tok, strlen(tok), NOW, &claims, NULL, 0);
 		if (allocs <= fail_at)
-			break;  /* nothing failed this time */
+			break; /* nothing failed this time */
 		expect_status(st, JWT_MALFORMED);
 		cr_assert_null(claims);
 	}
@@ -1265,7 +1273,7 @@ Test(jwt, json_allocation_failures_are_malformed)
 	assert_no_leaks();
 }
 
-static int crypto_hooks;        /* 1 if our OpenSSL allocator is installed */
+static int crypto_hooks; /* 1 if our OpenSSL allocator is installed */
 static long crypto_fail_at = -1;
 static long crypto_allocs;
 
@@ -1302,8 +1310,7 @@ crypto_free(void *p, const char *file, int line)
 __attribute__((constructor)) static void
 install_crypto_allocator(void)
 {
-	crypto_hooks = CRYPTO_set_mem_functions(failing_crypto_malloc, crypto_realloc,
-						crypto_free);
+	crypto_hooks = CRYPTO_set_mem_functions(failing_crypto_malloc, crypto_realloc, crypto_free);
 }
 
 /* Fails each OpenSSL allocation of one verification in turn, until one runs without a
@@ -1316,7 +1323,7 @@ probe_crypto_failures(const struct jwt_verifier *v, const char *tok, enum jwt_st
 	enum jwt_status st;
 	json_t *claims;
 
-	expect_status(verify(v, tok), normal);  /* warms OpenSSL's caches of fetched methods */
+	expect_status(verify(v, tok), normal); /* warms OpenSSL's caches of fetched methods */
 	for (crypto_fail_at = 0;; crypto_fail_at++) {
 		crypto_allocs = 0;
 		st = jwt_verify(v, tok, strlen(tok), NOW, &claims, NULL, 0);

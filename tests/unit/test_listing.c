@@ -29,8 +29,8 @@ Test(listing, history_elements_are_the_message_frame_after_its_channel)
 	for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++) {
 		struct message *m = msg(channels[i], 12, "{\"text\":\"hi\",\"n\":1.50}", from);
 		size_t len, alen, head;
-		char *frame = proto_encode_message(channels[i], 12, "{\"text\":\"hi\",\"n\":1.50}", 22,
-						   from, flen, &len);
+		char *frame = proto_encode_message(channels[i], 12, "{\"text\":\"hi\",\"n\":1.50}",
+						   22, from, flen, &len);
 		bool truncated = true;
 		char *arr = listing_messages(&m, 1, 1 << 20, false, &truncated, &alen);
 		char *want;
@@ -92,7 +92,9 @@ Test(listing, the_budget_keeps_the_newest_or_with_since_the_oldest)
 Test(listing, members_stop_at_the_budget)
 {
 	struct engine_member mb[3] = {
-		{ "n-1", "alice", "{\"k\":1}", 7 }, { "n-2", "bob", NULL, 0 }, { "n-3", "eve", NULL, 0 },
+		{ "n-1", "alice", "{\"k\":1}", 7 },
+		{ "n-2", "bob", NULL, 0 },
+		{ "n-3", "eve", NULL, 0 },
 	};
 	bool truncated;
 	size_t len;
@@ -102,8 +104,9 @@ Test(listing, members_stop_at_the_budget)
 	cr_assert_not_null(j, "%s", arr);
 	cr_expect_not(truncated);
 	cr_expect_eq(json_array_size(j), 3);
-	cr_expect_eq(json_integer_value(json_object_get(json_object_get(json_array_get(j, 0), "info"),
-							"k")), 1);
+	cr_expect_eq(json_integer_value(
+			     json_object_get(json_object_get(json_array_get(j, 0), "info"), "k")),
+		     1);
 	json_decref(j);
 	free(arr);
 	arr = listing_members(mb, 3, 60, &truncated, &len);

@@ -28,7 +28,8 @@ Test(log_limit, events_within_a_second_are_held_and_counted_with_the_next_line)
 
 	cr_assert(log_limit_take(&l, 5000, &held));
 	for (uint64_t t = 5000; t < 6000; t += 10)
-		cr_expect_not(log_limit_take(&l, t, &held), "logged at %llu", (unsigned long long)t);
+		cr_expect_not(log_limit_take(&l, t, &held), "logged at %llu",
+			      (unsigned long long)t);
 	/* A second after the last line: logged, with the 100 held back since. */
 	cr_expect(log_limit_take(&l, 6000, &held));
 	cr_expect_eq(held, 100, "held %llu", (unsigned long long)held);
@@ -112,9 +113,9 @@ Test(log_clean, control_bytes_become_question_marks)
 Test(log_clean, invalid_utf8_becomes_question_marks)
 {
 	cr_expect_str_eq(clean("\xff\xfe", 64), "??");
-	cr_expect_str_eq(clean("a\xc3", 64), "a?");              /* cut sequence */
-	cr_expect_str_eq(clean("\xc0\xaf", 64), "??");           /* overlong '/' */
-	cr_expect_str_eq(clean("\xed\xa0\x80", 64), "???");      /* surrogate */
+	cr_expect_str_eq(clean("a\xc3", 64), "a?");		 /* cut sequence */
+	cr_expect_str_eq(clean("\xc0\xaf", 64), "??");		 /* overlong '/' */
+	cr_expect_str_eq(clean("\xed\xa0\x80", 64), "???");	 /* surrogate */
 	cr_expect_str_eq(clean("\xf4\x90\x80\x80", 64), "????"); /* past U+10FFFF */
 }
 
@@ -191,7 +192,8 @@ Test(log_emit, json_records_stay_valid_json_with_bytes_that_are_not_utf8)
 	json_t *o = json_loads(line, 0, &err);
 
 	cr_assert_not_null(o, "%s: %s", err.text, line);
-	cr_expect_str_eq(json_string_value(json_object_get(o, "msg")), "host \"??\" caf\xc3\xa9 ??");
+	cr_expect_str_eq(json_string_value(json_object_get(o, "msg")),
+			 "host \"??\" caf\xc3\xa9 ??");
 	json_decref(o);
 	free(line);
 }

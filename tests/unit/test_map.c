@@ -197,7 +197,8 @@ Test(map, foreach_visits_every_entry_once_with_its_key)
 	cr_expect_eq(v->calls, 2000);
 	cr_expect_eq(v->bad, 0, "foreach passed a key that does not match its value");
 	for (int i = 0; i < 3000; i++)
-		cr_expect_eq(v->seen[i], i % 3 == 0 ? 0u : 1u, "entry %d seen %u times", i, v->seen[i]);
+		cr_expect_eq(v->seen[i], i % 3 == 0 ? 0u : 1u, "entry %d seen %u times", i,
+			     v->seen[i]);
 	free(v);
 	map_free(m);
 	assert_no_leaks();

@@ -20,7 +20,8 @@ Test(policy, new_policy_has_a_default_namespace_for_every_channel)
 	cr_assert_not_null(p);
 	cr_assert_not_null(rules(p, "lobby"));
 	cr_expect_eq(rules(p, "lobby")->publish, POLICY_PUBLISH_SUBSCRIBERS);
-	cr_expect_eq(rules(p, "chat:lobby"), rules(p, "lobby"), "unknown namespace uses the default");
+	cr_expect_eq(rules(p, "chat:lobby"), rules(p, "lobby"),
+		     "unknown namespace uses the default");
 	cr_expect_eq(rules(p, ":x"), rules(p, "lobby"));
 	policy_free(p);
 	assert_no_leaks();
@@ -82,7 +83,8 @@ Test(policy, cleared_default_refuses_unknown_namespaces)
 	policy_clear_default(p);
 	policy_set_default(p)->publish = POLICY_PUBLISH_CLIENTS;
 	cr_expect_eq(rules(p, "other:x")->publish, POLICY_PUBLISH_CLIENTS);
-	cr_expect_eq(policy_set_default(p), rules(p, "other:x"), "set_default returns the same entry");
+	cr_expect_eq(policy_set_default(p), rules(p, "other:x"),
+		     "set_default returns the same entry");
 	policy_free(p);
 	assert_no_leaks();
 }
@@ -98,7 +100,8 @@ Test(policy, many_namespaces)
 	}
 	for (int i = 0; i < 200; i++) {
 		snprintf(channel, sizeof(channel), "ns%d:x", i);
-		cr_assert_eq(rules(p, channel)->publish, (enum policy_publish)(i % 3), "%s", channel);
+		cr_assert_eq(rules(p, channel)->publish, (enum policy_publish)(i % 3), "%s",
+			     channel);
 	}
 	policy_free(p);
 	assert_no_leaks();

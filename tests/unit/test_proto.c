@@ -78,8 +78,7 @@ repeat(char c, size_t n)
 }
 
 /* A frame built with printf; free() it. */
-static char *
-fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
 fmt(const char *f, ...)
@@ -97,7 +96,7 @@ fmt(const char *f, ...)
 static json_t *
 parse_frame(char *s, const size_t *lenp)
 {
-	size_t len = *lenp;     /* read after the encoder ran: arguments have no order */
+	size_t len = *lenp; /* read after the encoder ran: arguments have no order */
 	json_error_t e;
 	json_t *j;
 
@@ -201,7 +200,9 @@ Test(decode, user_with_nul_keeps_the_id_for_the_reply)
 
 	/* The frame is valid JSON ("\u0000" is allowed by RFC 8259) with a valid id: the
 	 * refusal is about the user, and the reply must echo the id. */
-	cr_expect_eq(decode("{\"type\":\"connect\",\"id\":3,\"user\":\"al\\u0000ice\"}", &cmd, &err), -1);
+	cr_expect_eq(decode("{\"type\":\"connect\",\"id\":3,\"user\":\"al\\u0000ice\"}", &cmd,
+			    &err),
+		     -1);
 	cr_expect_eq(err.code, PROTO_ERR_BAD_REQUEST);
 	cr_expect(json_is_integer(cmd.id), "the id of a valid frame was lost (%s)", err.text);
 	proto_cmd_fini(&cmd);
@@ -210,10 +211,12 @@ Test(decode, user_with_nul_keeps_the_id_for_the_reply)
 
 Test(decode, data_may_contain_an_escaped_nul)
 {
-	static const char *const values[] = { "\"a\\u0000b\"", "{\"k\":\"\\u0000\"}", "[\"\\u0000\"]" };
+	static const char *const values[] = { "\"a\\u0000b\"", "{\"k\":\"\\u0000\"}",
+					      "[\"\\u0000\"]" };
 
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		char *frame = fmt("{\"type\":\"publish\",\"channel\":\"a\",\"data\":%s}", values[i]);
+		char *frame =
+			fmt("{\"type\":\"publish\",\"channel\":\"a\",\"data\":%s}", values[i]);
 		struct proto_cmd cmd;
 		struct proto_error err;
 		int rc = decode(frame, &cmd, &err);
@@ -222,7 +225,8 @@ Test(decode, data_may_contain_an_escaped_nul)
 		cr_expect_eq(rc, 0, "%s refused: %s", values[i], err.text);
 		if (rc == 0)
 			cr_expect(cmd.data_len == strlen(values[i]) &&
-				  memcmp(cmd.data_raw, values[i], cmd.data_len) == 0, "%s", values[i]);
+					  memcmp(cmd.data_raw, values[i], cmd.data_len) == 0,
+				  "%s", values[i]);
 		proto_cmd_fini(&cmd);
 		free(frame);
 	}
@@ -290,14 +294,16 @@ Test(decode, members_a_command_does_not_use_are_ignored)
 {
 	struct proto_cmd cmd;
 
-	expect_ok("{\"type\":\"ping\",\"id\":1,\"channel\":5,\"data\":[1,2],\"future\":{\"x\":null}}",
-		  &cmd);
+	expect_ok(
+		"{\"type\":\"ping\",\"id\":1,\"channel\":5,\"data\":[1,2],\"future\":{\"x\":null}}",
+		&cmd);
 	cr_expect_eq(cmd.kind, PROTO_KIND_PING);
 	proto_cmd_fini(&cmd);
 	/* Members of other commands: "since"/"limit" belong to history, "recover"/"rewind"
 	 * to subscribe, "token" to connect/refresh/subscribe, "data" to publish. */
 	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"since\":{\"offset\":1},"
-		  "\"limit\":\"x\",\"user\":7,\"info\":[1]}", &cmd);
+		  "\"limit\":\"x\",\"user\":7,\"info\":[1]}",
+		  &cmd);
 	cr_expect_eq(cmd.kind, PROTO_KIND_SUBSCRIBE);
 	cr_expect_not(cmd.has_since, "history's \"since\" taken for \"recover\"");
 	cr_expect_eq(cmd.limit, 0);
@@ -305,7 +311,8 @@ Test(decode, members_a_command_does_not_use_are_ignored)
 	cr_expect_null(cmd.info_raw);
 	proto_cmd_fini(&cmd);
 	expect_ok("{\"type\":\"history\",\"channel\":\"a\",\"recover\":5,\"rewind\":\"x\","
-		  "\"token\":1}", &cmd);
+		  "\"token\":1}",
+		  &cmd);
 	cr_expect_eq(cmd.kind, PROTO_KIND_HISTORY);
 	cr_expect_not(cmd.has_since);
 	cr_expect_eq(cmd.rewind, 0);
@@ -551,8 +558,8 @@ Test(decode, invalid_ids_are_bad_request_and_not_kept)
 	char *s65 = repeat('i', 65);
 	char *long_id = fmt("\"%s\"", s65);
 	const char *ids[] = {
-		"1.5", "1.0", "1e3", "-0.0", "true", "false", "null", "{}", "{\"n\":1}", "[]", "[1]",
-		"\"a\\u0000b\"", long_id, "18446744073709551616",
+		"1.5", "1.0",	    "1e3", "-0.0", "true",	    "false", "null",
+		"{}",  "{\"n\":1}", "[]",  "[1]",  "\"a\\u0000b\"", long_id, "18446744073709551616",
 	};
 
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
@@ -582,7 +589,8 @@ Test(decode, a_refused_command_keeps_its_valid_id)
 		{ "{\"id\":8}", PROTO_ERR_BAD_REQUEST, 8 },
 		{ "{\"type\":3,\"id\":9}", PROTO_ERR_BAD_REQUEST, 9 },
 		{ "{\"type\":\"subscribe\",\"id\":10}", PROTO_ERR_BAD_REQUEST, 10 },
-		{ "{\"type\":\"subscribe\",\"id\":11,\"channel\":\"a b\"}", PROTO_ERR_INVALID_CHANNEL, 11 },
+		{ "{\"type\":\"subscribe\",\"id\":11,\"channel\":\"a b\"}",
+		  PROTO_ERR_INVALID_CHANNEL, 11 },
 		{ "{\"type\":\"publish\",\"id\":12,\"channel\":\"a\"}", PROTO_ERR_BAD_REQUEST, 12 },
 		{ "{\"type\":\"connect\",\"id\":13,\"user\":5}", PROTO_ERR_BAD_REQUEST, 13 },
 		{ "{\"channel\":\"a\",\"type\":\"publish\",\"id\":14}", PROTO_ERR_BAD_REQUEST, 14 },
@@ -607,7 +615,8 @@ Test(decode, a_refused_command_keeps_its_string_id)
 	struct proto_cmd cmd;
 	struct proto_error err;
 
-	cr_expect_eq(decode("{\"type\":\"subscribe\",\"id\":\"s-1\",\"channel\":\"\"}", &cmd, &err), -1);
+	cr_expect_eq(decode("{\"type\":\"subscribe\",\"id\":\"s-1\",\"channel\":\"\"}", &cmd, &err),
+		     -1);
 	cr_expect_eq(err.code, PROTO_ERR_INVALID_CHANNEL);
 	cr_assert(json_is_string(cmd.id));
 	cr_expect_str_eq(json_string_value(cmd.id), "s-1");
@@ -620,9 +629,13 @@ Test(decode, a_refused_command_keeps_its_string_id)
 Test(decode, missing_or_ill_typed_channel_is_bad_request)
 {
 	static const char *const types[] = { "subscribe", "unsubscribe", "publish" };
-	static const char *const channels[] = { "", ",\"channel\":1", ",\"channel\":null",
-						",\"channel\":[\"a\"]", ",\"channel\":{}",
-						",\"channel\":true", ",\"Channel\":\"a\"" };
+	static const char *const channels[] = { "",
+						",\"channel\":1",
+						",\"channel\":null",
+						",\"channel\":[\"a\"]",
+						",\"channel\":{}",
+						",\"channel\":true",
+						",\"Channel\":\"a\"" };
 
 	for (size_t t = 0; t < 3; t++) {
 		for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++) {
@@ -639,15 +652,15 @@ Test(decode, channel_outside_the_grammar_is_invalid_channel)
 {
 	char *c256 = repeat('c', 256);
 	const char *channels[] = {
-		"", " ", "a b", "a/b", "a#b", "chat*", "a,b", "a\\\"b", "\xc3\xa9",
-		"a\\tb", "a+b", "a?b", "a[0]", "\\u00e9", c256,
+		"",	    " ",     "a b", "a/b", "a#b",  "chat*",   "a,b", "a\\\"b",
+		"\xc3\xa9", "a\\tb", "a+b", "a?b", "a[0]", "\\u00e9", c256,
 	};
 	static const char *const types[] = { "subscribe", "unsubscribe", "publish" };
 
 	for (size_t t = 0; t < 3; t++) {
 		for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++) {
-			char *frame = fmt("{\"type\":\"%s\",\"channel\":\"%s\",\"data\":1}", types[t],
-					  channels[i]);
+			char *frame = fmt("{\"type\":\"%s\",\"channel\":\"%s\",\"data\":1}",
+					  types[t], channels[i]);
 
 			expect_refused(frame, PROTO_ERR_INVALID_CHANNEL);
 			free(frame);
@@ -662,12 +675,14 @@ Test(decode, channel_with_a_nul_is_refused)
 	static const char *const types[] = { "subscribe", "unsubscribe", "publish" };
 
 	for (size_t t = 0; t < 3; t++) {
-		char *frame = fmt("{\"type\":\"%s\",\"channel\":\"a\\u0000b\",\"data\":1}", types[t]);
+		char *frame =
+			fmt("{\"type\":\"%s\",\"channel\":\"a\\u0000b\",\"data\":1}", types[t]);
 		struct proto_cmd cmd;
 		struct proto_error err;
 
 		cr_expect_eq(decode(frame, &cmd, &err), -1, "%s", frame);
-		cr_expect(err.code == PROTO_ERR_INVALID_CHANNEL || err.code == PROTO_ERR_BAD_REQUEST,
+		cr_expect(err.code == PROTO_ERR_INVALID_CHANNEL ||
+				  err.code == PROTO_ERR_BAD_REQUEST,
 			  "%s: %s", frame, proto_errcode_name(err.code));
 		proto_cmd_fini(&cmd);
 		free(frame);
@@ -677,7 +692,8 @@ Test(decode, channel_with_a_nul_is_refused)
 
 Test(decode, channel_of_255_bytes_with_every_allowed_character_is_accepted)
 {
-	static const char allowed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:.@=-";
+	static const char allowed[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:.@=-";
 	char name[256];
 	char *frame;
 	struct proto_cmd cmd;
@@ -712,9 +728,10 @@ Test(channel, valid_names_follow_the_grammar)
 		const char *name;
 		bool ok;
 	} cases[] = {
-		{ "a", true }, { "chat:lobby", true }, { ":x", true }, { "x:", true },
-		{ "a.b@c=d-e_f", true }, { "::", true }, { "", false }, { "a b", false },
-		{ "a/b", false }, { "a\nb", false }, { "\x80", false }, { "a*", false },
+		{ "a", true },	   { "chat:lobby", true },  { ":x", true },
+		{ "x:", true },	   { "a.b@c=d-e_f", true }, { "::", true },
+		{ "", false },	   { "a b", false },	    { "a/b", false },
+		{ "a\nb", false }, { "\x80", false },	    { "a*", false },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -741,13 +758,18 @@ Test(channel, namespace_is_the_part_before_the_first_colon)
 		const char *name;
 		size_t ns_len;
 	} cases[] = {
-		{ "chat:lobby", 4 }, { "lobby", 0 }, { ":x", 0 }, { "a:b:c", 1 }, { "chat:", 4 },
-		{ "x", 0 }, { "long.name@x=y:z", 13 },
+		{ "chat:lobby", 4 },
+		{ "lobby", 0 },
+		{ ":x", 0 },
+		{ "a:b:c", 1 },
+		{ "chat:", 4 },
+		{ "x", 0 },
+		{ "long.name@x=y:z", 13 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		cr_expect_eq(proto_channel_ns_len(cases[i].name, strlen(cases[i].name)), cases[i].ns_len,
-			     "\"%s\"", cases[i].name);
+		cr_expect_eq(proto_channel_ns_len(cases[i].name, strlen(cases[i].name)),
+			     cases[i].ns_len, "\"%s\"", cases[i].name);
 	cr_expect_eq(proto_channel_ns_len("abc:def", 3), 0, "a colon past len does not count");
 	cr_expect_eq(proto_channel_ns_len("abc:def", 4), 3);
 }
@@ -757,7 +779,8 @@ Test(channel, namespace_is_the_part_before_the_first_colon)
 Test(decode, publish_without_data_is_bad_request)
 {
 	expect_refused("{\"type\":\"publish\",\"channel\":\"a\"}", PROTO_ERR_BAD_REQUEST);
-	expect_refused("{\"type\":\"publish\",\"channel\":\"a\",\"Data\":1}", PROTO_ERR_BAD_REQUEST);
+	expect_refused("{\"type\":\"publish\",\"channel\":\"a\",\"Data\":1}",
+		       PROTO_ERR_BAD_REQUEST);
 	expect_refused("{\"type\":\"publish\",\"channel\":\"a\",\"meta\":{\"data\":1}}",
 		       PROTO_ERR_BAD_REQUEST);
 	assert_no_leaks();
@@ -799,17 +822,18 @@ static const char *const data_values[] = {
 Test(decode, data_of_every_json_type_is_kept_byte_for_byte)
 {
 	for (size_t i = 0; i < sizeof(data_values) / sizeof(data_values[0]); i++) {
-		char *frame = fmt("{\"type\":\"publish\",\"id\":4,\"channel\":\"chat:lobby\",\"data\":%s}",
-				  data_values[i]);
+		char *frame = fmt(
+			"{\"type\":\"publish\",\"id\":4,\"channel\":\"chat:lobby\",\"data\":%s}",
+			data_values[i]);
 		struct proto_cmd cmd;
 
 		expect_ok(frame, &cmd);
 		cr_expect_eq(cmd.kind, PROTO_KIND_PUBLISH);
 		cr_expect_not_null(cmd.data, "%s", data_values[i]);
-		cr_expect_eq(cmd.data_len, strlen(data_values[i]), "%s: data_len %zu", data_values[i],
-			     cmd.data_len);
+		cr_expect_eq(cmd.data_len, strlen(data_values[i]), "%s: data_len %zu",
+			     data_values[i], cmd.data_len);
 		cr_expect(cmd.data_raw != NULL && cmd.data_len == strlen(data_values[i]) &&
-			  memcmp(cmd.data_raw, data_values[i], cmd.data_len) == 0,
+				  memcmp(cmd.data_raw, data_values[i], cmd.data_len) == 0,
 			  "data_raw \"%.*s\" differs from \"%s\"", (int)cmd.data_len,
 			  cmd.data_raw != NULL ? cmd.data_raw : "", data_values[i]);
 		proto_cmd_fini(&cmd);
@@ -825,7 +849,8 @@ Test(decode, data_first_middle_or_last_is_found)
 		"{\"type\":\"publish\",\"data\":%s,\"channel\":\"a\"}",
 		"{\"type\":\"publish\",\"channel\":\"a\",\"data\":%s}",
 		"{\"type\":\"publish\",\"channel\":\"a\",\"data\" :\n\t%s\n}",
-		"{\"type\":\"publish\",\"x\":{\"data\":0},\"y\":[\"data\",{\"data\":2}],\"channel\":\"a\",\"data\":%s}",
+		"{\"type\":\"publish\",\"x\":{\"data\":0},\"y\":[\"data\",{\"data\":2}],"
+		"\"channel\":\"a\",\"data\":%s}",
 		"{\"type\":\"publish\",\"note\":\"\\\"data\\\":0\",\"channel\":\"a\",\"data\":%s}",
 	};
 
@@ -836,8 +861,9 @@ Test(decode, data_first_middle_or_last_is_found)
 
 			expect_ok(frame, &cmd);
 			cr_expect(cmd.data_len == strlen(data_values[i]) &&
-				  memcmp(cmd.data_raw, data_values[i], cmd.data_len) == 0,
-				  "in %s: data_raw \"%.*s\"", frame, (int)cmd.data_len, cmd.data_raw);
+					  memcmp(cmd.data_raw, data_values[i], cmd.data_len) == 0,
+				  "in %s: data_raw \"%.*s\"", frame, (int)cmd.data_len,
+				  cmd.data_raw);
 			proto_cmd_fini(&cmd);
 			free(frame);
 		}
@@ -849,7 +875,8 @@ Test(decode, data_key_written_with_escapes_is_found)
 {
 	static const char *const frames[] = {
 		"{\"type\":\"publish\",\"channel\":\"a\",\"d\\u0061ta\":{\"x\":0.10}}",
-		"{\"type\":\"publish\",\"channel\":\"a\",\"\\u0064\\u0061\\u0074\\u0061\":{\"x\":0.10}}",
+		"{\"type\":\"publish\",\"channel\":\"a\",\"\\u0064\\u0061\\u0074\\u0061\":{\"x\":0."
+		"10}}",
 		"{\"t\\u0079pe\":\"publish\",\"ch\\u0061nnel\":\"a\",\"data\":{\"x\":0.10}}",
 		"{\"type\":\"publish\",\"channel\":\"a\",\"dat\\u0061x\":1,\"data\":{\"x\":0.10}}",
 	};
@@ -870,7 +897,8 @@ Test(decode, data_value_is_the_parsed_json)
 {
 	struct proto_cmd cmd;
 
-	expect_ok("{\"type\":\"publish\",\"channel\":\"a\",\"data\":{\"n\":[1,\"two\",null]}}", &cmd);
+	expect_ok("{\"type\":\"publish\",\"channel\":\"a\",\"data\":{\"n\":[1,\"two\",null]}}",
+		  &cmd);
 	cr_assert(json_is_object(cmd.data));
 	cr_expect_eq(json_array_size(json_object_get(cmd.data, "n")), 3);
 	proto_cmd_fini(&cmd);
@@ -918,7 +946,8 @@ Test(decode, fini_is_safe_on_zeroed_and_finished_commands)
 
 Test(find_member, returns_the_exact_span_of_top_level_members)
 {
-	static const char doc[] = "{ \"a\" : 1 , \"b\":{\"a\":2}, \"c\" :[\"a\"] ,\"d\":\"x\\\"}\"}";
+	static const char doc[] =
+		"{ \"a\" : 1 , \"b\":{\"a\":2}, \"c\" :[\"a\"] ,\"d\":\"x\\\"}\"}";
 	const char *start;
 	size_t len;
 
@@ -974,15 +1003,18 @@ expect_id(const json_t *frame, const json_t *id)
 /* Every reply frame, with an integer id, a string id and no id. */
 Test(encode, replies_echo_integer_string_and_absent_ids)
 {
-	json_t *ids[] = { id_int(1), id_int(-5), id_int(INT64_MAX), id_str("abc"), id_str(""),
-			  id_str("with \"quotes\" and \\"), NULL };
+	json_t *ids[] = { id_int(1),	 id_int(-5), id_int(INT64_MAX),
+			  id_str("abc"), id_str(""), id_str("with \"quotes\" and \\"),
+			  NULL };
 
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		const json_t *id = ids[i];
 		size_t len = 0;
 		json_t *f;
 
-		f = parse_frame(proto_encode_connected(id, "c-1", "alice", "switchboard/0.1.0", 0, &len), &len);
+		f = parse_frame(proto_encode_connected(id, "c-1", "alice", "switchboard/0.1.0", 0,
+						       &len),
+				&len);
 		expect_member_str(f, "type", "connected");
 		expect_id(f, id);
 		json_decref(f);
@@ -997,7 +1029,9 @@ Test(encode, replies_echo_integer_string_and_absent_ids)
 		expect_id(f, id);
 		json_decref(f);
 
-		f = parse_frame(proto_encode_published(id, "chat:lobby", 7, "7c1e40a2b9f35d10", &len), &len);
+		f = parse_frame(proto_encode_published(id, "chat:lobby", 7, "7c1e40a2b9f35d10",
+						       &len),
+				&len);
 		expect_member_str(f, "type", "published");
 		expect_id(f, id);
 		json_decref(f);
@@ -1023,7 +1057,8 @@ Test(encode, connected_has_client_user_and_server)
 	size_t len;
 
 	f = parse_frame(proto_encode_connected(id, "5f0c2a9e81d4-1", "alice", "switchboard/0.1.0",
-					       0, &len), &len);
+					       0, &len),
+			&len);
 	expect_member_str(f, "type", "connected");
 	expect_member_str(f, "client", "5f0c2a9e81d4-1");
 	expect_member_str(f, "user", "alice");
@@ -1085,13 +1120,15 @@ Test(encode, published_has_offset_and_epoch)
 		size_t len;
 		json_t *id = id_int(4);
 		json_t *f = parse_frame(proto_encode_published(id, "chat:lobby", offsets[i],
-							       "7c1e40a2b9f35d10", &len), &len);
+							       "7c1e40a2b9f35d10", &len),
+					&len);
 
 		expect_member_str(f, "type", "published");
 		expect_member_str(f, "channel", "chat:lobby");
 		expect_member_str(f, "epoch", "7c1e40a2b9f35d10");
 		cr_expect(json_is_integer(json_object_get(f, "offset")));
-		cr_expect_eq((uint64_t)json_integer_value(json_object_get(f, "offset")), offsets[i]);
+		cr_expect_eq((uint64_t)json_integer_value(json_object_get(f, "offset")),
+			     offsets[i]);
 		json_decref(f);
 		json_decref(id);
 	}
@@ -1117,7 +1154,8 @@ Test(encode, pong_is_type_and_id_only)
 Test(encode, reset_names_channel_offset_and_new_epoch)
 {
 	size_t len;
-	json_t *f = parse_frame(proto_encode_reset("chat:lobby", 0, "b71f0c2d99a4e613", &len), &len);
+	json_t *f =
+		parse_frame(proto_encode_reset("chat:lobby", 0, "b71f0c2d99a4e613", &len), &len);
 
 	expect_member_str(f, "type", "reset");
 	expect_member_str(f, "channel", "chat:lobby");
@@ -1220,7 +1258,8 @@ Test(encode, message_copies_data_and_from_verbatim)
 		s = proto_encode_message("chat:lobby", 7, d, strlen(d), from, flen, &len);
 		cr_assert_not_null(s);
 		cr_expect_eq(proto_find_member(s, len, "data", &start, &dlen), 0, "%s", s);
-		cr_expect(dlen == strlen(d) && memcmp(start, d, dlen) == 0, "data rewritten: %s", s);
+		cr_expect(dlen == strlen(d) && memcmp(start, d, dlen) == 0, "data rewritten: %s",
+			  s);
 		cr_expect_eq(proto_find_member(s, len, "from", &start, &dlen), 0, "%s", s);
 		cr_expect(dlen == flen && memcmp(start, from, flen) == 0, "from rewritten: %s", s);
 		f = parse_frame(s, &len);
@@ -1238,8 +1277,8 @@ Test(encode, message_copies_data_and_from_verbatim)
 
 Test(encode, message_with_the_documented_example_is_exact)
 {
-	static const char expect_prefix[] =
-		"{\"type\":\"message\",\"channel\":\"chat:lobby\",\"offset\":7,\"data\":{\"p\":0.1,\"n\":1e2}";
+	static const char expect_prefix[] = "{\"type\":\"message\",\"channel\":\"chat:lobby\","
+					    "\"offset\":7,\"data\":{\"p\":0.1,\"n\":1e2}";
 	static const char data[] = "{\"p\":0.1,\"n\":1e2}TRAILING";
 	size_t len, flen;
 	char *from = proto_encode_from("c-1", "alice", &flen);
@@ -1483,7 +1522,8 @@ Test(decode, subscribe_with_recover_rewind_and_token)
 	struct proto_cmd cmd;
 
 	expect_ok("{\"type\":\"subscribe\",\"id\":2,\"channel\":\"chat:lobby\","
-		  "\"recover\":{\"offset\":41,\"epoch\":\"7c1e40a2b9f35d10\"}}", &cmd);
+		  "\"recover\":{\"offset\":41,\"epoch\":\"7c1e40a2b9f35d10\"}}",
+		  &cmd);
 	cr_expect_eq(cmd.kind, PROTO_KIND_SUBSCRIBE);
 	cr_expect(cmd.has_since);
 	cr_expect_eq(cmd.since_offset, 41);
@@ -1492,7 +1532,8 @@ Test(decode, subscribe_with_recover_rewind_and_token)
 	cr_expect_null(cmd.token);
 	proto_cmd_fini(&cmd);
 
-	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":5,\"token\":\"c.t.k\"}", &cmd);
+	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":5,\"token\":\"c.t.k\"}",
+		  &cmd);
 	cr_expect_not(cmd.has_since);
 	cr_expect_eq(cmd.rewind, 5);
 	cr_expect_str_eq(cmd.token, "c.t.k");
@@ -1500,7 +1541,8 @@ Test(decode, subscribe_with_recover_rewind_and_token)
 
 	/* Both may be sent (the server ignores rewind then); offset 0 is "nothing seen". */
 	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":4294967295,"
-		  "\"recover\":{\"epoch\":\"\",\"offset\":0,\"future\":1}}", &cmd);
+		  "\"recover\":{\"epoch\":\"\",\"offset\":0,\"future\":1}}",
+		  &cmd);
 	cr_expect(cmd.has_since);
 	cr_expect_eq(cmd.since_offset, 0);
 	cr_expect_str_eq(cmd.since_epoch, "");
@@ -1508,7 +1550,8 @@ Test(decode, subscribe_with_recover_rewind_and_token)
 	proto_cmd_fini(&cmd);
 
 	expect_ok("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":0,"
-		  "\"recover\":{\"offset\":9223372036854775807,\"epoch\":\"e\"}}", &cmd);
+		  "\"recover\":{\"offset\":9223372036854775807,\"epoch\":\"e\"}}",
+		  &cmd);
 	cr_expect_eq(cmd.since_offset, (uint64_t)INT64_MAX);
 	cr_expect_eq(cmd.rewind, 0);
 	proto_cmd_fini(&cmd);
@@ -1535,8 +1578,10 @@ Test(decode, malformed_recover_and_since_are_bad_request)
 	};
 
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		char *sub = fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":%s}", bodies[i]);
-		char *hist = fmt("{\"type\":\"history\",\"channel\":\"a\",\"since\":%s}", bodies[i]);
+		char *sub =
+			fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":%s}", bodies[i]);
+		char *hist =
+			fmt("{\"type\":\"history\",\"channel\":\"a\",\"since\":%s}", bodies[i]);
 
 		expect_refused(sub, PROTO_ERR_BAD_REQUEST);
 		expect_refused(hist, PROTO_ERR_BAD_REQUEST);
@@ -1548,8 +1593,12 @@ Test(decode, malformed_recover_and_since_are_bad_request)
 Test(decode, epochs_are_at_most_64_bytes)
 {
 	char *e64 = repeat('e', PROTO_EPOCH_MAX), *e65 = repeat('e', PROTO_EPOCH_MAX + 1);
-	char *ok = fmt("{\"type\":\"history\",\"channel\":\"a\",\"since\":{\"offset\":1,\"epoch\":\"%s\"}}", e64);
-	char *bad = fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":{\"offset\":1,\"epoch\":\"%s\"}}", e65);
+	char *ok = fmt("{\"type\":\"history\",\"channel\":\"a\",\"since\":{\"offset\":1,\"epoch\":"
+		       "\"%s\"}}",
+		       e64);
+	char *bad = fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":{\"offset\":1,"
+			"\"epoch\":\"%s\"}}",
+			e65);
 	struct proto_cmd cmd;
 
 	expect_ok(ok, &cmd);
@@ -1562,8 +1611,8 @@ Test(decode, epochs_are_at_most_64_bytes)
 
 Test(decode, rewind_and_limit_are_counts)
 {
-	static const char *const bad[] = { "-1", "1.5", "\"5\"", "true", "null", "[5]", "4294967296",
-					   "9223372036854775807" };
+	static const char *const bad[] = { "-1",   "1.5", "\"5\"",	"true",
+					   "null", "[5]", "4294967296", "9223372036854775807" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *sub = fmt("{\"type\":\"subscribe\",\"channel\":\"a\",\"rewind\":%s}", bad[i]);
@@ -1581,7 +1630,8 @@ Test(decode, history_with_limit_and_since)
 	struct proto_cmd cmd;
 
 	expect_ok("{\"type\":\"history\",\"id\":8,\"channel\":\"chat:lobby\",\"limit\":50,"
-		  "\"since\":{\"offset\":10,\"epoch\":\"7c1e40a2b9f35d10\"}}", &cmd);
+		  "\"since\":{\"offset\":10,\"epoch\":\"7c1e40a2b9f35d10\"}}",
+		  &cmd);
 	cr_expect_eq(cmd.kind, PROTO_KIND_HISTORY);
 	cr_expect_str_eq(cmd.channel, "chat:lobby");
 	cr_expect_eq(cmd.limit, 50);
@@ -1602,7 +1652,8 @@ Test(decode, presence_history_and_refresh_need_their_members)
 	struct proto_cmd cmd;
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-		char *ok = fmt("{\"type\":\"%s\",\"id\":\"q\",\"channel\":\"chat:lobby\"}", kinds[k]);
+		char *ok =
+			fmt("{\"type\":\"%s\",\"id\":\"q\",\"channel\":\"chat:lobby\"}", kinds[k]);
 		char *none = fmt("{\"type\":\"%s\",\"id\":\"q\"}", kinds[k]);
 		char *num = fmt("{\"type\":\"%s\",\"channel\":5}", kinds[k]);
 		char *bad = fmt("{\"type\":\"%s\",\"channel\":\"a/b\"}", kinds[k]);
@@ -1637,12 +1688,14 @@ Test(encode, wire_names_of_the_new_kinds_and_codes)
 Test(encode, error_frames_for_the_token_codes)
 {
 	size_t len;
-	json_t *f = parse_frame(proto_encode_error(NULL, PROTO_ERR_TOKEN_EXPIRED, "expired", &len), &len);
+	json_t *f = parse_frame(proto_encode_error(NULL, PROTO_ERR_TOKEN_EXPIRED, "expired", &len),
+				&len);
 
 	expect_member_str(f, "code", "token_expired");
 	cr_expect_null(json_object_get(f, "id"), "token_expired answers no command");
 	json_decref(f);
-	f = parse_frame(proto_encode_error(NULL, PROTO_ERR_UNAUTHORIZED, "bad signature", &len), &len);
+	f = parse_frame(proto_encode_error(NULL, PROTO_ERR_UNAUTHORIZED, "bad signature", &len),
+			&len);
 	expect_member_str(f, "code", "unauthorized");
 	json_decref(f);
 	assert_no_leaks();
@@ -1654,7 +1707,8 @@ Test(encode, connected_carries_expires_only_when_given)
 	size_t len;
 
 	f = parse_frame(proto_encode_connected(id, "c-1", "alice", "switchboard/0.1.0", 1795000000,
-					       &len), &len);
+					       &len),
+			&len);
 	cr_expect(json_is_integer(json_object_get(f, "expires")));
 	cr_expect_eq(json_integer_value(json_object_get(f, "expires")), 1795000000);
 	expect_member_str(f, "user", "alice");
@@ -1671,14 +1725,16 @@ Test(encode, subscribed_has_offset_epoch_and_optional_recovered)
 {
 	static const struct {
 		int recovered;
-		const char *want;       /* NULL: absent */
+		const char *want; /* NULL: absent */
 	} cases[] = { { -1, NULL }, { 0, "false" }, { 1, "true" } };
 	json_t *id = id_int(2);
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		size_t len;
-		json_t *f = parse_frame(proto_encode_subscribed(id, "chat:lobby", 41, "7c1e40a2b9f35d10",
-								cases[i].recovered, &len), &len);
+		json_t *f = parse_frame(proto_encode_subscribed(id, "chat:lobby", 41,
+								"7c1e40a2b9f35d10",
+								cases[i].recovered, &len),
+					&len);
 		json_t *r = json_object_get(f, "recovered");
 
 		expect_member_str(f, "type", "subscribed");
@@ -1776,7 +1832,8 @@ Test(encode, join_and_leave_carry_the_member_and_no_id)
 		s = proto_encode_join_leave(join, "chat:lobby", member, mlen, &len);
 		cr_assert_not_null(s);
 		cr_expect_eq(proto_find_member(s, len, "member", &start, &vlen), 0, "%s", s);
-		cr_expect(vlen == mlen && memcmp(start, member, mlen) == 0, "member rewritten: %s", s);
+		cr_expect(vlen == mlen && memcmp(start, member, mlen) == 0, "member rewritten: %s",
+			  s);
 		f = parse_frame(s, &len);
 		expect_member_str(f, "type", join ? "join" : "leave");
 		expect_member_str(f, "channel", "chat:lobby");
@@ -1792,8 +1849,8 @@ Test(encode, join_and_leave_carry_the_member_and_no_id)
 
 Test(encode, presence_and_presence_stats)
 {
-	static const char members[] =
-		"[{\"client\":\"5f0c2a9e81d4-1\",\"user\":\"alice\",\"info\":{\"name\":\"Alice\"}}]";
+	static const char members[] = "[{\"client\":\"5f0c2a9e81d4-1\",\"user\":\"alice\",\"info\":"
+				      "{\"name\":\"Alice\"}}]";
 	json_t *id = id_int(6), *f, *m;
 	const char *start;
 	size_t len, vlen;
@@ -1838,18 +1895,20 @@ Test(encode, presence_and_presence_stats)
 Test(encode, history_has_position_and_messages_verbatim)
 {
 	static const char msgs[] =
-		"[{\"offset\":11,\"data\":{\"text\":\"hi\"},\"from\":{\"client\":\"c-1\",\"user\":\"alice\"}},"
+		"[{\"offset\":11,\"data\":{\"text\":\"hi\"},\"from\":{\"client\":\"c-1\",\"user\":"
+		"\"alice\"}},"
 		"{\"offset\":12,\"data\":1.50,\"from\":{\"client\":\"c-2\",\"user\":\"bob\"}}]";
 	json_t *id = id_int(8), *f;
 	const char *start;
 	size_t len, vlen;
 	char *s;
 
-	s = proto_encode_history(id, "chat:lobby", 12, "7c1e40a2b9f35d10", msgs, strlen(msgs), false,
-				 &len);
+	s = proto_encode_history(id, "chat:lobby", 12, "7c1e40a2b9f35d10", msgs, strlen(msgs),
+				 false, &len);
 	cr_assert_not_null(s);
 	cr_expect_eq(proto_find_member(s, len, "messages", &start, &vlen), 0, "%s", s);
-	cr_expect(vlen == strlen(msgs) && memcmp(start, msgs, vlen) == 0, "messages rewritten: %s", s);
+	cr_expect(vlen == strlen(msgs) && memcmp(start, msgs, vlen) == 0, "messages rewritten: %s",
+		  s);
 	f = parse_frame(s, &len);
 	expect_member_str(f, "type", "history");
 	expect_member_str(f, "channel", "chat:lobby");
@@ -2085,7 +2144,7 @@ check_valid_case(const char *name, const char *dir)
 	v = json_object_get(e, "data_raw");
 	if (v != NULL)
 		cr_expect(cmd.data_raw != NULL && cmd.data_len == json_string_length(v) &&
-			  memcmp(cmd.data_raw, json_string_value(v), cmd.data_len) == 0,
+				  memcmp(cmd.data_raw, json_string_value(v), cmd.data_len) == 0,
 			  "valid/%s: data_raw \"%.*s\"", name, (int)cmd.data_len,
 			  cmd.data_raw != NULL ? cmd.data_raw : "");
 out:
@@ -2110,7 +2169,8 @@ check_invalid_case(const char *name, const char *dir)
 	rc = proto_decode(input, ilen, &cmd, &err);
 	cr_expect_eq(rc, -1, "invalid/%s: accepted", name);
 	if (rc == -1)
-		cr_expect_str_eq(proto_errcode_name(err.code), expect, "invalid/%s: %s", name, err.text);
+		cr_expect_str_eq(proto_errcode_name(err.code), expect, "invalid/%s: %s", name,
+				 err.text);
 	proto_cmd_fini(&cmd);
 	free(input);
 	free(expect);
@@ -2178,14 +2238,18 @@ Test(chaos, allocation_failures_are_reported_not_fatal, .timeout = 60)
 	static const char *const frames[] = {
 		"{\"type\":\"connect\",\"id\":1,\"user\":\"alice\"}",
 		"{\"type\":\"subscribe\",\"id\":\"x\",\"channel\":\"chat:lobby\"}",
-		"{\"type\":\"publish\",\"id\":4,\"channel\":\"a\",\"d\\u0061ta\":{\"k\":[1,2.5,\"s\"]}}",
+		"{\"type\":\"publish\",\"id\":4,\"channel\":\"a\",\"d\\u0061ta\":{\"k\":[1,2.5,"
+		"\"s\"]}}",
 		"{\"type\":\"nope\",\"id\":4}",
 		"{\"type\":\"ping\",\"type\":\"ping\"}",
 		"[1,2,3]",
-		"{\"type\":\"connect\",\"id\":1,\"token\":\"a.b.c\",\"info\":{\"n\":[1,{\"x\":2}]}}",
+		"{\"type\":\"connect\",\"id\":1,\"token\":\"a.b.c\",\"info\":{\"n\":[1,{\"x\":2}]}"
+		"}",
 		"{\"type\":\"refresh\",\"id\":2,\"token\":\"a.b.c\"}",
-		"{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":{\"offset\":4,\"epoch\":\"e\"},\"rewind\":3}",
-		"{\"type\":\"history\",\"channel\":\"a\",\"since\":{\"offset\":4,\"epoch\":\"e\"},\"limit\":3}",
+		"{\"type\":\"subscribe\",\"channel\":\"a\",\"recover\":{\"offset\":4,\"epoch\":"
+		"\"e\"},\"rewind\":3}",
+		"{\"type\":\"history\",\"channel\":\"a\",\"since\":{\"offset\":4,\"epoch\":\"e\"},"
+		"\"limit\":3}",
 		"{\"type\":\"presence_stats\",\"channel\":\"a\"}",
 	};
 	bool clean = false;
