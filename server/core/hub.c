@@ -160,10 +160,27 @@ on_channel_live(struct hub *hub, struct pending *op, int rc)
 	if (ch == NULL)
 		return; /* closed meanwhile: its unsubscribe is on its way */
 	if (rc == 0) {
+		uint64_t serial = ch->serial, *cookies;
+		size_t n = 0;
+
 		ch->live = true;
+		/* An answer inline frees its operation and may close the channel: take the
+		 * cookies first, then find each again. */
+		for (struct pending *w = ch->catchups; w != NULL; w = w->next)
+			n++;
+		cookies = xmalloc((n ? n : 1) * sizeof(*cookies));
+		n = 0;
 		for (struct pending *w = ch->catchups; w != NULL; w = w->next)
 			if (!w->requested)
+				cookies[n++] = w->cookie;
+		for (size_t i = 0; i < n; i++) {
+			struct pending *w = pending_find(hub->pending, cookies[i]);
+
+			if (w != NULL && !w->requested && !w->cancelled &&
+			    w->channel_serial == serial && op_channel(hub, w) != NULL)
 				request_history(hub, w);
+		}
+		free(cookies);
 		return;
 	}
 	log_warn("hub: the engine could not subscribe to %s: %s", ch->name, strerror(-rc));
@@ -188,17 +205,29 @@ member_of(const struct session *s, struct engine_member *m)
 	*m = (struct engine_member){ s->client, s->user, s->info, s->info_len };
 }
 
-/* Queues what the fan-out kept for op's subscriber while it caught up: every frame that
- * is not a message, and the messages after the position the answer replayed up to. */
+/* Queues what the fan-out kept for op's subscriber while it caught up, after the
+ * answer's position: a reset the answer already reflects (to its epoch) and everything
+ * kept before it are dropped; then other frames go as they are, and messages go when
+ * they are of the current epoch and, in the answer's epoch, after its offset. */
 static void
 release_kept(struct hub *hub, struct session *s, struct pending *op,
 	     const struct engine_position *pos)
 {
-	for (struct pending_kept *k = op->kept; k != NULL; k = k->next) {
+	struct pending_kept *start = op->kept;
+	const char *epoch = pos->epoch;
+
+	for (struct pending_kept *k = op->kept; k != NULL; k = k->next)
+		if (k->f != NULL && k->reset && strcmp(k->epoch, pos->epoch) == 0)
+			start = k->next;
+	for (struct pending_kept *k = start; k != NULL; k = k->next) {
 		if (k->f != NULL) {
+			if (k->reset)
+				epoch = k->epoch; /* a reset after the answer: its epoch goes on */
+			else
+				hub->stats.join_leave++;
 			session_enqueue(s, k->f);
-		} else if (strcmp(message_epoch(k->msg), pos->epoch) != 0 ||
-			   message_offset(k->msg) > pos->offset) {
+		} else if (strcmp(message_epoch(k->msg), epoch) == 0 &&
+			   (epoch != pos->epoch || message_offset(k->msg) > pos->offset)) {
 			struct frame *f = xcheck(s->dialect->encode_message(k->msg));
 
 			hub->stats.delivered += session_enqueue(s, f);
@@ -361,7 +390,8 @@ hub_replay(struct hub *hub, struct session *s, struct message *const *msgs, size
 /* Keeps msg or f for a catching-up subscriber, within its queue's bounds: one that
  * cannot take them is a slow consumer like any other. */
 static void
-keep(struct channel *ch, struct session *s, struct message *msg, struct frame *f)
+keep(struct channel *ch, struct session *s, struct message *msg, struct frame *f,
+     const char *reset_epoch)
 {
 	struct pending *op = catchup_of(ch, s);
 	size_t bytes = msg != NULL ? message_size(msg) : frame_wire_len(f);
@@ -374,7 +404,7 @@ keep(struct channel *ch, struct session *s, struct message *msg, struct frame *f
 		session_kick(s, PROTO_CLOSE_SLOW_CONSUMER, "slow consumer");
 		return;
 	}
-	pending_keep(op, msg, f, bytes);
+	pending_keep(op, msg, f, bytes, reset_epoch);
 }
 
 /* Fan-out: one reference of the same frame per local subscriber of a dialect. */
@@ -396,7 +426,7 @@ on_deliver(void *arg, struct message *msg)
 		struct member *mb = &ch->members[i];
 
 		if (mb->catching_up) {
-			keep(ch, mb->s, msg, NULL);
+			keep(ch, mb->s, msg, NULL, NULL);
 			continue;
 		}
 		if (f[mb->dialect] == NULL)
@@ -427,7 +457,7 @@ on_presence_event(void *arg, const char *channel, size_t clen, bool join,
 			f[mb->dialect] =
 				xcheck(mb->s->dialect->encode_join_leave(ch->name, clen, join, m));
 		if (mb->catching_up)
-			keep(ch, mb->s, NULL, f[mb->dialect]);
+			keep(ch, mb->s, NULL, f[mb->dialect], NULL);
 		else
 			hub->stats.join_leave += session_enqueue(mb->s, f[mb->dialect]);
 	}
@@ -453,7 +483,7 @@ on_reset_event(void *arg, const char *channel, size_t clen, uint64_t offset, con
 			f[mb->dialect] =
 				xcheck(mb->s->dialect->encode_reset(ch->name, clen, offset, epoch));
 		if (mb->catching_up)
-			keep(ch, mb->s, NULL, f[mb->dialect]);
+			keep(ch, mb->s, NULL, f[mb->dialect], epoch);
 		else
 			session_enqueue(mb->s, f[mb->dialect]);
 	}

@@ -6,6 +6,7 @@
 #include "message.h"
 #include "xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,13 +97,18 @@ pending_set_since(struct pending *op, const char *epoch)
 }
 
 void
-pending_keep(struct pending *op, struct message *msg, struct frame *f, size_t bytes)
+pending_keep(struct pending *op, struct message *msg, struct frame *f, size_t bytes,
+	     const char *reset_epoch)
 {
-	struct pending_kept *k = xmalloc(sizeof(*k));
+	struct pending_kept *k = xcalloc(1, sizeof(*k));
 
 	k->msg = msg != NULL ? message_ref(msg) : NULL;
 	k->f = f != NULL ? frame_ref(f) : NULL;
 	k->next = NULL;
+	if (reset_epoch != NULL) {
+		k->reset = true;
+		snprintf(k->epoch, sizeof(k->epoch), "%s", reset_epoch);
+	}
 	if (op->kept_tail != NULL)
 		op->kept_tail->next = k;
 	else

@@ -41,6 +41,8 @@ struct hub;
 struct pending_kept {
 	struct message *msg; /* a message (one reference), or NULL */
 	struct frame *f;     /* another frame for the channel (one reference), or NULL */
+	bool reset;	     /* f is a reset to epoch */
+	char epoch[ENGINE_EPOCH_LEN + 1];
 	struct pending_kept *next;
 };
 
@@ -85,7 +87,9 @@ size_t pending_count(const struct pending_table *t);
 /* Copies a client's since epoch into op->since_epoch and points op->q.since_epoch at
  * it. One longer than any epoch becomes "-", which matches none (never a prefix). */
 void pending_set_since(struct pending *op, const char *epoch);
-/* Keeps msg or f (a new reference is taken) at the end of op's kept list. */
-void pending_keep(struct pending *op, struct message *msg, struct frame *f, size_t bytes);
+/* Keeps msg or f (a new reference is taken) at the end of op's kept list; reset_epoch
+ * (not NULL) says f is a reset to that epoch. */
+void pending_keep(struct pending *op, struct message *msg, struct frame *f, size_t bytes,
+		  const char *reset_epoch);
 
 #endif

@@ -238,11 +238,13 @@ wire_len(const struct message *m)
 	return n + (n < 126 ? 2 : n < 65536 ? 4 : 10);
 }
 
-/* How many of the oldest replayed messages must be left out so that the replay (and the
- * reply before it) fits the session's queue bounds: a requested replay must not get a
- * healthy client closed as a slow consumer. All of them when nothing is replayed. */
+/* How many of the oldest replayed messages must be left out so that the replay (with
+ * the reply before it and what the fan-out kept meanwhile after it, op->nkept frames)
+ * fits the session's queue bounds: a requested replay must not get a healthy client
+ * closed as a slow consumer. All of them when nothing is replayed. */
 static size_t
-fit_replay(const struct session *s, const struct engine_history *h, int recovered)
+fit_replay(const struct session *s, const struct pending *op, const struct engine_history *h,
+	   int recovered)
 {
 	size_t first = 0, bytes = 0;
 
@@ -250,7 +252,8 @@ fit_replay(const struct session *s, const struct engine_history *h, int recovere
 		return h->count;
 	for (size_t i = 0; i < h->count; i++)
 		bytes += wire_len(h->messages[i]);
-	while (first < h->count && !session_has_room(s, h->count - first + 1, bytes + 512))
+	while (first < h->count &&
+	       !session_has_room(s, h->count - first + 1 + op->nkept, bytes + 512 + op->kept_bytes))
 		bytes -= wire_len(h->messages[first++]);
 	return first;
 }
@@ -261,7 +264,7 @@ subscribed(struct hub *hub, struct session *s, const struct pending *op,
 	   const struct engine_history *h)
 {
 	int recovered = op->q.has_since ? (h->recovered ? 1 : 0) : -1;
-	size_t first = fit_replay(s, h, recovered), len;
+	size_t first = fit_replay(s, op, h, recovered), len;
 
 	if (first > 0 && recovered == 1)
 		recovered = 0; /* a partial replay would be a gap: replay nothing */

@@ -481,3 +481,92 @@ Test(async, freeing_the_hub_cancels_what_is_in_flight)
 	cr_expect_eq(x.rc, -ECANCELED);
 	hub = NULL;
 }
+
+/* Review findings, each failing before its fix. */
+
+/* The engine subscribe answers late and then history answers inline: every waiting
+ * subscriber is answered (the loop over them survives answers that free them). */
+Test(async, history_answered_inline_after_a_late_channel_subscribe)
+{
+	struct fake_session a, b;
+
+	connect_as(&a, "a");
+	connect_as(&b, "b");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"id\":2,\"channel\":\"c\"}");
+	fake_send(&b, hub, "{\"type\":\"subscribe\",\"id\":3,\"channel\":\"c\"}");
+	cr_assert_eq(fake_engine_queued(fe), 1);
+	fake_engine_set_automatic(fe, true);
+	fake_engine_complete(fe, 0);
+	cr_expect_str_eq(fake_pop_type(&a), "subscribed");
+	cr_expect_str_eq(fake_pop_type(&b), "subscribed");
+	fake_close(&a, hub);
+	fake_close(&b, hub);
+}
+
+static void
+count_done(void *arg, int rc, const void *result)
+{
+	(void)result;
+	*(int *)arg = rc + 1000;
+}
+
+/* A message of the old epoch and the reset the answer already reflects are not released
+ * after a subscribed reply in the new epoch. */
+Test(async, nothing_of_an_old_epoch_follows_a_subscribed_in_the_new_one)
+{
+	struct fake_session pub, r;
+	json_t *j;
+	int done = 0;
+
+	connect_as(&pub, "pub");
+	subscribe_settled(&pub, "c");
+	for (int i = 1; i <= 3; i++)
+		publish_settled(&pub, "c", i);
+	fake_drain(&pub);
+	connect_as(&r, "r");
+	fake_send(&r, hub, "{\"type\":\"subscribe\",\"id\":5,\"channel\":\"c\"}");
+	fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"c\",\"data\":4}");
+	fake_engine_complete(fe, 1); /* e1:4, kept for r */
+	backend_reset(hub, "c", 1, count_done, &done);
+	fake_engine_complete(fe, 1); /* the reset, kept for r */
+	fake_engine_complete(fe, 0); /* r's history: (e2, 0) */
+	cr_expect_eq(done, 1000);
+	j = pop_expect(&r, "subscribed");
+	cr_expect_eq(json_integer_value(json_object_get(j, "offset")), 0);
+	json_decref(j);
+	cr_expect_null(fake_pop(&r), "something kept from before the answer was released");
+	publish_settled(&pub, "c", 5);
+	j = pop_expect(&r, "message");
+	cr_expect_eq(json_integer_value(json_object_get(j, "offset")), 1);
+	json_decref(j);
+	fake_close(&r, hub);
+	fake_close(&pub, hub);
+}
+
+/* A replay sized to the queue leaves room for what was kept meanwhile. */
+Test(async, replay_and_kept_frames_fit_the_queue_together)
+{
+	struct fake_session pub, r, c;
+
+	hub_free(hub);
+	cfg.limits.send_queue_messages = 8;
+	config_to_core(&cfg, &core);
+	hub = hub_new_with_engine(&core, seed, fake_engine_new);
+	fe = fake_engine_last();
+	connect_as(&pub, "pub");
+	subscribe_settled(&pub, "c");
+	for (int i = 1; i <= 10; i++) {
+		publish_settled(&pub, "c", i);
+		fake_drain(&pub);
+	}
+	connect_as(&r, "r");
+	fake_send(&r, hub, "{\"type\":\"subscribe\",\"id\":5,\"channel\":\"c\",\"rewind\":7}");
+	connect_as(&c, "c");
+	fake_send(&c, hub, "{\"type\":\"subscribe\",\"id\":6,\"channel\":\"c\"}");
+	fake_engine_complete(fe, 1); /* c joins; the join is kept for r */
+	fake_engine_complete(fe, 0); /* r: reply and replay, then the join */
+	cr_expect_eq(r.kicks, 0, "kicked with %d", r.kick_code);
+	fake_close(&r, hub);
+	fake_close(&c, hub);
+	fake_close(&pub, hub);
+}
