@@ -360,6 +360,8 @@ hub_leave(struct hub *hub, struct session *s, uint32_t j)
 			op->cancelled = true;
 			if (!op->requested)
 				hub_op_done(hub, op); /* no engine call answers it */
+			else
+				pending_drop_kept(op); /* not held until the late answer */
 		}
 	}
 	sub_remove(s, j);

@@ -24,8 +24,8 @@ pending_table_new(const uint8_t seed[16])
 	return t;
 }
 
-static void
-op_free(struct pending *op)
+void
+pending_drop_kept(struct pending *op)
 {
 	struct pending_kept *k, *next;
 
@@ -35,6 +35,15 @@ op_free(struct pending *op)
 		frame_unref(k->f);
 		free(k);
 	}
+	op->kept = op->kept_tail = NULL;
+	op->nkept = 0;
+	op->kept_bytes = 0;
+}
+
+static void
+op_free(struct pending *op)
+{
+	pending_drop_kept(op);
 	json_decref(op->id);
 	free(op->channel);
 	free(op);

@@ -87,6 +87,8 @@ size_t pending_count(const struct pending_table *t);
 /* Copies a client's since epoch into op->since_epoch and points op->q.since_epoch at
  * it. One longer than any epoch becomes "-", which matches none (never a prefix). */
 void pending_set_since(struct pending *op, const char *epoch);
+/* Releases everything op kept. */
+void pending_drop_kept(struct pending *op);
 /* Keeps msg or f (a new reference is taken) at the end of op's kept list; reset_epoch
  * (not NULL) says f is a reset to that epoch. */
 void pending_keep(struct pending *op, struct message *msg, struct frame *f, size_t bytes,
