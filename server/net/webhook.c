@@ -1,7 +1,8 @@
-/* webhook.c: see webhook.h. Each endpoint owns a FIFO of serialised events and at most
- * one batch: the batch is built from the head of the FIFO, signed and POSTed; it stays
- * (and is retried with backoff) until it succeeds, is refused with a 4xx, or runs out of
- * retries, and only then is the next batch taken. So order is kept per endpoint.
+/* webhook.c: see webhook.h. The lws client side of the webhooks: configuration, TLS
+ * client vhosts, and the requests. What to send and when (FIFO, batches, retries with
+ * backoff, the bound and its drops) is each endpoint's webhook_queue, which this file
+ * drives: events go in, its timer asks the queue for the next step, and every request's
+ * end is reported back. Signatures come from sign.h.
  *
  * Request identity: the client wsi carries its endpoint as opaque user data, and a
  * callback counts only while that wsi is the endpoint's current request (ep->wsi), so a
@@ -9,18 +10,18 @@
  * timeout comes first; later callbacks of the same wsi are ignored.
  */
 #include "webhook.h"
+#include "webhook_queue.h"
 #include "config.h"
 #include "hub.h"
 #include "log.h"
 #include "net.h"
+#include "sign.h"
 #include "xalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -61,19 +62,16 @@ struct endpoint {
 	struct lws_vhost *vhost; /* https: a client-only vhost for its ca_file; http: NULL */
 	SSL_CTX *ssl_ctx;	 /* the trust of that vhost, if this endpoint made it */
 
-	char **q; /* ring of serialised events (owned strings) */
-	size_t qhead, qlen;
-	uint64_t overflow; /* events dropped in the current burst */
+	struct webhook_queue *q; /* owned: the events and the batch, and their schedule */
+	uint64_t timer_at;	 /* when timer is set for (queue clock), if it is set */
 
-	unsigned char *body; /* the batch: LWS_PRE headroom, then body_len bytes */
+	/* The attempt in flight, while webhook_queue_is_sending(q): */
+	uint64_t attempt_id; /* the queue's name for it */
+	unsigned char *body; /* borrowed from q: body_len bytes, LWS_PRE free in front */
 	size_t body_len;
-	size_t batch_events;
-	unsigned attempt; /* failed attempts of this batch so far */
-	char sig[128];	  /* Switchboard-Signature of the current attempt */
-	char clen[24];
-
-	struct lws *wsi; /* the request in flight, or NULL */
-	bool in_flight;
+	char sig[128];	 /* its Switchboard-Signature */
+	char clen[24];	 /* its Content-Length */
+	struct lws *wsi; /* its connection, or NULL */
 	bool connecting; /* inside lws_client_connect_via_info() */
 	bool body_sent;
 	int status;			 /* HTTP status of the response, 0 before */
@@ -337,10 +335,19 @@ endpoint_init(struct endpoint *ep, struct webhooks *wh, size_t i, const json_t *
 		strcpy(ep->hosthdr, ep->host);
 	else
 		sprintf(ep->hosthdr, "%s:%d", ep->host, ep->port);
-	ep->q = xcalloc(WEBHOOK_QUEUE_MAX, sizeof(ep->q[0]));
+	ep->q = webhook_queue_new(&(struct webhook_queue_limits){
+		.max_events = WEBHOOK_QUEUE_MAX,
+		.batch_max = WEBHOOK_BATCH_MAX,
+		.batch_bytes = WEBHOOK_BATCH_BYTES,
+		.flush_ms = WEBHOOK_FLUSH_MS,
+		.backoff_ms = WEBHOOK_BACKOFF_MS,
+		.backoff_max_ms = WEBHOOK_BACKOFF_MAX_MS,
+		.max_retries = ep->max_retries,
+		.headroom = LWS_PRE,
+	});
 }
 
-/* ---- the queue and the batch ---- */
+/* ---- driving the queue ---- */
 
 static uint64_t
 unix_ms(void)
@@ -349,6 +356,13 @@ unix_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The queue's schedule clock: lws's monotonic one, which its timers are on too. */
+static uint64_t
+mono_ms(void)
+{
+	return (uint64_t)lws_now_usecs() / LWS_US_PER_MS;
 }
 
 static struct lws_context *
@@ -361,137 +375,74 @@ static void on_timer(lws_sorted_usec_list_t *sul);
 static void on_deadline(lws_sorted_usec_list_t *sul);
 static void request_done(struct endpoint *ep, int status, const char *why);
 
+/* Sets the timer to when the queue next has a step to take, unless it is set for then
+ * already. Never sends from here: the hub's emit and lws callbacks call this, and the
+ * request starts from the timer, outside them. */
 static void
-arm_timer(struct endpoint *ep, uint64_t ms)
+arm_timer(struct endpoint *ep, uint64_t now)
 {
-	if (ep_ctx(ep) != NULL)
-		lws_sul_schedule(ep_ctx(ep), 0, &ep->timer, on_timer,
-				 ms > 0 ? (lws_usec_t)ms * LWS_US_PER_MS : 1);
+	uint64_t at;
+
+	if (ep_ctx(ep) == NULL || !webhook_queue_due(ep->q, &at))
+		return;
+	if (!lws_dll2_is_detached(&ep->timer.list) && ep->timer_at == at)
+		return;
+	ep->timer_at = at;
+	lws_sul_schedule(ep_ctx(ep), 0, &ep->timer, on_timer,
+			 at > now ? (lws_usec_t)(at - now) * LWS_US_PER_MS : 1);
 }
 
-static size_t
-drop_queue(struct endpoint *ep)
-{
-	size_t n = ep->qlen;
-
-	while (ep->qlen > 0) {
-		free(ep->q[ep->qhead]);
-		ep->q[ep->qhead] = NULL;
-		ep->qhead = (ep->qhead + 1) % WEBHOOK_QUEUE_MAX;
-		ep->qlen--;
-	}
-	return n;
-}
-
+/* Ends an overflow burst of n events: its count is logged and the next overflow warns
+ * again (the queue says when: drained below half, or at shutdown). */
 static void
-drop_batch(struct endpoint *ep)
-{
-	free(ep->body);
-	ep->body = NULL;
-	ep->body_len = 0;
-	ep->batch_events = 0;
-	ep->attempt = 0;
-}
-
-/* Ends an overflow burst: its count is logged and the next overflow warns again. */
-static void
-overflow_end(struct endpoint *ep)
+overflow_end(struct endpoint *ep, uint64_t n)
 {
 	log_warn("webhook: [%zu] %s: %" PRIu64 " events were dropped (queue full)", ep->index,
-		 ep->url, ep->overflow);
-	ep->overflow = 0;
+		 ep->url, n);
 }
 
-/* A burst ends when the queue has drained below half (or at shutdown). */
-static void
-overflow_check(struct endpoint *ep)
+/* A random number for the backoff's jitter. */
+static uint32_t
+jitter(void)
 {
-	if (ep->overflow > 0 && ep->qlen < WEBHOOK_QUEUE_MAX / 2)
-		overflow_end(ep);
-}
+	uint32_t r = 0;
 
-/* Takes up to WEBHOOK_BATCH_MAX events from the head of the queue into ep->body:
- * {"time_ms":T,"events":[e1,e2,...]}. */
-static void
-build_batch(struct endpoint *ep)
-{
-	char head[48];
-	size_t n = 0, len, hlen, take = 0;
-	unsigned char *p;
-
-	hlen = (size_t)snprintf(head, sizeof(head), "{\"time_ms\":%" PRIu64 ",\"events\":[",
-				unix_ms());
-	len = hlen + 2;
-	while (take < ep->qlen && take < WEBHOOK_BATCH_MAX) {
-		size_t l = strlen(ep->q[(ep->qhead + take) % WEBHOOK_QUEUE_MAX]) + 1;
-
-		if (take > 0 && len + l > WEBHOOK_BATCH_BYTES)
-			break;
-		len += l;
-		take++;
-	}
-	ep->body = xmalloc(LWS_PRE + len);
-	p = ep->body + LWS_PRE;
-	memcpy(p, head, hlen);
-	n = hlen;
-	for (size_t i = 0; i < take; i++) {
-		char *e = ep->q[ep->qhead];
-		size_t l = strlen(e);
-
-		if (i > 0)
-			p[n++] = ',';
-		memcpy(p + n, e, l);
-		n += l;
-		free(e);
-		ep->q[ep->qhead] = NULL;
-		ep->qhead = (ep->qhead + 1) % WEBHOOK_QUEUE_MAX;
-		ep->qlen--;
-	}
-	p[n++] = ']';
-	p[n++] = '}';
-	ep->body_len = n;
-	ep->batch_events = take;
-	ep->attempt = 0;
-	overflow_check(ep);
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)rand();
+	return r;
 }
 
 /* Switchboard-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>. */
 static void
-sign_batch(struct endpoint *ep)
+sign_attempt(struct endpoint *ep)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	char t[24];
-	size_t tlen, n;
-	unsigned char *msg;
+	char t[24], v1[SIGN_HEX_LEN + 1];
+	size_t tlen = (size_t)snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
+	const struct sign_part msg[] = { { t, tlen }, { ".", 1 }, { ep->body, ep->body_len } };
+	int rc = sign_hmac_sha256_hex(ep->secret, strlen(ep->secret), msg, 3, v1);
 
-	tlen = (size_t)snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
-	msg = xmalloc(tlen + 1 + ep->body_len);
-	memcpy(msg, t, tlen);
-	msg[tlen] = '.';
-	memcpy(msg + tlen + 1, ep->body + LWS_PRE, ep->body_len);
-	xcheck(HMAC(EVP_sha256(), ep->secret, (int)strlen(ep->secret), msg, tlen + 1 + ep->body_len,
-		    mac, &maclen));
-	free(msg);
-	n = (size_t)snprintf(ep->sig, sizeof(ep->sig), "t=%s,v1=", t);
-	for (unsigned i = 0; i < maclen && n + 2 < sizeof(ep->sig); i++) {
-		ep->sig[n++] = hex[mac[i] >> 4];
-		ep->sig[n++] = hex[mac[i] & 15];
+	if (rc != 0) {
+		/* Only OpenSSL running out of memory: treated as any allocation failure. */
+		log_error("webhook: [%zu] cannot sign a request: %s", ep->index, strerror(-rc));
+		abort();
 	}
-	ep->sig[n] = '\0';
+	snprintf(ep->sig, sizeof(ep->sig), "t=%s,v1=%s", t, v1);
 	snprintf(ep->clen, sizeof(ep->clen), "%zu", ep->body_len);
 }
 
 /* ---- requests ---- */
 
+/* Starts the attempt the queue just handed out (st is SEND). */
 static void
-start_request(struct endpoint *ep)
+start_request(struct endpoint *ep, const struct webhook_queue_step *st)
 {
 	struct lws_client_connect_info ci;
 	struct lws *wsi;
 
-	sign_batch(ep);
+	ep->attempt_id = st->attempt_id;
+	ep->body = st->body;
+	ep->body_len = st->body_len;
+	sign_attempt(ep);
 	memset(&ci, 0, sizeof(ci));
 	ci.context = ep_ctx(ep);
 	ci.vhost = ep->tls ? ep->vhost : ep->wh->srv->vhost;
@@ -506,7 +457,6 @@ start_request(struct endpoint *ep)
 	 * host, nor from https to http with the signature in clear. */
 	ci.ssl_connection = (ep->tls ? LCCSCF_USE_SSL : 0) | LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
 	ci.opaque_user_data = ep;
-	ep->in_flight = true;
 	ep->wh->srv->metrics.webhook_requests++;
 	ep->connecting = true;
 	ep->body_sent = false;
@@ -514,111 +464,92 @@ start_request(struct endpoint *ep)
 	ep->wsi = NULL;
 	lws_sul_schedule(ep_ctx(ep), 0, &ep->deadline, on_deadline,
 			 (lws_usec_t)ep->timeout_ms * LWS_US_PER_MS);
-	log_debug("webhook: [%zu] POST %s (%zu events, attempt %u)", ep->index, ep->url,
-		  ep->batch_events, ep->attempt + 1);
+	log_debug("webhook: [%zu] POST %s (%zu events, attempt %u)", ep->index, ep->url, st->events,
+		  st->attempt);
 	wsi = lws_client_connect_via_info(&ci);
 	ep->connecting = false;
-	if (!ep->in_flight)
+	if (!webhook_queue_is_sending(ep->q))
 		return; /* it failed inside the call and was handled */
 	if (wsi == NULL) {
-		request_done(ep, 0, "cannot start the connection");
+		request_done(ep, WEBHOOK_QUEUE_NO_STATUS, "cannot start the connection");
 		return;
 	}
 	ep->wsi = wsi;
 }
 
-/* Exponential backoff with jitter: a delay in [d/2, d] with d = 250 ms * 2^(attempt-1),
- * at most 30 s. */
-static uint64_t
-backoff_ms(unsigned attempt)
-{
-	uint64_t d = WEBHOOK_BACKOFF_MS;
-	uint32_t r = 0;
-
-	for (unsigned i = 1; i < attempt && d < WEBHOOK_BACKOFF_MAX_MS; i++)
-		d *= 2;
-	if (d > WEBHOOK_BACKOFF_MAX_MS)
-		d = WEBHOOK_BACKOFF_MAX_MS;
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)rand();
-	return d / 2 + r % (d / 2 + 1);
-}
-
-/* Takes the next step: nothing while a request or a retry is pending; else a batch now
- * (a request just ended, or a full batch is waiting) or after WEBHOOK_FLUSH_MS. */
-static void
-kick(struct endpoint *ep, bool now)
-{
-	bool armed = !lws_dll2_is_detached(&ep->timer.list);
-
-	if (ep->wh->stopped || ep->in_flight || ep->qlen == 0)
-		return;
-	if (ep->body != NULL)
-		return; /* its retry timer is armed */
-	if (now || ep->qlen >= WEBHOOK_BATCH_MAX)
-		arm_timer(ep, 0);
-	else if (!armed)
-		arm_timer(ep, WEBHOOK_FLUSH_MS);
-}
-
-/* The current request ended: status is the HTTP status, or 0 when there was none
- * (connection error, closed early, timeout: why says which). Called once per request. */
+/* The current request ended: status is the HTTP status, or WEBHOOK_QUEUE_NO_STATUS when
+ * there was none (connection error, closed early, timeout: why says which). Called once
+ * per request. */
 static void
 request_done(struct endpoint *ep, int status, const char *why)
 {
-	bool retry;
+	struct webhook_queue_result res;
+	uint64_t now = mono_ms();
 
-	ep->in_flight = false;
+	webhook_queue_result(ep->q, ep->attempt_id, status, now, jitter(), &res);
+	if (res.outcome == WEBHOOK_QUEUE_STALE)
+		return;
 	ep->wsi = NULL;
+	ep->body = NULL;
+	ep->body_len = 0;
 	lws_sul_cancel(&ep->deadline);
 	lws_sul_cancel(&ep->patience);
-	if (status >= 200 && status < 300) {
+	switch (res.outcome) {
+	case WEBHOOK_QUEUE_DELIVERED:
 		log_debug("webhook: [%zu] %s: %d (%zu events)", ep->index, ep->url, status,
-			  ep->batch_events);
-		ep->wh->srv->metrics.webhook_delivered += ep->batch_events;
-		drop_batch(ep);
-		kick(ep, true);
-		return;
-	}
-	retry = status == 0 || status == 429 || status >= 500;
-	if (retry && ep->attempt < ep->max_retries) {
-		uint64_t ms;
-
-		ep->attempt++;
-		ms = backoff_ms(ep->attempt);
-		if (status != 0)
+			  res.events);
+		ep->wh->srv->metrics.webhook_delivered += res.events;
+		break;
+	case WEBHOOK_QUEUE_RETRY:
+		if (status != WEBHOOK_QUEUE_NO_STATUS)
 			log_info("webhook: [%zu] %s: HTTP %d, retry %u/%u in %" PRIu64 " ms",
-				 ep->index, ep->url, status, ep->attempt, ep->max_retries, ms);
+				 ep->index, ep->url, status, res.retry, ep->max_retries,
+				 res.delay_ms);
 		else
 			log_info("webhook: [%zu] %s: %s, retry %u/%u in %" PRIu64 " ms", ep->index,
-				 ep->url, why, ep->attempt, ep->max_retries, ms);
-		arm_timer(ep, ms);
-		return;
+				 ep->url, why, res.retry, ep->max_retries, res.delay_ms);
+		break;
+	case WEBHOOK_QUEUE_GAVE_UP:
+	case WEBHOOK_QUEUE_REFUSED:
+		if (status != WEBHOOK_QUEUE_NO_STATUS)
+			log_warn("webhook: [%zu] %s: HTTP %d%s, dropping a batch of %zu events",
+				 ep->index, ep->url, status,
+				 res.outcome == WEBHOOK_QUEUE_GAVE_UP ? " after every retry" : "",
+				 res.events);
+		else
+			log_warn("webhook: [%zu] %s: %s after every retry, dropping a batch of %zu "
+				 "events",
+				 ep->index, ep->url, why, res.events);
+		ep->wh->srv->metrics.webhook_failed += res.events;
+		break;
+	case WEBHOOK_QUEUE_STALE:
+		break;
 	}
-	if (status != 0)
-		log_warn("webhook: [%zu] %s: HTTP %d%s, dropping a batch of %zu events", ep->index,
-			 ep->url, status, retry ? " after every retry" : "", ep->batch_events);
-	else
-		log_warn("webhook: [%zu] %s: %s after every retry, dropping a batch of %zu events",
-			 ep->index, ep->url, why, ep->batch_events);
-	ep->wh->srv->metrics.webhook_failed += ep->batch_events;
-	drop_batch(ep);
-	kick(ep, true);
+	arm_timer(ep, now);
 }
 
 static void
 on_timer(lws_sorted_usec_list_t *sul)
 {
 	struct endpoint *ep = lws_container_of(sul, struct endpoint, timer);
+	struct webhook_queue_step st;
+	uint64_t now = mono_ms();
 
-	if (ep->wh->stopped || ep->in_flight)
+	if (ep->wh->stopped)
 		return;
-	if (ep->body == NULL) {
-		if (ep->qlen == 0)
-			return;
-		build_batch(ep);
+	webhook_queue_step(ep->q, now, unix_ms(), &st);
+	if (st.burst_ended > 0)
+		overflow_end(ep, st.burst_ended);
+	switch (st.action) {
+	case WEBHOOK_QUEUE_SEND:
+		start_request(ep, &st);
+		break;
+	case WEBHOOK_QUEUE_WAIT:
+		arm_timer(ep, now);
+		break;
+	case WEBHOOK_QUEUE_IDLE:
+		break;
 	}
-	start_request(ep);
 }
 
 static void
@@ -627,9 +558,9 @@ on_deadline(lws_sorted_usec_list_t *sul)
 	struct endpoint *ep = lws_container_of(sul, struct endpoint, deadline);
 	struct lws *wsi = ep->wsi;
 
-	if (!ep->in_flight)
+	if (!webhook_queue_is_sending(ep->q))
 		return;
-	request_done(ep, 0, "timed out");
+	request_done(ep, WEBHOOK_QUEUE_NO_STATUS, "timed out");
 	/* Its later callbacks no longer match ep->wsi and are ignored. */
 	if (wsi != NULL)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -638,18 +569,23 @@ on_deadline(lws_sorted_usec_list_t *sul)
 /* ---- events from the hub ---- */
 
 static void
-endpoint_push(struct endpoint *ep, const char *text)
+endpoint_push(struct endpoint *ep, const char *text, size_t len, uint64_t now)
 {
-	if (ep->qlen == WEBHOOK_QUEUE_MAX) {
+	switch (webhook_queue_push(ep->q, text, len, now)) {
+	case WEBHOOK_QUEUE_QUEUED:
+		arm_timer(ep, now);
+		break;
+	case WEBHOOK_QUEUE_DROPPED_FIRST:
+		log_warn("webhook: [%zu] %s: queue full (%d events), dropping new events",
+			 ep->index, ep->url, WEBHOOK_QUEUE_MAX);
 		ep->wh->srv->metrics.webhook_dropped++;
-		if (ep->overflow++ == 0)
-			log_warn("webhook: [%zu] %s: queue full (%d events), dropping new events",
-				 ep->index, ep->url, WEBHOOK_QUEUE_MAX);
-		return;
+		break;
+	case WEBHOOK_QUEUE_DROPPED:
+		ep->wh->srv->metrics.webhook_dropped++;
+		break;
+	case WEBHOOK_QUEUE_STOPPED:
+		break;
 	}
-	ep->q[(ep->qhead + ep->qlen) % WEBHOOK_QUEUE_MAX] = xstrdup(text);
-	ep->qlen++;
-	kick(ep, false);
 }
 
 static void
@@ -659,6 +595,8 @@ on_event(void *arg, json_t *ev)
 	const char *name = json_string_value(json_object_get(ev, "name"));
 	int i = name != NULL ? event_index(name) : -1;
 	char *text = NULL;
+	size_t len = 0;
+	uint64_t now = 0;
 
 	if (wh->stopped || i < 0) {
 		json_decref(ev);
@@ -670,8 +608,10 @@ on_event(void *arg, json_t *ev)
 		if (text == NULL) {
 			json_object_set_new(ev, "time_ms", json_integer((json_int_t)unix_ms()));
 			text = xcheck(json_dumps(ev, JSON_COMPACT | JSON_ENCODE_ANY));
+			len = strlen(text);
+			now = mono_ms();
 		}
-		endpoint_push(&wh->eps[k], text);
+		endpoint_push(&wh->eps[k], text, len, now);
 	}
 	free(text);
 	json_decref(ev);
@@ -704,7 +644,7 @@ on_patience(lws_sorted_usec_list_t *sul)
 	struct endpoint *ep = lws_container_of(sul, struct endpoint, patience);
 
 	/* Our deadline (on_deadline) ends the request at timeout_ms; lws's only backs it up. */
-	if (ep->in_flight && ep->wsi != NULL && !ep->wh->stopped)
+	if (webhook_queue_is_sending(ep->q) && ep->wsi != NULL && !ep->wh->stopped)
 		lws_set_timeout(ep->wsi, PENDING_TIMEOUT_AWAITING_SERVER_RESPONSE,
 				(int)(ep->timeout_ms / 1000 + 2));
 }
@@ -716,8 +656,7 @@ on_writeable(struct endpoint *ep, struct lws *wsi)
 		return 0;
 	ep->body_sent = true;
 	lws_client_http_body_pending(wsi, 0);
-	if (lws_write(wsi, ep->body + LWS_PRE, ep->body_len, LWS_WRITE_HTTP_FINAL) !=
-	    (int)ep->body_len)
+	if (lws_write(wsi, ep->body, ep->body_len, LWS_WRITE_HTTP_FINAL) != (int)ep->body_len)
 		return -1;
 	/* lws now arms its own response timeout (the context's 10 s) when this callback
 	 * returns; on_patience() replaces it so that timeout_ms alone decides. */
@@ -761,7 +700,7 @@ webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 	(void)user;
 	if (ep == NULL)
 		return 0;
-	mine = !ep->wh->stopped && ep->in_flight &&
+	mine = !ep->wh->stopped && webhook_queue_is_sending(ep->q) &&
 	       (ep->wsi == wsi || (ep->connecting && ep->wsi == NULL));
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
@@ -910,6 +849,7 @@ webhook_shutdown(struct server *srv)
 {
 	struct webhooks *wh = srv->webhooks;
 	size_t events = 0;
+	uint64_t burst;
 
 	if (wh == NULL || wh->stopped)
 		return;
@@ -920,14 +860,14 @@ webhook_shutdown(struct server *srv)
 		lws_sul_cancel(&ep->timer);
 		lws_sul_cancel(&ep->deadline);
 		lws_sul_cancel(&ep->patience);
-		if (ep->overflow > 0)
-			overflow_end(ep);
-		events += ep->batch_events + drop_queue(ep);
-		drop_batch(ep);
+		events += webhook_queue_shutdown(ep->q, &burst);
+		if (burst > 0)
+			overflow_end(ep, burst);
+		ep->body = NULL;
+		ep->body_len = 0;
 		if (ep->wsi != NULL)
 			lws_set_timeout(ep->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 		ep->wsi = NULL;
-		ep->in_flight = false;
 	}
 	if (events > 0)
 		log_warn("webhook: shutdown, dropping %zu undelivered events", events);
@@ -942,7 +882,7 @@ webhook_pending(const struct server *srv)
 	if (wh == NULL || wh->stopped)
 		return 0;
 	for (size_t i = 0; i < wh->neps; i++)
-		n += wh->eps[i].qlen + wh->eps[i].batch_events;
+		n += webhook_queue_pending(wh->eps[i].q);
 	return n;
 }
 
@@ -962,7 +902,7 @@ webhook_fini(struct server *srv)
 		free(wh->eps[i].hosthdr);
 		free(wh->eps[i].ca_file);
 		SSL_CTX_free(wh->eps[i].ssl_ctx); /* lws leaves a provided context to us */
-		free(wh->eps[i].q);
+		webhook_queue_free(wh->eps[i].q);
 	}
 	free(wh->eps);
 	free(wh);
