@@ -48,7 +48,9 @@ struct dialect {
 	/* The answer of an operation this dialect started for s (op->kind says which; rc 0
 	 * or a negative errno; result as engine.h says, NULL when rc != 0). For
 	 * PENDING_SUBSCRIBE with rc 0 it replies and replays; the core then releases what
-	 * the fan-out kept meanwhile and makes s a live subscriber. */
+	 * the fan-out kept meanwhile and makes s a live subscriber. A PENDING_SUBSCRIBE
+	 * answered -ECANCELED ended before it completed (unsubscribed by the client or the
+	 * HTTP API): the subscription is already gone. */
 	void (*complete)(struct hub *hub, struct session *s, struct pending *op, int rc,
 			 const void *result);
 };

@@ -98,25 +98,34 @@ hub_op_done(struct hub *hub, struct pending *op)
 	pending_remove(hub->pending, op);
 }
 
-/* Unlinks op from ch's list of catching-up subscriptions. */
+/* Links op, the subscription s->subs[j] catching up, into its channel's list. */
 static void
-catchup_unlink(struct channel *ch, struct pending *op)
+catchup_link(struct channel *ch, struct session *s, uint32_t j, struct pending *op)
 {
-	for (struct pending **pp = &ch->catchups; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == op) {
-			*pp = op->next;
-			op->next = NULL;
-			return;
-		}
+	op->prev = NULL;
+	op->next = ch->catchups;
+	if (ch->catchups != NULL)
+		ch->catchups->prev = op;
+	ch->catchups = op;
+	s->subs[j].catchup = op;
 }
 
-static struct pending *
-catchup_of(struct channel *ch, const struct session *s)
+/* Unlinks op from ch's list of catching-up subscriptions, and from its subscription
+ * (s, when it is still there). */
+static void
+catchup_unlink(struct channel *ch, struct session *s, struct pending *op)
 {
-	for (struct pending *op = ch->catchups; op != NULL; op = op->next)
-		if (op->session == s->serial)
-			return op;
-	return NULL;
+	int j = s != NULL ? sub_index(s, ch) : -1;
+
+	if (op->prev != NULL)
+		op->prev->next = op->next;
+	else if (ch->catchups == op)
+		ch->catchups = op->next;
+	if (op->next != NULL)
+		op->next->prev = op->prev;
+	op->next = op->prev = NULL;
+	if (j >= 0 && s->subs[j].catchup == op)
+		s->subs[j].catchup = NULL;
 }
 
 /* The channel an operation was made for, if it still exists (not one reopened since). */
@@ -247,8 +256,8 @@ on_subscribe_answer(struct hub *hub, struct pending *op, int rc, const struct en
 
 	if (op->cancelled || ch == NULL)
 		return;
-	catchup_unlink(ch, op);
 	s = hub_session_find(hub, op->session);
+	catchup_unlink(ch, s, op);
 	j = s != NULL ? sub_index(s, ch) : -1;
 	if (j < 0)
 		return; /* cannot happen: leaving cancels; kept for safety */
@@ -338,31 +347,31 @@ hub_subscribe(struct hub *hub, struct session *s, const json_t *id, const char *
 		return;
 	}
 	op->channel_serial = ch->serial;
-	sub_add(s, ch, true);
-	op->next = ch->catchups;
-	ch->catchups = op;
+	catchup_link(ch, s, sub_add(s, ch, true), op);
 	if (ch->live)
 		request_history(hub, op);
 }
 
-void
-hub_leave(struct hub *hub, struct session *s, uint32_t j)
+/* Ends s->subs[j]. A subscription still catching up is cancelled; with answer, its
+ * subscribe is answered -ECANCELED (the dialect tells the client it was unsubscribed
+ * before it completed); a closing session is told nothing. */
+static void
+leave(struct hub *hub, struct session *s, uint32_t j, bool answer)
 {
 	struct channel *ch = s->subs[j].ch;
 	bool catching_up = sub_member(s, j)->catching_up;
 	struct engine_member m;
+	struct pending *op = s->subs[j].catchup;
 
-	if (catching_up) {
-		struct pending *op = catchup_of(ch, s);
-
-		if (op != NULL) {
-			catchup_unlink(ch, op);
-			op->cancelled = true;
-			if (!op->requested)
-				hub_op_done(hub, op); /* no engine call answers it */
-			else
-				pending_drop_kept(op); /* not held until the late answer */
-		}
+	if (catching_up && op != NULL) {
+		catchup_unlink(ch, s, op);
+		op->cancelled = true;
+		if (answer && !s->kicked)
+			op->dialect->complete(hub, s, op, -ECANCELED, NULL);
+		if (!op->requested)
+			hub_op_done(hub, op); /* no engine call answers it */
+		else
+			pending_drop_kept(op); /* not held until the late answer */
 	}
 	sub_remove(s, j);
 	if (!catching_up && ch->ns->presence) {
@@ -371,6 +380,12 @@ hub_leave(struct hub *hub, struct session *s, uint32_t j)
 		events_client(hub, "member_left", s, ch->name, ch->name_len);
 	}
 	channel_close_if_empty(hub, ch);
+}
+
+void
+hub_leave(struct hub *hub, struct session *s, uint32_t j)
+{
+	leave(hub, s, j, true);
 }
 
 void
@@ -392,10 +407,10 @@ hub_replay(struct hub *hub, struct session *s, struct message *const *msgs, size
 /* Keeps msg or f for a catching-up subscriber, within its queue's bounds: one that
  * cannot take them is a slow consumer like any other. */
 static void
-keep(struct channel *ch, struct session *s, struct message *msg, struct frame *f,
-     const char *reset_epoch)
+keep(const struct member *mb, struct message *msg, struct frame *f, const char *reset_epoch)
 {
-	struct pending *op = catchup_of(ch, s);
+	struct session *s = mb->s;
+	struct pending *op = s->subs[mb->sub_idx].catchup;
 	size_t bytes = msg != NULL ? message_size(msg) : frame_wire_len(f);
 
 	if (op == NULL || s->kicked)
@@ -428,7 +443,7 @@ on_deliver(void *arg, struct message *msg)
 		struct member *mb = &ch->members[i];
 
 		if (mb->catching_up) {
-			keep(ch, mb->s, msg, NULL, NULL);
+			keep(mb, msg, NULL, NULL);
 			continue;
 		}
 		if (f[mb->dialect] == NULL)
@@ -459,7 +474,7 @@ on_presence_event(void *arg, const char *channel, size_t clen, bool join,
 			f[mb->dialect] =
 				xcheck(mb->s->dialect->encode_join_leave(ch->name, clen, join, m));
 		if (mb->catching_up)
-			keep(ch, mb->s, NULL, f[mb->dialect], NULL);
+			keep(mb, NULL, f[mb->dialect], NULL);
 		else
 			hub->stats.join_leave += session_enqueue(mb->s, f[mb->dialect]);
 	}
@@ -485,7 +500,7 @@ on_reset_event(void *arg, const char *channel, size_t clen, uint64_t offset, con
 			f[mb->dialect] =
 				xcheck(mb->s->dialect->encode_reset(ch->name, clen, offset, epoch));
 		if (mb->catching_up)
-			keep(ch, mb->s, NULL, f[mb->dialect], epoch);
+			keep(mb, NULL, f[mb->dialect], epoch);
 		else
 			session_enqueue(mb->s, f[mb->dialect]);
 	}
@@ -550,7 +565,7 @@ hub_session_close(struct hub *hub, struct session *s)
 	if (s == NULL)
 		return;
 	while (s->nsubs > 0)
-		hub_leave(hub, s, s->nsubs - 1);
+		leave(hub, s, s->nsubs - 1, false);
 	pend_remove(hub, s);
 	map_remove(hub->serials, (const char *)&s->serial, sizeof(s->serial));
 	if (s->connected) {

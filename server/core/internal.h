@@ -53,7 +53,8 @@ struct channel {
 
 struct subref {
 	struct channel *ch;
-	uint32_t member_idx; /* index in ch->members */
+	uint32_t member_idx;	 /* index in ch->members */
+	struct pending *catchup; /* its subscribe operation while catching up, else NULL */
 };
 
 struct session {

@@ -64,7 +64,7 @@ struct pending {
 	bool cancelled; /* the subscription went before the answer */
 	struct pending_kept *kept, *kept_tail;
 	size_t nkept, kept_bytes;
-	struct pending *next; /* in its channel's catchups list */
+	struct pending *next, *prev; /* in its channel's catchups list */
 
 	/* PENDING_BACKEND (backend.c) */
 	int step;    /* which engine call of the operation is in flight */

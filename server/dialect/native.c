@@ -456,6 +456,13 @@ complete(struct hub *hub, struct session *s, struct pending *op, int rc, const v
 	const struct engine_presence_stats *st = result;
 	size_t len;
 
+	if (rc == -ECANCELED && op->kind == PENDING_SUBSCRIBE) {
+		/* The client (or a backend, for its user) unsubscribed before it completed. */
+		session_send_error(s, op->id, PROTO_ERR_NOT_SUBSCRIBED,
+				   "unsubscribed from %s before the subscription completed",
+				   op->channel);
+		return;
+	}
 	if (rc != 0) {
 		unavailable(s, op->id,
 			    op->kind < sizeof(what) / sizeof(what[0]) && what[op->kind]

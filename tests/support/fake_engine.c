@@ -24,6 +24,7 @@ struct call {
 	uint64_t now_ms;
 	engine_done_fn done;
 	void *arg;
+	unsigned unsubs_after; /* subscribe: unsubscribes of its channel that came after it */
 };
 
 struct fake_engine {
@@ -33,6 +34,7 @@ struct fake_engine {
 	bool on_tick; /* settle at every tick */
 	struct call *q;
 	size_t n, cap;
+	long subscriptions; /* subscribes the inner engine holds (run minus unsubscribes run) */
 };
 
 static struct fake_engine *last;
@@ -84,7 +86,14 @@ run(struct fake_engine *fe, struct call *c)
 		in->ops->publish(in, &p, c->now_ms, c->done, c->arg);
 		break;
 	case C_SUBSCRIBE:
+		fe->subscriptions++;
 		in->ops->subscribe(in, c->channel, c->len, c->done, c->arg);
+		/* In order, as a networked engine keeps one channel's commands: the
+		 * unsubscribes that came after it run after it. */
+		for (; c->unsubs_after > 0; c->unsubs_after--) {
+			fe->subscriptions--;
+			in->ops->unsubscribe(in, c->channel, c->len);
+		}
 		break;
 	case C_HISTORY:
 		in->ops->history(in, c->channel, c->len, &c->q, c->now_ms, c->done, c->arg);
@@ -184,12 +193,22 @@ f_subscribe(struct engine *e, const char *channel, size_t len, engine_done_fn do
 	queue((struct fake_engine *)e, &c);
 }
 
+/* An unsubscribe does not overtake a subscribe of its channel still waiting: it runs
+ * right after that one does (or not at all if that one fails, as the pair then leaves
+ * nothing on a real engine). */
 static void
 f_unsubscribe(struct engine *e, const char *channel, size_t len)
 {
-	struct engine *in = ((struct fake_engine *)e)->inner;
+	struct fake_engine *fe = (struct fake_engine *)e;
 
-	in->ops->unsubscribe(in, channel, len);
+	for (size_t i = fe->n; i-- > 0;)
+		if (fe->q[i].kind == C_SUBSCRIBE && fe->q[i].len == len &&
+		    memcmp(fe->q[i].channel, channel, len) == 0) {
+			fe->q[i].unsubs_after++;
+			return;
+		}
+	fe->subscriptions--;
+	fe->inner->ops->unsubscribe(fe->inner, channel, len);
 }
 
 static void
@@ -322,6 +341,12 @@ void
 fake_engine_set_automatic(struct fake_engine *fe, bool on)
 {
 	fe->automatic = on;
+}
+
+long
+fake_engine_subscriptions(const struct fake_engine *fe)
+{
+	return fe->subscriptions;
 }
 
 size_t

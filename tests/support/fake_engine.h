@@ -29,6 +29,11 @@ struct engine *fake_engine_new_on_tick(const struct engine_callbacks *cb,
 /* With automatic on, every call completes inline like the memory engine. */
 void fake_engine_set_automatic(struct fake_engine *fe, bool on);
 
+/* Subscriptions the embedded engine holds: subscribes it ran minus unsubscribes it ran
+ * (an unsubscribe waits behind a subscribe of its channel still queued, and goes with
+ * it when that one fails). 0 once every subscription of the hub has ended. */
+long fake_engine_subscriptions(const struct fake_engine *fe);
+
 /* Calls waiting, oldest first: how many, and the kind of the i-th ("publish",
  * "subscribe", "history", "presence", "presence_stats", "reset") and its channel. */
 size_t fake_engine_queued(const struct fake_engine *fe);

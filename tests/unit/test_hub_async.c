@@ -328,8 +328,22 @@ Test(async, failures_become_unavailable)
 	cr_expect_eq(hub_pending_count(hub), 0);
 }
 
-/* Leaving while catching up cancels the subscription's operation; its late answer
- * answers nobody, and a new subscription in between is not confused with it. */
+/* The answer to a subscribe ended by an unsubscribe before it completed. */
+static void
+expect_cancelled(struct fake_session *f, int id)
+{
+	json_t *j = pop_expect(f, "error");
+
+	cr_expect_str_eq(str(j, "code"), "not_subscribed");
+	cr_expect_eq(json_integer_value(json_object_get(j, "id")), id);
+	cr_expect(strstr(str(j, "message"), "before the subscription completed") != NULL, "%s",
+		  str(j, "message"));
+	json_decref(j);
+}
+
+/* Leaving while catching up cancels the subscription's operation and answers its
+ * subscribe; its late answer answers nobody, and a new subscription in between is not
+ * confused with it. */
 Test(async, unsubscribing_while_catching_up_cancels_and_resubscribing_works)
 {
 	struct fake_session a, b;
@@ -343,7 +357,11 @@ Test(async, unsubscribing_while_catching_up_cancels_and_resubscribing_works)
 	first = fake_engine_find(fe, "history", "c");
 	cr_assert_geq(first, 0);
 	fake_send(&a, hub, "{\"type\":\"unsubscribe\",\"id\":21,\"channel\":\"c\"}");
-	json_decref(pop_expect(&a, "unsubscribed"));
+	/* The subscribe is answered (once, before the unsubscribe's reply). */
+	expect_cancelled(&a, 20);
+	j = pop_expect(&a, "unsubscribed");
+	cr_expect_eq(json_integer_value(json_object_get(j, "id")), 21);
+	json_decref(j);
 	fake_send(&a, hub, "{\"type\":\"subscribe\",\"id\":22,\"channel\":\"c\"}");
 	cr_assert_eq(fake_engine_queued(fe), 2);
 	/* The cancelled one's answer comes first: nothing for a yet. */
@@ -360,6 +378,122 @@ Test(async, unsubscribing_while_catching_up_cancels_and_resubscribing_works)
 	fake_close(&a, hub);
 	fake_close(&b, hub);
 	cr_expect_eq(hub_pending_count(hub), 0);
+}
+
+/* The first subscriber of a channel unsubscribes while the engine has not yet
+ * confirmed the channel: its subscribe is answered, and the engine's unsubscribe waits
+ * behind the subscribe (as a networked engine keeps them in order), so the engine
+ * holds no subscription once both ran. */
+Test(async, unsubscribing_before_the_channel_is_live)
+{
+	struct fake_session a;
+
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"id\":30,\"channel\":\"c\"}");
+	cr_assert_eq(fake_engine_find(fe, "subscribe", "c"), 0);
+	fake_send(&a, hub, "{\"type\":\"unsubscribe\",\"id\":31,\"channel\":\"c\"}");
+	expect_cancelled(&a, 30);
+	json_decref(pop_expect(&a, "unsubscribed"));
+	cr_expect_eq(hub_channel_count(hub), 0);
+	cr_expect_eq(fake_engine_subscriptions(fe), 0);
+	fake_engine_settle(fe); /* the subscribe runs, then the unsubscribe behind it */
+	cr_expect_eq(fake_engine_subscriptions(fe), 0, "the unsubscribe overtook the subscribe");
+	cr_expect_eq(fake_pop(&a), NULL, "a second answer to the subscribe");
+	/* A new subscription works from scratch. */
+	subscribe_settled(&a, "c");
+	cr_expect_eq(fake_engine_subscriptions(fe), 1);
+	fake_close(&a, hub);
+	cr_expect_eq(fake_engine_subscriptions(fe), 0);
+	cr_expect_eq(hub_pending_count(hub), 0);
+}
+
+/* The HTTP API unsubscribing a user whose subscription is catching up: the client's
+ * subscribe is answered, then it is told it was unsubscribed. */
+Test(async, a_backend_unsubscribe_while_catching_up_answers_the_subscribe)
+{
+	struct fake_session b, a;
+
+	connect_as(&b, "b");
+	subscribe_settled(&b, "c");
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"id\":40,\"channel\":\"c\"}");
+	cr_assert_geq(fake_engine_find(fe, "history", "c"), 0);
+	cr_expect_eq(backend_unsubscribe_user(hub, "a", 1, "c", 1), 1);
+	expect_cancelled(&a, 40);
+	json_decref(pop_expect(&a, "unsubscribed"));
+	fake_engine_settle(fe);
+	cr_expect_eq(fake_pop(&a), NULL);
+	cr_expect_eq(fake_pop(&b), NULL, "a join for a member that never joined");
+	fake_close(&a, hub);
+	fake_close(&b, hub);
+	cr_expect_eq(hub_pending_count(hub), 0);
+}
+
+/* Many subscribers catching up at once, some leaving from anywhere in the channel's
+ * list: each one that stays gets the kept messages once, in order, after its reply;
+ * none that left gets anything more. */
+Test(async, many_catching_up_subscribers_leaving_in_any_order)
+{
+	enum { N = 64 };
+	static struct fake_session s[N];
+	struct fake_session pub;
+	char user[16];
+
+	connect_as(&pub, "pub");
+	subscribe_settled(&pub, "c");
+	for (int i = 0; i < N; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		connect_as(&s[i], user);
+		fake_send(&s[i], hub, "{\"type\":\"subscribe\",\"id\":%d,\"channel\":\"c\"}",
+			  100 + i);
+	}
+	for (int m = 1; m <= 3; m++) {
+		fake_send(&pub, hub, "{\"type\":\"publish\",\"channel\":\"c\",\"data\":%d}", m);
+		fake_engine_complete(fe, (size_t)fake_engine_find(fe, "publish", "c"));
+	}
+	/* Every third leaves: u0 (the list's tail), u63 (its head) and many in between. */
+	for (int i = 0; i < N; i += 3) {
+		fake_send(&s[i], hub, "{\"type\":\"unsubscribe\",\"id\":9,\"channel\":\"c\"}");
+		expect_cancelled(&s[i], 100 + i);
+		json_decref(pop_expect(&s[i], "unsubscribed"));
+	}
+	/* The history answers come in reverse order of the subscribes. */
+	while (fake_engine_queued(fe) > 0)
+		fake_engine_complete(fe, fake_engine_queued(fe) - 1);
+	for (int i = 0; i < N; i++) {
+		json_t *j;
+		uint64_t last = 0;
+		int data[8], n;
+
+		if (i % 3 == 0) {
+			cr_expect_eq(fake_pop(&s[i]), NULL, "u%d left but got more", i);
+			continue;
+		}
+		j = pop_expect(&s[i], "subscribed");
+		cr_expect_eq(json_integer_value(json_object_get(j, "id")), 100 + i);
+		json_decref(j);
+		n = drain_messages(&s[i], data, 8, &last);
+		/* A subscribe with no position starts at the answer's position: the three
+		 * were published before it, so they are in history, not replayed, and not
+		 * released either (at or below the answered offset). */
+		cr_expect_eq(n, 0, "u%d got %d messages", i, n);
+	}
+	/* Live now: one more reaches every subscriber that stayed, once. */
+	publish_settled(&pub, "c", 4);
+	for (int i = 0; i < N; i++) {
+		uint64_t last = 0;
+		int data[8], n = drain_messages(&s[i], data, 8, &last);
+		bool stayed = i % 3 != 0;
+
+		cr_expect_eq(n, stayed ? 1 : 0, "u%d got %d", i, n);
+		if (stayed && n == 1)
+			cr_expect_eq(data[0], 4);
+	}
+	for (int i = 0; i < N; i++)
+		fake_close(&s[i], hub);
+	fake_close(&pub, hub);
+	cr_expect_eq(hub_pending_count(hub), 0);
+	cr_expect_eq(fake_engine_subscriptions(fe), 0);
 }
 
 /* A session that closes while its subscribe is in flight: the answer finds nobody. */
