@@ -23,34 +23,93 @@ struct backend_call {
 	struct backend_channel info; /* BK_CHANNEL, filled over its two steps */
 };
 
-/* The rules of a channel named by the server side, or NULL (*rc = -ENOENT). */
-static const struct ns_policy *
-server_policy(struct hub *hub, const char *channel, size_t len, int *rc)
-{
-	const struct ns_policy *ns = policy_for_channel(hub->cfg.policy, channel, len);
+/* What an entry point asks for: the operation and the arguments of its engine call. */
+struct backend_req {
+	enum backend_kind kind;
+	const char *channel;
+	size_t len;
+	uint64_t now_ms; /* becomes hub->now_ms when the operation starts */
+	backend_done_fn done;
+	void *arg;
+	struct engine_pub pub;	       /* BK_PUBLISH */
+	struct engine_history_query q; /* BK_CHANNEL, BK_HISTORY */
+};
 
-	*rc = ns != NULL ? 0 : -ENOENT;
-	return ns;
+/* A request with no engine arguments yet. */
+static struct backend_req
+req(enum backend_kind kind, const char *channel, size_t len, uint64_t now_ms, backend_done_fn done,
+    void *arg)
+{
+	return (struct backend_req){ .kind = kind,
+				     .channel = channel,
+				     .len = len,
+				     .now_ms = now_ms,
+				     .done = done,
+				     .arg = arg };
+}
+
+/* The rules of a channel named by the server side, or NULL (refused with -ENOENT). */
+static const struct ns_policy *
+server_policy(struct hub *hub, const char *channel, size_t len)
+{
+	return policy_for_channel(hub->cfg.policy, channel, len);
 }
 
 /* A new operation, or NULL after answering done with -EAGAIN (too many in flight). */
 static struct pending *
-call_new(struct hub *hub, enum backend_kind kind, const char *channel, size_t len,
-	 backend_done_fn done, void *arg)
+call_new(struct hub *hub, const struct backend_req *q)
 {
-	struct pending *op = hub_op_new(hub, PENDING_BACKEND, NULL, NULL, channel, len);
+	struct pending *op = hub_op_new(hub, PENDING_BACKEND, NULL, NULL, q->channel, q->len);
 	struct backend_call *c;
 
 	if (op == NULL) {
-		done(arg, -EAGAIN, NULL);
+		q->done(q->arg, -EAGAIN, NULL);
 		return NULL;
 	}
 	c = xcalloc(1, sizeof(*c));
-	c->kind = kind;
-	c->done = done;
-	c->arg = arg;
+	c->kind = q->kind;
+	c->done = q->done;
+	c->arg = q->arg;
 	op->state = c;
 	return op;
+}
+
+/* Every entry point's path: refused (rc != 0) or over the bound, done is answered at
+ * once; otherwise the engine call starts op. Returns the cookie backend.h describes: op's
+ * while it is still in flight after the engine call, 0 once it has finished. */
+static uint64_t
+call_start(struct hub *hub, const struct backend_req *q, int rc)
+{
+	struct pending *op;
+	uint64_t cookie;
+
+	if (rc != 0) {
+		q->done(q->arg, rc, NULL);
+		return 0;
+	}
+	op = call_new(hub, q);
+	if (op == NULL)
+		return 0;
+	hub->now_ms = q->now_ms;
+	cookie = op->cookie;
+	switch (q->kind) {
+	case BK_PUBLISH:
+		engine_publish(hub->engine, &q->pub, q->now_ms, hub_op_complete, op);
+		break;
+	case BK_CHANNEL:
+	case BK_HISTORY:
+		engine_history(hub->engine, op->channel, q->len, &q->q, q->now_ms, hub_op_complete,
+			       op);
+		break;
+	case BK_PRESENCE:
+		engine_presence(hub->engine, op->channel, q->len, hub_op_complete, op);
+		break;
+	case BK_RESET:
+		engine_reset(hub->engine, op->channel, q->len, hub_op_complete, op);
+		break;
+	}
+	/* op may have been answered and freed inline: look it up by cookie. */
+	return pending_find(hub->pending, cookie) != NULL ? cookie : 0;
 }
 
 static void
@@ -65,19 +124,11 @@ call_finish(struct hub *hub, struct pending *op, int rc, const void *result)
 	hub_op_done(hub, op);
 }
 
-/* The cookie while op is still in flight after the engine call, 0 once it finished. */
-static uint64_t
-cookie_after(struct hub *hub, uint64_t cookie)
-{
-	return pending_find(hub->pending, cookie) != NULL ? cookie : 0;
-}
-
 void
 backend_complete(struct hub *hub, struct pending *op, int rc, const void *result)
 {
 	struct backend_call *c = op->state;
 	const struct ns_policy *ns;
-	int prc;
 
 	if (c->kind == BK_PUBLISH && rc == 0)
 		hub->stats.published_server++;
@@ -91,7 +142,7 @@ backend_complete(struct hub *hub, struct pending *op, int rc, const void *result
 
 		c->info.pos = h->pos;
 		c->info.subscribers = ch != NULL ? ch->nmembers : 0;
-		ns = server_policy(hub, op->channel, op->channel_len, &prc);
+		ns = server_policy(hub, op->channel, op->channel_len);
 		if (ns != NULL && ns->presence && c->done != NULL) {
 			c->info.has_presence = true;
 			op->step = 1;
@@ -109,72 +160,39 @@ uint64_t
 backend_publish(struct hub *hub, const char *channel, size_t len, const char *data, size_t data_len,
 		uint64_t now_ms, backend_done_fn done, void *arg)
 {
-	int rc;
-	const struct ns_policy *ns = server_policy(hub, channel, len, &rc);
-	struct engine_pub p = {
+	const struct ns_policy *ns = server_policy(hub, channel, len);
+	struct backend_req q = req(BK_PUBLISH, channel, len, now_ms, done, arg);
+
+	if (ns == NULL || data_len > hub->cfg.limits.max_data_size)
+		return call_start(hub, &q, ns == NULL ? -ENOENT : -EMSGSIZE);
+	q.pub = (struct engine_pub){
 		.channel = channel,
 		.channel_len = len,
 		.data = data,
 		.data_len = data_len,
+		.history_size = ns->history_size,
+		.history_ttl_ms = (uint64_t)ns->history_ttl * 1000,
 	};
-	struct pending *op;
-	uint64_t cookie;
-
-	if (ns == NULL || data_len > hub->cfg.limits.max_data_size) {
-		done(arg, ns == NULL ? rc : -EMSGSIZE, NULL);
-		return 0;
-	}
-	op = call_new(hub, BK_PUBLISH, channel, len, done, arg);
-	if (op == NULL)
-		return 0;
-	p.history_size = ns->history_size;
-	p.history_ttl_ms = (uint64_t)ns->history_ttl * 1000;
-	hub->now_ms = now_ms;
-	cookie = op->cookie;
-	engine_publish(hub->engine, &p, now_ms, hub_op_complete, op);
-	return cookie_after(hub, cookie);
+	return call_start(hub, &q, 0);
 }
 
 uint64_t
 backend_channel(struct hub *hub, const char *channel, size_t len, uint64_t now_ms,
 		backend_done_fn done, void *arg)
 {
-	struct engine_history_query q = { 0 };
-	struct pending *op;
-	uint64_t cookie;
-	int rc;
+	struct backend_req q = req(BK_CHANNEL, channel, len, now_ms, done, arg);
 
-	if (server_policy(hub, channel, len, &rc) == NULL) {
-		done(arg, rc, NULL);
-		return 0;
-	}
-	op = call_new(hub, BK_CHANNEL, channel, len, done, arg);
-	if (op == NULL)
-		return 0;
-	hub->now_ms = now_ms;
-	cookie = op->cookie;
-	engine_history(hub->engine, op->channel, len, &q, now_ms, hub_op_complete, op);
-	return cookie_after(hub, cookie);
+	return call_start(hub, &q, server_policy(hub, channel, len) != NULL ? 0 : -ENOENT);
 }
 
 uint64_t
 backend_presence(struct hub *hub, const char *channel, size_t len, backend_done_fn done, void *arg)
 {
-	int rc;
-	const struct ns_policy *ns = server_policy(hub, channel, len, &rc);
-	struct pending *op;
-	uint64_t cookie;
+	const struct ns_policy *ns = server_policy(hub, channel, len);
+	/* No time of its own: hub->now_ms stays what it is. */
+	struct backend_req q = req(BK_PRESENCE, channel, len, hub->now_ms, done, arg);
 
-	if (ns == NULL || !ns->presence) {
-		done(arg, ns == NULL ? rc : -EPERM, NULL);
-		return 0;
-	}
-	op = call_new(hub, BK_PRESENCE, channel, len, done, arg);
-	if (op == NULL)
-		return 0;
-	cookie = op->cookie;
-	engine_presence(hub->engine, op->channel, len, hub_op_complete, op);
-	return cookie_after(hub, cookie);
+	return call_start(hub, &q, ns == NULL ? -ENOENT : ns->presence ? 0 : -EPERM);
 }
 
 uint64_t
@@ -182,48 +200,26 @@ backend_history(struct hub *hub, const char *channel, size_t len, uint64_t limit
 		const char *since_epoch, uint64_t since_offset, uint64_t now_ms,
 		backend_done_fn done, void *arg)
 {
-	int rc;
-	const struct ns_policy *ns = server_policy(hub, channel, len, &rc);
-	struct engine_history_query q = { 0 };
-	struct pending *op;
-	uint64_t cookie;
+	const struct ns_policy *ns = server_policy(hub, channel, len);
+	struct backend_req q = req(BK_HISTORY, channel, len, now_ms, done, arg);
 
-	if (ns == NULL || ns->history_size == 0) {
-		done(arg, ns == NULL ? rc : -EPERM, NULL);
-		return 0;
-	}
-	op = call_new(hub, BK_HISTORY, channel, len, done, arg);
-	if (op == NULL)
-		return 0;
-	q = (struct engine_history_query){
+	if (ns == NULL || ns->history_size == 0)
+		return call_start(hub, &q, ns == NULL ? -ENOENT : -EPERM);
+	q.q = (struct engine_history_query){
 		.limit = limit > 0 && limit < ns->history_size ? limit : ns->history_size,
 		.has_since = since_epoch != NULL,
 		.since_offset = since_offset,
 		.since_epoch = since_epoch,
 	};
-	hub->now_ms = now_ms;
-	cookie = op->cookie;
-	engine_history(hub->engine, op->channel, len, &q, now_ms, hub_op_complete, op);
-	return cookie_after(hub, cookie);
+	return call_start(hub, &q, 0);
 }
 
 uint64_t
 backend_reset(struct hub *hub, const char *channel, size_t len, backend_done_fn done, void *arg)
 {
-	struct pending *op;
-	uint64_t cookie;
-	int rc;
+	struct backend_req q = req(BK_RESET, channel, len, hub->now_ms, done, arg);
 
-	if (server_policy(hub, channel, len, &rc) == NULL) {
-		done(arg, rc, NULL);
-		return 0;
-	}
-	op = call_new(hub, BK_RESET, channel, len, done, arg);
-	if (op == NULL)
-		return 0;
-	cookie = op->cookie;
-	engine_reset(hub->engine, op->channel, len, hub_op_complete, op);
-	return cookie_after(hub, cookie);
+	return call_start(hub, &q, server_policy(hub, channel, len) != NULL ? 0 : -ENOENT);
 }
 
 void

@@ -4,7 +4,7 @@
  * token bucket, routed, and, when it has a body, answered only once the whole body has
  * arrived (bodies come in any number of LWS_CALLBACK_HTTP_BODY pieces). The channel
  * logic lives in the core (backend.h); this file translates HTTP into backend_* calls
- * and renders their answers.
+ * and keeps each request until its answer, whose body api_render.c makes.
  *
  * An answer that needs the engine comes through a completion, inline (the memory
  * engine) or later: the request keeps the answer ready (struct api_answer) and sends it
@@ -14,14 +14,13 @@
  */
 #include "api.h"
 #include "admit.h"
+#include "api_render.h"
 #include "backend.h"
 #include "bucket.h"
 #include "clock.h"
 #include "config.h"
 #include "glob.h"
 #include "hub.h"
-#include "listing.h"
-#include "message.h"
 #include "log.h"
 #include "net.h"
 #include "netlog.h"
@@ -41,7 +40,6 @@
 #include <strings.h>
 
 #define PUBLISH_MAX_CHANNELS 100
-#define HTTP_RESPONSE_BUDGET (1u << 20) /* bytes of history in one response */
 /* The answer to a POST says "Connection: close" and ends the connection: lws 4.1.6
  * misreads a request pipelined behind a body (it takes the next request's head for its
  * body, then spins on what is left), so no request may follow one with a body. Pooled
@@ -194,66 +192,30 @@ respond_error(struct lws *wsi, unsigned status, const char *code, const char *me
 	return rc;
 }
 
-static int fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int
-fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	proto_utf8_sanitize(msg);
-	return respond_error(wsi, status, code, msg, NULL, NULL);
-}
-
 /* ---- routing ---- */
 
-static const char *
-method_allow(enum route r)
-{
-	switch (r) {
-	case R_CHANNELS:
-	case R_CHANNEL:
-	case R_PRESENCE:
-		return "GET";
-	case R_MESSAGES:
-		return "GET, POST, DELETE";
-	case R_PUBLISH:
-	case R_USER_UNSUBSCRIBE:
-		return "POST";
-	case R_CLIENT:
-	case R_USER:
-		return "DELETE";
-	case R_NONE:
-		break;
-	}
-	return "";
-}
+/* The methods each route takes: a bit per LWSHUMETH_*, and the same as an Allow header. */
+#define M(m) (1u << LWSHUMETH_##m)
+static const struct {
+	unsigned methods;
+	const char *allow;
+} route_methods[] = {
+	[R_NONE] = { 0, "" },
+	[R_CHANNELS] = { M(GET), "GET" },
+	[R_CHANNEL] = { M(GET), "GET" },
+	[R_PRESENCE] = { M(GET), "GET" },
+	[R_MESSAGES] = { M(GET) | M(POST) | M(DELETE), "GET, POST, DELETE" },
+	[R_PUBLISH] = { M(POST), "POST" },
+	[R_CLIENT] = { M(DELETE), "DELETE" },
+	[R_USER] = { M(DELETE), "DELETE" },
+	[R_USER_UNSUBSCRIBE] = { M(POST), "POST" },
+};
+#undef M
 
 static bool
 method_ok(enum route r, int m)
 {
-	switch (r) {
-	case R_CHANNELS:
-	case R_CHANNEL:
-	case R_PRESENCE:
-		return m == LWSHUMETH_GET;
-	case R_MESSAGES:
-		return m == LWSHUMETH_GET || m == LWSHUMETH_POST || m == LWSHUMETH_DELETE;
-	case R_PUBLISH:
-	case R_USER_UNSUBSCRIBE:
-		return m == LWSHUMETH_POST;
-	case R_CLIENT:
-	case R_USER:
-		return m == LWSHUMETH_DELETE;
-	case R_NONE:
-		break;
-	}
-	return false;
+	return m >= 0 && m < 32 && (route_methods[r].methods & (1u << m)) != 0;
 }
 
 static bool
@@ -397,22 +359,6 @@ answer(struct api_req *r, unsigned status, char *body, const char *hname, const 
 	r->ans = (struct api_answer){ true, status, xcheck(body), hname, hvalue };
 }
 
-static void answer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void
-answer_error(struct api_req *r, unsigned status, const char *code, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	proto_utf8_sanitize(msg);
-	answer(r, status, http_error_body(code, msg), NULL, NULL);
-}
-
 /* Sends the ready answer (then forgets it); 0 while none is ready. */
 static int
 send_answer(struct lws *wsi, struct api_req *r)
@@ -428,6 +374,22 @@ send_answer(struct lws *wsi, struct api_req *r)
 	return rc;
 }
 
+static int fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Answers the request now with an error. */
+static int
+fail(struct lws *wsi, unsigned status, const char *code, const char *fmt, ...)
+{
+	struct api_req *r = lws_wsi_user(wsi);
+	va_list ap;
+
+	va_start(ap, fmt);
+	answer(r, status, render_verror(code, fmt, ap), NULL, NULL);
+	va_end(ap);
+	return send_answer(wsi, r);
+}
+
 /* A completion made the answer ready: outside the handler, the writable callback sends
  * it. */
 static void
@@ -437,25 +399,40 @@ answer_ready(struct api_req *r)
 		lws_callback_on_writable(r->wsi);
 }
 
-/* The answer to a refused operation: rc is what backend.h lists. */
-static void
-answer_rc(struct api_req *r, int rc, const char *channel)
+/* The body of a request's answer from what its one backend operation answered. */
+static char *
+render(const struct api_req *r, const void *result)
 {
-	if (rc == -ENOENT)
-		answer_error(r, 403, "forbidden", "the namespace of %s is not configured", channel);
-	else if (rc == -EPERM)
-		answer_error(r, 403, "forbidden", "that feature is off in the namespace of %s",
-			     channel);
-	else if (rc == -EMSGSIZE)
-		answer_error(r, 413, "too_large", "data is over limits.max_data_size");
-	else
-		answer(r, 503,
-		       http_error_body(
-			       "unavailable",
-			       rc == -EAGAIN
-				       ? "the server has too many operations in flight; retry later"
-				       : "the server cannot reach its engine; retry later"),
-		       "retry-after:", "1");
+	if (r->route == R_CHANNEL)
+		return render_channel(r->arg, r->arg_len, result);
+	if (r->route == R_PRESENCE)
+		return render_presence(r->arg, r->arg_len, result);
+	/* R_MESSAGES: read, published to, or reset */
+	if (r->method == LWSHUMETH_GET)
+		return render_history(r->arg, r->arg_len, result,
+				      r->has_since ? r->since_epoch : NULL);
+	if (r->method == LWSHUMETH_POST)
+		return render_published(r->arg, result);
+	return render_position(r->arg, r->arg_len, result);
+}
+
+/* The completion of a request's one backend operation (r->cookie). */
+static void
+on_done(void *arg, int rc, const void *result)
+{
+	struct api_req *r = arg;
+	unsigned status;
+	char *body;
+
+	r->cookie = 0;
+	if (rc != 0) { /* refused: rc is what backend.h lists */
+		body = render_refusal(rc, r->arg, &status);
+		answer(r, status, body, status == 503 ? "retry-after:" : NULL,
+		       status == 503 ? "1" : NULL);
+	} else { /* a POST here published a message: 201 */
+		answer(r, r->method == LWSHUMETH_POST ? 201 : 200, render(r, result), NULL, NULL);
+	}
+	answer_ready(r);
 }
 
 /* Starts one backend operation whose completion fills r->ans, and answers now if it
@@ -492,59 +469,6 @@ parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* {"channel":..., extra's members..., key: raw} (extra taken, may be NULL). */
-static char *
-with_list(const char *channel, size_t len, json_t *extra, const char *key, const char *raw,
-	  size_t raw_len)
-{
-	json_t *o = xcheck(json_pack("{s:s%}", "channel", channel, len));
-	size_t out_len;
-
-	if (extra != NULL)
-		json_object_update(o, extra);
-	json_decref(extra);
-	return xcheck(proto_encode_with_raw(o, key, raw, raw_len, &out_len));
-}
-
-static char *
-dump_owned(json_t *o)
-{
-	char *out = xcheck(json_dumps(o, JSON_COMPACT));
-
-	json_decref(o);
-	return out;
-}
-
-static void
-on_history(void *arg, int rc, const void *result)
-{
-	struct api_req *r = arg;
-	const struct engine_history *h = result;
-	bool truncated;
-	size_t alen;
-	char *arr;
-	json_t *extra;
-
-	r->cookie = 0;
-	if (rc != 0) {
-		answer_rc(r, rc, r->arg);
-	} else {
-		/* With a current since, the oldest after it (the client pages on); else the
-		 * newest. */
-		arr = listing_messages(h->messages, h->count, HTTP_RESPONSE_BUDGET,
-				       r->has_since && strcmp(h->pos.epoch, r->since_epoch) == 0,
-				       &truncated, &alen);
-		extra = xcheck(json_pack("{s:I,s:s}", "offset", (json_int_t)h->pos.offset, "epoch",
-					 h->pos.epoch));
-		if (truncated)
-			json_object_set_new(extra, "truncated", json_true());
-		answer(r, 200, with_list(r->arg, r->arg_len, extra, "messages", arr, alen), NULL,
-		       NULL);
-		free(arr);
-	}
-	answer_ready(r);
-}
-
 static int
 get_history(struct lws *wsi, struct server *srv, struct api_req *r)
 {
@@ -563,90 +487,22 @@ get_history(struct lws *wsi, struct server *srv, struct api_req *r)
 	r->has_since = epoch != NULL;
 	START(r, wsi,
 	      backend_history(srv->hub, r->arg, r->arg_len, lim, epoch, off, clock_now_ms(),
-			      on_history, r));
+			      on_done, r));
 	return send_answer(wsi, r);
 }
 
-static void
-on_channel(void *arg, int rc, const void *result)
-{
-	struct api_req *r = arg;
-	const struct backend_channel *c = result;
-	json_t *o;
-
-	r->cookie = 0;
-	if (rc != 0) {
-		answer_rc(r, rc, r->arg);
-	} else {
-		o = xcheck(json_pack("{s:s%,s:I,s:I,s:s}", "channel", r->arg, r->arg_len,
-				     "subscribers", (json_int_t)c->subscribers, "offset",
-				     (json_int_t)c->pos.offset, "epoch", c->pos.epoch));
-		if (c->has_presence)
-			json_object_set_new(o, "presence",
-					    json_pack("{s:I,s:I}", "clients",
-						      (json_int_t)c->presence.clients, "users",
-						      (json_int_t)c->presence.users));
-		answer(r, 200, dump_owned(o), NULL, NULL);
-	}
-	answer_ready(r);
-}
-
-static void
-on_presence(void *arg, int rc, const void *result)
-{
-	struct api_req *r = arg;
-	const struct engine_presence *p = result;
-	bool truncated;
-	size_t alen;
-	char *arr;
-
-	r->cookie = 0;
-	if (rc != 0) {
-		answer_rc(r, rc, r->arg);
-	} else {
-		arr = listing_members(p->members, p->count, SIZE_MAX, &truncated, &alen);
-		answer(r, 200, with_list(r->arg, r->arg_len, NULL, "members", arr, alen), NULL,
-		       NULL);
-		free(arr);
-	}
-	answer_ready(r);
-}
-
-static void
-on_reset(void *arg, int rc, const void *result)
-{
-	struct api_req *r = arg;
-	const struct engine_position *pos = result;
-
-	r->cookie = 0;
-	if (rc != 0)
-		answer_rc(r, rc, r->arg);
-	else
-		answer(r, 200,
-		       dump_owned(xcheck(json_pack("{s:s%,s:I,s:s}", "channel", r->arg, r->arg_len,
-						   "offset", (json_int_t)pos->offset, "epoch",
-						   pos->epoch))),
-		       NULL, NULL);
-	answer_ready(r);
-}
-
+/* GET channels: this node's channels whose name starts with prefix (NULL: all). */
 static char *
-channels_json(struct server *srv, const char *prefix)
+list_channels(struct server *srv, const char *prefix)
 {
 	struct backend_channel_list l;
-	json_t *arr = xcheck(json_array()), *o;
+	char *body;
 
 	backend_channels(srv->hub, prefix != NULL ? prefix : "",
 			 prefix != NULL ? strlen(prefix) : 0, &l);
-	for (size_t i = 0; i < l.count; i++)
-		json_array_append_new(arr, json_pack("{s:s%,s:I}", "channel", l.entries[i].name,
-						     l.entries[i].len, "subscribers",
-						     (json_int_t)l.entries[i].subscribers));
-	o = xcheck(json_pack("{s:o}", "channels", arr)); /* takes the array */
-	if (l.truncated) /* a bounded response; narrow it with a prefix */
-		json_object_set_new(o, "truncated", json_true());
+	body = render_channels(&l);
 	backend_channel_list_fini(&l);
-	return dump_owned(o);
+	return body;
 }
 
 static int
@@ -657,30 +513,28 @@ on_get_or_delete(struct lws *wsi, struct server *srv, struct api_req *r)
 
 	switch (r->route) {
 	case R_CHANNELS:
-		answer(r, 200, channels_json(srv, query(wsi, "prefix=", buf, sizeof(buf))), NULL,
+		answer(r, 200, list_channels(srv, query(wsi, "prefix=", buf, sizeof(buf))), NULL,
 		       NULL);
 		break;
 	case R_CHANNEL:
 		START(r, wsi,
-		      backend_channel(srv->hub, r->arg, r->arg_len, clock_now_ms(), on_channel, r));
+		      backend_channel(srv->hub, r->arg, r->arg_len, clock_now_ms(), on_done, r));
 		break;
 	case R_PRESENCE:
-		START(r, wsi, backend_presence(srv->hub, r->arg, r->arg_len, on_presence, r));
+		START(r, wsi, backend_presence(srv->hub, r->arg, r->arg_len, on_done, r));
 		break;
 	case R_MESSAGES:
 		if (r->method == LWSHUMETH_GET)
 			return get_history(wsi, srv, r);
-		START(r, wsi, backend_reset(srv->hub, r->arg, r->arg_len, on_reset, r));
+		START(r, wsi, backend_reset(srv->hub, r->arg, r->arg_len, on_done, r));
 		break;
 	case R_CLIENT:
 		n = backend_disconnect_client(srv->hub, r->arg, r->arg_len);
-		snprintf(buf, sizeof(buf), "{\"disconnected\":%zu}", n);
-		answer(r, 200, xstrdup(buf), NULL, NULL);
+		answer(r, 200, render_count("disconnected", n), NULL, NULL);
 		break;
 	case R_USER:
 		n = backend_disconnect_user(srv->hub, r->arg, r->arg_len);
-		snprintf(buf, sizeof(buf), "{\"disconnected\":%zu}", n);
-		answer(r, 200, xstrdup(buf), NULL, NULL);
+		answer(r, 200, render_count("disconnected", n), NULL, NULL);
 		break;
 	default:
 		return fail(wsi, 404, "not_found", "no such route");
@@ -705,25 +559,6 @@ body_data(struct lws *wsi, struct api_req *r, json_t *root, size_t *len, int *rc
 	return raw;
 }
 
-static void
-on_posted(void *arg, int rc, const void *result)
-{
-	struct api_req *r = arg;
-	const struct engine_published *p = result;
-	char body[400];
-
-	r->cookie = 0;
-	if (rc != 0) {
-		answer_rc(r, rc, r->arg);
-	} else {
-		snprintf(body, sizeof(body),
-			 "{\"channel\":\"%s\",\"offset\":%" PRIu64 ",\"epoch\":\"%s\"}", r->arg,
-			 message_offset(p->msg), message_epoch(p->msg));
-		answer(r, 201, xstrdup(body), NULL, NULL);
-	}
-	answer_ready(r);
-}
-
 static int
 post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
 {
@@ -734,7 +569,7 @@ post_message(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 	if (data == NULL)
 		return rc;
 	START(r, wsi,
-	      backend_publish(srv->hub, r->arg, r->arg_len, data, dlen, clock_now_ms(), on_posted,
+	      backend_publish(srv->hub, r->arg, r->arg_len, data, dlen, clock_now_ms(), on_done,
 			      r));
 	return send_answer(wsi, r);
 }
@@ -749,24 +584,17 @@ listed_before(const json_t *chans, size_t i)
 	return false;
 }
 
-static json_t *
-channel_error(const char *name, size_t len, const char *code, const char *message)
-{
-	return json_pack("{s:s%,s:{s:s,s:s}}", "channel", name, len, "error", "code", code,
-			 "message", message);
-}
-
 /* The results list is complete: it becomes the answer. */
 static void
 publish_finished(struct api_req *r)
 {
-	json_t *wrap = xcheck(json_pack("{s:o}", "results", r->results)); /* takes the list */
+	char *body = render_results(r->results); /* takes the list */
 
 	r->results = NULL;
 	free(r->slots);
 	r->slots = NULL;
 	r->nslots = 0;
-	answer(r, 200, dump_owned(wrap), NULL, NULL);
+	answer(r, 200, body, NULL, NULL);
 	answer_ready(r);
 }
 
@@ -775,27 +603,12 @@ on_published_one(void *arg, int rc, const void *result)
 {
 	struct pub_slot *slot = arg;
 	struct api_req *r = slot->r;
-	const struct engine_published *p = result;
 	json_t *item = json_array_get(r->results, slot->index);
 	const char *name = json_string_value(json_object_get(item, "channel"));
 
 	slot->cookie = 0;
-	if (rc == -ENOENT || rc == -EMSGSIZE)
-		json_array_set_new(r->results, slot->index,
-				   channel_error(name, strlen(name),
-						 rc == -ENOENT ? "forbidden" : "too_large",
-						 rc == -ENOENT ? "namespace not configured"
-							       : "data too large"));
-	else if (rc != 0)
-		json_array_set_new(
-			r->results, slot->index,
-			channel_error(name, strlen(name), "unavailable",
-				      "the server cannot reach its engine; retry later"));
-	else
-		json_array_set_new(r->results, slot->index,
-				   json_pack("{s:s,s:I,s:s}", "channel", name, "offset",
-					     (json_int_t)message_offset(p->msg), "epoch",
-					     message_epoch(p->msg)));
+	json_array_set_new(r->results, slot->index,
+			   render_publish_result(name, strlen(name), rc, result));
 	if (--r->outstanding == 0 && !r->in_handler)
 		publish_finished(r);
 }
@@ -844,15 +657,17 @@ post_publish(struct lws *wsi, struct server *srv, struct api_req *r, json_t *roo
 		if (!proto_channel_valid(name, nlen)) {
 			json_array_append_new(
 				r->results,
-				channel_error(name, nlen, "invalid_channel",
-					      "channel must be 1-255 bytes of [A-Za-z0-9_:.@=-]"));
+				render_channel_error(
+					name, nlen, "invalid_channel",
+					"channel must be 1-255 bytes of [A-Za-z0-9_:.@=-]"));
 			continue;
 		}
 		if (!key_allows(r->key, name, nlen)) {
 			json_array_append_new(
 				r->results,
-				channel_error(name, nlen, "forbidden",
-					      "the API key's channels do not cover this channel"));
+				render_channel_error(
+					name, nlen, "forbidden",
+					"the API key's channels do not cover this channel"));
 			continue;
 		}
 		slot = &r->slots[r->nslots++];
@@ -872,7 +687,6 @@ static int
 post_unsubscribe(struct lws *wsi, struct server *srv, struct api_req *r, json_t *root)
 {
 	json_t *c = json_object_get(root, "channel");
-	char body[64];
 	size_t n;
 
 	if (!json_is_string(c) || !proto_channel_valid(json_string_value(c), json_string_length(c)))
@@ -882,8 +696,8 @@ post_unsubscribe(struct lws *wsi, struct server *srv, struct api_req *r, json_t 
 			    json_string_value(c));
 	n = backend_unsubscribe_user(srv->hub, r->arg, r->arg_len, json_string_value(c),
 				     json_string_length(c));
-	snprintf(body, sizeof(body), "{\"unsubscribed\":%zu}", n);
-	return respond(wsi, 200, body, strlen(body), NULL, NULL);
+	answer(r, 200, render_count("unsubscribed", n), NULL, NULL);
+	return send_answer(wsi, r);
 }
 
 /* The request is over (answered, or its connection closed): what it started and has not
@@ -1041,7 +855,7 @@ on_http(struct lws *wsi, struct api_req *r)
 	if (!method_ok(r->route, r->method))
 		return respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
 				     "this route does not take that method",
-				     "allow:", method_allow(r->route));
+				     "allow:", route_methods[r->route].allow);
 	if (route_names_channel(r->route)
 		    ? !key_allows(r->key, r->arg, r->arg_len)
 		    : (r->route != R_PUBLISH && r->route != R_USER_UNSUBSCRIBE &&
