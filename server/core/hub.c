@@ -237,7 +237,7 @@ release_kept(struct hub *hub, struct session *s, struct pending *op,
 			session_enqueue(s, k->f);
 		} else if (strcmp(message_epoch(k->msg), epoch) == 0 &&
 			   (epoch != pos->epoch || message_offset(k->msg) > pos->offset)) {
-			struct frame *f = xcheck(s->dialect->encode_message(k->msg));
+			struct frame *f = replay_frame(hub, s->dialect, k->msg);
 
 			hub->stats.delivered += session_enqueue(s, f);
 			frame_unref(f);
@@ -392,7 +392,7 @@ void
 hub_replay(struct hub *hub, struct session *s, struct message *const *msgs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct frame *f = xcheck(s->dialect->encode_message(msgs[i]));
+		struct frame *f = replay_frame(hub, s->dialect, msgs[i]);
 
 		if (session_enqueue(s, f)) {
 			hub->stats.replayed++;
@@ -607,6 +607,7 @@ hub_new_with_engine(const struct core_config *cfg, const uint8_t seed[16], engin
 	hub->channels = map_new(seed);
 	hub->sessions = map_new(seed);
 	hub->serials = map_new(seed);
+	hub->replay = replay_cache_new(seed);
 	hub->pending = pending_table_new(seed);
 	/* A hash under the seed, not seed bytes: client ids are public, the key is not. */
 	snprintf(hub->node, sizeof(hub->node), "%012" PRIx64,
@@ -646,6 +647,7 @@ hub_free(struct hub *hub)
 	map_free(hub->channels);
 	map_free(hub->sessions);
 	map_free(hub->serials);
+	replay_cache_free(hub->replay);
 	free(hub);
 }
 
@@ -687,6 +689,7 @@ hub_tick(struct hub *hub, uint64_t now_ms)
 		map_foreach(hub->sessions, expire_token, hub);
 	}
 	engine_tick(hub->engine, now_ms);
+	replay_cache_clear(hub->replay);
 }
 
 static void

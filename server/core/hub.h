@@ -91,6 +91,7 @@ struct hub_stats {
 	uint64_t published_server;	     /* ... through the HTTP API */
 	uint64_t delivered;		     /* message frames queued to subscribers */
 	uint64_t replayed;		     /* ... of them by recover/rewind */
+	uint64_t replay_encoded;	     /* frames encoded for replays (the rest shared) */
 	uint64_t join_leave;		     /* join/leave frames queued */
 	uint64_t subscriptions;		     /* now */
 };

@@ -114,7 +114,19 @@ struct hub {
 	uint64_t now_ms;	  /* monotonic time of the event being handled */
 	int64_t now_unix;	  /* wall clock at the last tick */
 	struct hub_stats stats;
+	struct replay_cache *replay; /* frames of replayed messages (owned) */
 };
+
+/* ---- replay.c: frames of replayed messages, shared for a moment ---- */
+
+struct replay_cache *replay_cache_new(const uint8_t seed[16]);
+void replay_cache_free(struct replay_cache *c); /* NULL-safe */
+/* Drops every entry (hub_tick does, once a second). */
+void replay_cache_clear(struct replay_cache *c);
+/* The frame of msg in dialect d for a replay or a release of kept messages: a
+ * reference the caller releases. The same frame for every session of d that replays msg
+ * until the cache is cleared; encoded (and counted in stats.replay_encoded) otherwise. */
+struct frame *replay_frame(struct hub *hub, const struct dialect *d, struct message *msg);
 
 /* ---- session.c ---- */
 

@@ -688,6 +688,48 @@ Test(state, recover_with_another_epoch_or_evicted_messages_is_not_recovered)
 	assert_no_leaks();
 }
 
+/* A reconnect storm replays the same recent messages to many subscribers: within a
+ * second they share one frame per message; after a tick the cache starts again. */
+Test(state, replays_of_the_same_messages_share_their_frames)
+{
+	enum { N = 20 };
+	static struct fake_session s[N];
+	struct fake_session pub;
+	char user[16];
+	uint64_t before;
+
+	connect_as(&pub, "p");
+	subscribe(&pub, "t");
+	publish_n(&pub, "t", 1, 5);
+	before = hub_stats(hub)->replay_encoded;
+	for (int i = 0; i < N; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		connect_as(&s[i], user);
+		fake_send(&s[i], hub, "{\"type\":\"subscribe\",\"channel\":\"t\",\"rewind\":5}");
+		cr_expect_str_eq(fake_pop_type(&s[i]), "subscribed");
+		for (int off = 1; off <= 5; off++) {
+			json_t *j = pop_expect(&s[i], "message");
+
+			cr_expect_eq(json_integer_value(json_object_get(j, "offset")), off);
+			cr_expect_eq(json_integer_value(json_object_get(j, "data")), off);
+			json_decref(j);
+		}
+	}
+	cr_expect_eq(hub_stats(hub)->replay_encoded - before, 5, "encoded %llu times",
+		     (unsigned long long)(hub_stats(hub)->replay_encoded - before));
+	hub_tick(hub, 1000);
+	fake_close(&s[0], hub);
+	connect_as(&s[0], "again");
+	fake_send(&s[0], hub, "{\"type\":\"subscribe\",\"channel\":\"t\",\"rewind\":2}");
+	cr_expect_str_eq(fake_pop_type(&s[0]), "subscribed");
+	cr_expect_eq(fake_drain(&s[0]), 2);
+	cr_expect_eq(hub_stats(hub)->replay_encoded - before, 7, "the tick kept the cache");
+	for (int i = 0; i < N; i++)
+		fake_close(&s[i], hub);
+	fake_close(&pub, hub);
+	assert_no_leaks();
+}
+
 Test(state, rewind_and_history_return_the_newest_messages_oldest_first)
 {
 	struct fake_session pub, a;
