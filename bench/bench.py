@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark Switchboard against nginx+nchan and a Node `ws` broadcast server.
+"""Benchmark Switchboard against nginx+nchan, a Node `ws` broadcast server and a Socket.IO server.
 
 Runs the same load generator (build/bench/loadgen) against each server, on the same
 machine, with the server pinned to CPU 0 and the load generator to CPU 1, a fresh server
@@ -37,11 +37,14 @@ NCHAN_MODULE_CANDIDATES = [
     "/usr/share/nginx/modules/ngx_nchan_module.so",
 ]
 
-SERVERS = ["switchboard", "nchan", "ws"]
-SERVER_TITLES = {"switchboard": "Switchboard", "nchan": "nginx+nchan", "ws": "Node ws"}
-LOADGEN_TARGET = {"switchboard": "switchboard", "nchan": "nchan", "ws": "ws"}
+SERVERS = ["switchboard", "nchan", "ws", "socketio"]
+SERVER_TITLES = {"switchboard": "Switchboard", "nchan": "nginx+nchan", "ws": "Node ws",
+                 "socketio": "Socket.IO"}
+LOADGEN_TARGET = {"switchboard": "switchboard", "nchan": "nchan", "ws": "ws", "socketio": "socketio"}
+NODE_SCRIPT = {"ws": "server.js", "socketio": "socketio.js"}
+NODE_MODULE = {"ws": "ws", "socketio": "socket.io"}
 
-PAYLOAD = 100  # bytes of each published message's data
+PAYLOAD = 100  # bytes of each published message's data, unless a workload says "size"
 CHANNEL = "bench"
 SERVER_CPU = "0"
 LOADGEN_CPU = "1"
@@ -60,6 +63,10 @@ def workloads(quick):
          "args": {"workload": "idle", "subs": idle_subs, "duration": d}},
         {"id": "W2", "title": "fan-out: 1,000 subscribers, max rate, window 32",
          "args": {"workload": "fanout", "subs": 1000, "window": 32, "duration": d}},
+        {"id": "W2k1", "title": "W2 with 1 KB messages: 1,000 subscribers, max rate, window 32",
+         "args": {"workload": "fanout", "subs": 1000, "window": 32, "size": 1024, "duration": d}},
+        {"id": "W2k16", "title": "W2 with 16 KB messages: 1,000 subscribers, max rate, window 32",
+         "args": {"workload": "fanout", "subs": 1000, "window": 32, "size": 16384, "duration": d}},
         {"id": "W3", "title": "fan-out: 10,000 subscribers, max rate, window 32",
          "args": {"workload": "fanout", "subs": 10000, "window": 32, "duration": d}},
         {"id": "W4", "title": "rate: 200 msg/s to 1,000 subscribers",
@@ -70,6 +77,16 @@ def workloads(quick):
          "args": {"workload": "churn", "conns": churn, "duration": d}},
         {"id": "W6", "title": "fan-out with slow readers: 1,000 subscribers plus 10 that never read",
          "args": {"workload": "fanout", "subs": 1000, "slow": 10, "window": 32, "duration": d}},
+        # Rooms: 10,000 subscribers, 10 in each of 1,000 channels, messages to random channels.
+        {"id": "R1", "title": "rooms: 10,000 subscribers in 1,000 channels, 2,000 msg/s (20,000 deliveries/s)",
+         "args": {"workload": "rooms", "subs": 10000, "channels": 1000, "publishers": 8, "rate": 2000,
+                  "duration": d}},
+        {"id": "R2", "title": "rooms: 10,000 subscribers in 1,000 channels, 10,000 msg/s (100,000 deliveries/s)",
+         "args": {"workload": "rooms", "subs": 10000, "channels": 1000, "publishers": 8, "rate": 10000,
+                  "duration": d}},
+        {"id": "R3", "title": "rooms: 10,000 subscribers in 1,000 channels, 20,000 msg/s (200,000 deliveries/s)",
+         "args": {"workload": "rooms", "subs": 10000, "channels": 1000, "publishers": 8, "rate": 20000,
+                  "duration": d}},
         # The same jobs over TLS (wss://, ECDSA P-256 certificate, TLS 1.3 as negotiated).
         {"id": "T2", "title": "W2 over TLS: 1,000 subscribers, max rate, window 32",
          "tls": True, "args": {"workload": "fanout", "subs": 1000, "window": 32, "duration": d}},
@@ -102,6 +119,15 @@ METRICS = {
            ("server CPU %", "server_cpu_pct", None),
            ("loadgen CPU %", "loadgen_cpu_pct", None)],
 }
+METRICS["R1"] = [("delivered/s", "deliveries_per_s", "higher"),
+                 ("expected deliveries/s", "deliveries_expected_per_s", None),
+                 ("latency p50, ms", "lat_p50_ms", "lower"),
+                 ("latency p99, ms", "lat_p99_ms", "lower"),
+                 ("publish lag max, ms", "publish_lag_max_ms", "lower"),
+                 ("lost", "lost", "lower"),
+                 ("server CPU %", "server_cpu_pct", "lower")]
+METRICS["R2"] = METRICS["R3"] = METRICS["R1"]
+METRICS["W2k1"] = METRICS["W2k16"] = METRICS["W2"]
 METRICS["W3"] = METRICS["W2"]
 METRICS["W4b"] = METRICS["W4"]
 METRICS["T2"] = METRICS["W2"]
@@ -189,11 +215,11 @@ class Tools:
             if not self.nchan_module:
                 return "the nchan module is not installed (libnginx-mod-nchan)"
             return None
-        if server == "ws":
+        if server in NODE_SCRIPT:
             if not self.node:
                 return "node not installed"
-            if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ws")):
-                return "bench/peers/node/node_modules missing (npm ci)"
+            if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", NODE_MODULE[server])):
+                return f"bench/peers/node/node_modules/{NODE_MODULE[server]} missing (npm ci)"
             return None
         return "unknown server"
 
@@ -253,7 +279,7 @@ def start_server(tools, server, rundir, tls=False):
             log = os.path.join(ndir, "error.log")
             argv = [tools.nginx, "-e", log, "-p", ndir + "/", "-c", os.path.join(ndir, "nginx.conf")]
         else:
-            argv = [tools.node, os.path.join(NODE_DIR, "server.js"), str(port)]
+            argv = [tools.node, os.path.join(NODE_DIR, NODE_SCRIPT[server]), str(port)]
             if tls:
                 env.update(TLS_CERT=cert, TLS_KEY=key)
         with open(log, "ab") as out:
@@ -302,11 +328,11 @@ def run_loadgen(tools, server, port, pid, wl, connect_timeout):
         settle_timewait()
     argv = [tools.loadgen, "--target", LOADGEN_TARGET[server], "--host", "127.0.0.1",
             "--port", str(port), "--workload", a["workload"], "--duration", str(a["duration"]),
-            "--size", str(PAYLOAD), "--channel", CHANNEL, "--server-pid", str(pid),
+            "--size", str(a.get("size", PAYLOAD)), "--channel", CHANNEL, "--server-pid", str(pid),
             "--connect-timeout", str(connect_timeout)]
     if wl.get("tls"):
         argv.append("--tls")
-    for key in ("subs", "slow", "window", "rate", "conns", "concurrency"):
+    for key in ("subs", "slow", "window", "rate", "conns", "concurrency", "channels", "publishers"):
         if key in a:
             argv += [f"--{key}", str(a[key])]
     timeout = a["duration"] + (300 if a["workload"] == "churn" else 120)
@@ -372,12 +398,13 @@ def machine_info(tools):
                     break
     except OSError:
         pass
-    ws_version = None
-    try:
-        with open(os.path.join(NODE_DIR, "node_modules", "ws", "package.json")) as f:
-            ws_version = json.load(f).get("version")
-    except (OSError, ValueError):
-        pass
+    versions = {}
+    for module in NODE_MODULE.values():
+        try:
+            with open(os.path.join(NODE_DIR, "node_modules", module, "package.json")) as f:
+                versions[module] = json.load(f).get("version")
+        except (OSError, ValueError):
+            versions[module] = None
     mem = None
     try:
         with open("/proc/meminfo") as f:
@@ -404,7 +431,8 @@ def machine_info(tools):
         "nginx": cmd_output([tools.nginx, "-v"]) if tools.nginx else None,
         "nchan": dpkg_version("libnginx-mod-nchan"),
         "node": cmd_output([tools.node, "--version"]) if tools.node else None,
-        "ws": ws_version,
+        "ws": versions["ws"],
+        "socketio": versions["socket.io"],
     }
 
 
@@ -501,8 +529,9 @@ def summarize(data):
         built = f"commit {info['switchboard_commit']}, built {info.get('switchboard_built')}; "
     lines.append(f"- servers: {info.get('switchboard')} ({built}libwebsockets {info.get('libwebsockets')}); "
                  f"{info.get('nginx')} with nchan {info.get('nchan')}; "
-                 f"Node {info.get('node')} with ws {info.get('ws')}")
-    lines.append(f"- {reps} repetition(s), {data['duration_s']} s per timed run, payload {PAYLOAD} bytes, "
+                 f"Node {info.get('node')} with ws {info.get('ws')} and socket.io {info.get('socketio')}")
+    lines.append(f"- {reps} repetition(s), {data['duration_s']} s per timed run, payload {PAYLOAD} bytes "
+                 f"(W2k1 1 KB, W2k16 16 KB), "
                  f"a fresh server process per run, servers taken in turn within each repetition; "
                  f"cells are the median over repetitions with [min–max]")
     lines.append(f"- raw results: {data['raw_file']}")
@@ -577,7 +606,7 @@ def summarize(data):
         if r.get("server_died"):
             issues.append(f"{tag}: the server exited during the run (status {r.get('server_exit')})")
         elif r.get("server_exit") not in (0, None) and not (
-                r["server"] == "ws" and r.get("server_exit") == -signal.SIGTERM):
+                r["server"] in NODE_SCRIPT and r.get("server_exit") == -signal.SIGTERM):
             issues.append(f"{tag}: the server exited with status {r.get('server_exit')} on SIGTERM")
         res = r.get("result")
         if res is None:
@@ -589,6 +618,9 @@ def summarize(data):
         want = wl.get("subs")
         if want and isinstance(res.get("connected"), int) and res["connected"] < want:
             bad.append(f"connected={res['connected']} of {want}")
+        due, sent = res.get("published_expected"), res.get("published")
+        if isinstance(due, int) and isinstance(sent, int) and sent < due:
+            bad.append(f"published={sent} of {due} due (the server held the publishers up)")
         if bad:
             note = ""
             if "drain incomplete" in (lg.get("stderr_tail") or ""):
@@ -611,10 +643,10 @@ def summarize(data):
 # --------------------------------------------------------------------------- main
 
 def main():
-    ap = argparse.ArgumentParser(description="Switchboard vs nginx+nchan vs Node ws (bench/README.md)")
+    ap = argparse.ArgumentParser(description="Switchboard vs nginx+nchan, Node ws and Socket.IO (bench/README.md)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3; 1 with --quick)")
     ap.add_argument("--only", default="", help="comma-separated workloads, e.g. W2,W3")
-    ap.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: switchboard,nchan,ws")
+    ap.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: " + ",".join(SERVERS))
     ap.add_argument("--quick", action="store_true",
                     help="1 repetition, 3 s runs, W1 with 2,000 subscribers, W5 with 5,000 connections")
     ap.add_argument("--duration", type=int, default=0, help="seconds per timed run (default 10, 3 with --quick)")
@@ -642,8 +674,9 @@ def main():
         for w in wls:
             w["args"]["duration"] = args.duration
     if args.only:
-        want = [x.strip().upper().replace("W4B", "W4b") for x in args.only.split(",") if x.strip()]
-        unknown = [x for x in want if x not in {w["id"] for w in wls}]
+        ids = {w["id"].upper(): w["id"] for w in wls}
+        want = [ids.get(x.strip().upper(), x.strip()) for x in args.only.split(",") if x.strip()]
+        unknown = [x for x in want if x not in ids.values()]
         if unknown:
             ap.error(f"unknown workload(s): {', '.join(unknown)}")
         wls = [w for w in wls if w["id"] in want]
@@ -733,7 +766,8 @@ def main():
                     res = entry.get("result") or {}
                     brief = ", ".join(f"{k}={res[k]}" for k in
                                       ("connected", "deliveries_per_s", "lat_p50_ms", "lat_p99_ms",
-                                       "lost", "rss_per_conn_bytes", "conn_per_s", "slow_closed",
+                                       "lost", "publish_lag_max_ms", "rss_per_conn_bytes", "conn_per_s",
+                                       "slow_closed",
                                        "server_cpu_pct")
                                       if res.get(k) is not None)
                     if entry.get("error"):

@@ -83,14 +83,17 @@
 #define SLOW_QUIET_US 1000000
 #define CHURN_SETUP_US 10000000
 #define CHURN_CLOSE_US 2000000
-#define RATE_MAX_BURST 4	   /* rate: at most this many messages sent at once */
-#define PUB_BACKLOG_MAX (1u << 20) /* fanout: stop queueing when the publisher has this unsent */
+#define RATE_MAX_BURST 4	    /* rate: at most this many messages sent at once */
+#define ROOMS_BURST 64		    /* rooms: at most this many messages queued per loop turn */
+#define ROOMS_BACKLOG (16u * 1024u) /* rooms: a publisher with this much unsent waits */
+#define ROOMS_GRACE_US 1000000	    /* rooms: how long past the end messages due may still go */
+#define PUB_BACKLOG_MAX (1u << 20)  /* fanout: stop queueing when the publisher has this unsent */
 #define TIMER_TAG UINT64_MAX
 #define MAX_CLOSE_CODES 16
 #define MAX_LOGGED 10
 
-enum target { T_SWITCHBOARD, T_NCHAN, T_WS };
-enum workload { W_IDLE, W_FANOUT, W_RATE, W_CHURN };
+enum target { T_SWITCHBOARD, T_NCHAN, T_WS, T_SOCKETIO };
+enum workload { W_IDLE, W_FANOUT, W_RATE, W_CHURN, W_ROOMS };
 enum role { R_SUB, R_SLOW, R_PUB, R_CHURN };
 enum state {
 	S_FREE,
@@ -107,8 +110,8 @@ enum phase { PH_SETUP, PH_SETTLE, PH_RUN, PH_DRAIN, PH_POST, PH_CHURN };
 /* Why a connection ended. */
 enum down { D_TRANSPORT, D_EOF, D_CLOSE, D_HTTP, D_PROTO, D_TIMEOUT };
 
-static const char *const target_names[] = { "switchboard", "nchan", "ws" };
-static const char *const workload_names[] = { "idle", "fanout", "rate", "churn" };
+static const char *const target_names[] = { "switchboard", "nchan", "ws", "socketio" };
+static const char *const workload_names[] = { "idle", "fanout", "rate", "churn", "rooms" };
 static const char *const role_names[] = { "subscriber", "slow subscriber", "publisher", "churn" };
 
 struct conn {
@@ -126,6 +129,7 @@ struct conn {
 	uint8_t close_sent, close_rcvd, retries;
 	uint16_t close_code; /* code of the close frame received (1005: no code), 0: none */
 	uint32_t id;	     /* chooses the source address */
+	uint32_t chan;	     /* rooms: a subscriber's channel, or a publisher's number */
 	uint8_t *frag;
 	uint32_t frag_len, frag_cap;
 	uint8_t *out;
@@ -140,7 +144,7 @@ static struct options {
 	char host[64];
 	bool v6, tls;
 	int port;
-	long subs, slow, window, size, conns, concurrency;
+	long subs, slow, window, size, conns, concurrency, channels, publishers;
 	double duration, rate, connect_timeout;
 	int server_pid;
 	char channel[256];
@@ -153,6 +157,8 @@ static struct options {
 	.size = 100,
 	.conns = 20000,
 	.concurrency = 64,
+	.channels = 1000,
+	.publishers = 8,
 	.duration = 10,
 	.rate = 200,
 	.connect_timeout = 60,
@@ -205,6 +211,17 @@ static struct {
 		long n;
 	} codes[MAX_CLOSE_CODES];
 	int ncodes;
+
+	/* rooms: channel k is published by publisher k % npub (one per channel for the targets
+	 * that address channels by URL), so each channel's messages leave through one
+	 * connection and its subscribers can check the order. */
+	uint64_t *chan_pub;	 /* messages published on each channel (its last seq) */
+	long *chan_live;	 /* live subscribers of each channel */
+	uint64_t live_expect;	 /* sum over live subscribers of their channel's chan_pub */
+	long npub;		 /* publishers: c[o.subs .. o.subs + npub) */
+	uint64_t pub_expected;	 /* messages the schedule had due before the end */
+	struct lg_hist publag;	 /* due time -> queued to the socket, microseconds */
+	uint64_t acks, acks_run; /* publish acknowledgements: in all, while publishing */
 
 	/* churn */
 	long churn_started, churn_ok, churn_failed;
@@ -506,20 +523,40 @@ measure_end(int64_t now)
 
 /* ---------------------------------------------------------------- connections */
 
+/* Channel k of the rooms workload ("room-<k>"); --channel for the other workloads. */
+static const char *
+chan_name(uint32_t k, char *buf, size_t len)
+{
+	if (o.workload != W_ROOMS)
+		return o.channel;
+	snprintf(buf, len, "room-%u", k);
+	return buf;
+}
+
 static const char *
 conn_path(const struct conn *c, char *buf, size_t len)
 {
 	bool pub = c->role == R_PUB;
+	char name[32];
 
 	switch (o.target) {
 	case T_SWITCHBOARD:
 		snprintf(buf, len, "/ws");
 		break;
-	case T_NCHAN:
-		snprintf(buf, len, "%s%s", pub ? "/pub/" : "/sub/", o.channel);
-		break;
 	case T_WS:
-		snprintf(buf, len, "%s", pub ? "/pub" : "/sub");
+		if (o.workload != W_ROOMS) {
+			/* The one broadcast of the Node peer (older peers have no other). */
+			snprintf(buf, len, "%s", pub ? "/pub" : "/sub");
+			break;
+		}
+		/* Rooms address channels by URL, as nchan does. */
+		/* fallthrough */
+	case T_NCHAN:
+		snprintf(buf, len, "%s%s", pub ? "/pub/" : "/sub/",
+			 chan_name(c->chan, name, sizeof name));
+		break;
+	case T_SOCKETIO:
+		snprintf(buf, len, "/socket.io/?EIO=4&transport=websocket");
 		break;
 	}
 	return buf;
@@ -744,6 +781,10 @@ conn_down(struct conn *c, enum down kind, const char *why)
 	case R_SUB:
 		g.live--;
 		g.live_distinct -= c->distinct;
+		if (g.chan_live != NULL) {
+			g.chan_live[c->chan]--;
+			g.live_expect -= g.chan_pub[c->chan];
+		}
 		if (g.ring) {
 			uint64_t s;
 
@@ -788,6 +829,8 @@ on_ready(struct conn *c, int64_t now)
 		g.ready_total++;
 		g.ready_subs++;
 		g.live++;
+		if (g.chan_live != NULL)
+			g.chan_live[c->chan]++;
 		break;
 	case R_SLOW:
 		g.inprog--;
@@ -814,19 +857,22 @@ on_ready(struct conn *c, int64_t now)
 static void
 on_ws_open(struct conn *c, int64_t now)
 {
-	char buf[400];
+	char buf[400], name[32];
 
-	if (o.target != T_SWITCHBOARD) {
+	if (o.target == T_NCHAN || o.target == T_WS) {
 		/* nchan and ws: the upgrade is the subscription. */
 		on_ready(c, now);
 		return;
 	}
+	c->state = S_SUBSCRIBING;
+	if (o.target == T_SOCKETIO)
+		return; /* the server speaks first (sio_setup) */
 	ws_queue_str(c, "{\"type\":\"connect\"}");
 	if (c->role != R_PUB) {
-		snprintf(buf, sizeof buf, "{\"type\":\"subscribe\",\"channel\":\"%s\"}", o.channel);
+		snprintf(buf, sizeof buf, "{\"type\":\"subscribe\",\"channel\":\"%s\"}",
+			 chan_name(c->chan, name, sizeof name));
 		ws_queue_str(c, buf);
 	}
-	c->state = S_SUBSCRIBING;
 	conn_flush(c);
 }
 
@@ -853,12 +899,12 @@ log_frame(const struct conn *c, const char *what, const uint8_t *d, size_t len)
 }
 
 /* A delivery to a (non-slow) subscriber: the payload is at the first '#':
- * "#<seq>:<send_time_us>#". */
+ * "#<seq>:<send_time_us>#", rooms "#<seq>:<send_time_us>#<channel>#". */
 static void
 deliver(struct conn *c, const uint8_t *d, size_t len, int64_t now)
 {
 	const uint8_t *p = memchr(d, '#', len), *e = d + len;
-	uint64_t seq = 0, t = 0;
+	uint64_t seq = 0, t = 0, top = g.published;
 	int64_t lat;
 	const uint8_t *q;
 
@@ -874,12 +920,26 @@ deliver(struct conn *c, const uint8_t *d, size_t len, int64_t now)
 		t = t * 10 + (unsigned)(*p - '0');
 	if (p == q || p >= e || *p != '#')
 		goto bad;
+	if (o.workload == W_ROOMS) {
+		uint64_t k = 0;
+
+		for (q = ++p; p < e && (unsigned)(*p - '0') <= 9u; p++)
+			k = k * 10 + (unsigned)(*p - '0');
+		if (p == q || p >= e || *p != '#')
+			goto bad;
+		if (k != c->chan) {
+			g.errors++;
+			log_frame(c, "delivery of another channel's message", d, len);
+			return;
+		}
+		top = g.chan_pub[k];
+	}
 	if ((int64_t)t < g.start_us) {
 		/* Published before this process started: left over from an earlier run. */
 		g.stale++;
 		return;
 	}
-	if (seq == 0 || seq > g.published) {
+	if (seq == 0 || seq > top) {
 		g.errors++;
 		log_frame(c, "delivery of a message not published", d, len);
 		return;
@@ -914,33 +974,100 @@ bad:
 	log_frame(c, "unparsable delivery", d, len);
 }
 
+/* Is this message to a subscriber a delivery (not a reply or a control packet)? */
+static bool
+is_delivery(const uint8_t *d, size_t len)
+{
+	static const char msg_head[] = "{\"type\":\"message\"";
+	static const char sio_head[] = "42[\"msg\"";
+
+	switch (o.target) {
+	case T_SWITCHBOARD:
+		return (len >= sizeof msg_head - 1 &&
+			memcmp(d, msg_head, sizeof msg_head - 1) == 0) ||
+		       has(d, len, "\"type\":\"message\"");
+	case T_SOCKETIO:
+		return len >= sizeof sio_head - 1 && memcmp(d, sio_head, sizeof sio_head - 1) == 0;
+	default:
+		return true;
+	}
+}
+
+/* Socket.IO setup (Engine.IO v4, Socket.IO v5 over a WebSocket): the server opens with
+ * "0{...}", the client connects to the main namespace ("40", answered "40{...}"), then a
+ * subscriber sends 42["join","<channel>"] and is ready at 42["joined",...] (the peer's
+ * acknowledgement, bench/peers/node/socketio.js); a publisher is ready at "40". */
+static void
+sio_setup(struct conn *c, const uint8_t *d, size_t len, int64_t now)
+{
+	char buf[400], name[32];
+
+	if (len >= 2 && d[0] == '0' && d[1] == '{') {
+		ws_queue_str(c, "40");
+		conn_flush(c);
+	} else if (len >= 2 && d[0] == '4' && d[1] == '0') {
+		if (c->role == R_PUB) {
+			on_ready(c, now);
+			return;
+		}
+		snprintf(buf, sizeof buf, "42[\"join\",\"%s\"]",
+			 chan_name(c->chan, name, sizeof name));
+		ws_queue_str(c, buf);
+		conn_flush(c);
+	} else if (has(d, len, "42[\"joined\"")) {
+		on_ready(c, now);
+	} else if (len >= 2 && d[0] == '4' && d[1] == '4') {
+		conn_down(c, D_PROTO, "Socket.IO connect refused");
+	}
+}
+
+/* Switchboard acknowledges each publish ("published"), nchan answers each published frame
+ * with the channel's info; ws and socketio answer nothing. */
+static void
+on_publisher_reply(struct conn *c, const uint8_t *d, size_t len)
+{
+	if (o.target == T_SWITCHBOARD && has(d, len, "\"type\":\"error\"")) {
+		g.errors++;
+		log_frame(c, "error", d, len);
+		return;
+	}
+	if (o.target == T_NCHAN ||
+	    (o.target == T_SWITCHBOARD && has(d, len, "\"type\":\"published\""))) {
+		g.acks++;
+		if (g.phase == PH_RUN)
+			g.acks_run++;
+	}
+}
+
 static void
 on_message(struct conn *c, const uint8_t *d, size_t len, int64_t now)
 {
-	static const char msg_head[] = "{\"type\":\"message\"";
-
+	if (o.target == T_SOCKETIO && len == 1 && d[0] == '2') {
+		/* Engine.IO ping: pong, or the server drops the connection. */
+		ws_queue_str(c, "3");
+		conn_flush(c);
+		return;
+	}
 	switch (c->state) {
 	case S_READY:
 		if (c->role == R_SUB) {
-			if (o.target != T_SWITCHBOARD ||
-			    (len >= sizeof msg_head - 1 &&
-			     memcmp(d, msg_head, sizeof msg_head - 1) == 0) ||
-			    has(d, len, "\"type\":\"message\"")) {
+			if (is_delivery(d, len)) {
 				deliver(c, d, len, now);
 			} else if (has(d, len, "\"type\":\"error\"")) {
 				g.errors++;
 				log_frame(c, "error", d, len);
 			}
-		} else if (c->role == R_PUB && o.target == T_SWITCHBOARD &&
-			   has(d, len, "\"type\":\"error\"")) {
-			g.errors++;
-			log_frame(c, "error", d, len);
+		} else if (c->role == R_PUB) {
+			on_publisher_reply(c, d, len);
 		}
 		/* Slow subscribers (read only at the end) and publisher replies: ignored. */
 		break;
 	case S_SUBSCRIBING:
-		if (has(d, len,
-			c->role == R_PUB ? "\"type\":\"connected\"" : "\"type\":\"subscribed\"")) {
+		if (o.target == T_SOCKETIO) {
+			sio_setup(c, d, len, now);
+		} else if (has(d, len,
+			       c->role == R_PUB ? "\"type\":\"connected\""
+						: "\"type\":\"subscribed\"")) {
 			on_ready(c, now);
 		} else if (has(d, len, "\"type\":\"error\"")) {
 			char buf[200];
@@ -1274,60 +1401,67 @@ poll_once(int timeout_ms)
 
 /* ---------------------------------------------------------------- publishing */
 
-/* Payload layout: "#<seq>:<send_time_us>#" then 'x' up to the size.
+/* Payload layout: "#<seq>:<send_time_us>#" (rooms: "#<seq>:<send_time_us>#<channel>#", the seq
+ * counted per channel) then 'x' up to the size.
  * switchboard: the frame is {"type":"publish","channel":"<ch>","data":"<content>"}, and the JSON
  *   string "<content>" including its two quotes is --size bytes (content is size - 2 bytes),
  *   so the `data` value in the delivered message is --size bytes as written.
+ * socketio: the frame is 42["pub","<ch>","<content>"], content as for switchboard.
  * nchan, ws: the frame body is the content, --size bytes.
- * When the size is too small for the "#seq:time#" head, the content is just the head. */
+ * When the size is too small for the head, the content is just the head. */
 static void
 payload_init(void)
 {
-	size_t content = (size_t)o.size;
+	g.pay_cap = (size_t)o.size + 512;
+	g.pay = xrealloc(NULL, g.pay_cap);
+}
 
-	if (o.target == T_SWITCHBOARD) {
-		char pre[400];
+/* Queue message seq of channel k (rooms; 0 otherwise) on pub, stamped now. */
+static void
+publish_msg(struct conn *pub, uint32_t k, uint64_t seq, int64_t now)
+{
+	bool json = o.target == T_SWITCHBOARD || o.target == T_SOCKETIO;
+	size_t content = json ? (o.size >= 2 ? (size_t)o.size - 2 : 0) : (size_t)o.size;
+	size_t pre = 0, h = 0;
+	char name[32];
+	uint8_t *p;
 
-		snprintf(pre, sizeof pre, "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":\"",
-			 o.channel);
-		g.pay_prefix = strlen(pre);
-		content = o.size >= 2 ? (size_t)o.size - 2 : 0;
-		g.pay_cap = g.pay_prefix + content + 64;
-		g.pay = xrealloc(NULL, g.pay_cap);
-		memcpy(g.pay, pre, g.pay_prefix);
-	} else {
-		g.pay_prefix = 0;
-		g.pay_cap = content + 64;
-		g.pay = xrealloc(NULL, g.pay_cap);
+	if (o.target == T_SWITCHBOARD)
+		pre = (size_t)sprintf((char *)g.pay,
+				      "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":\"",
+				      chan_name(k, name, sizeof name));
+	else if (o.target == T_SOCKETIO)
+		pre = (size_t)sprintf((char *)g.pay, "42[\"pub\",\"%s\",\"",
+				      chan_name(k, name, sizeof name));
+	p = g.pay + pre;
+	if (!g.t_first_us)
+		g.t_first_us = now;
+	p[h++] = '#';
+	h += fmt_u64((char *)p + h, seq);
+	p[h++] = ':';
+	h += fmt_u64((char *)p + h, (uint64_t)now);
+	p[h++] = '#';
+	if (o.workload == W_ROOMS) {
+		h += fmt_u64((char *)p + h, k);
+		p[h++] = '#';
 	}
+	if (content > h)
+		memset(p + h, 'x', content - h);
+	else
+		content = h;
+	if (json) {
+		p[content] = '"';
+		p[content + 1] = o.target == T_SWITCHBOARD ? '}' : ']';
+		content += 2;
+	}
+	ws_queue(pub, 1, g.pay, pre + content);
 }
 
 static void
 publish_one(struct conn *pub, int64_t now)
 {
-	size_t content =
-		o.target == T_SWITCHBOARD ? (o.size >= 2 ? (size_t)o.size - 2 : 0) : (size_t)o.size;
-	uint8_t *p = g.pay + g.pay_prefix;
-	size_t h = 0;
-
-	if (!g.t_first_us)
-		g.t_first_us = now;
 	g.published++;
-	p[h++] = '#';
-	h += fmt_u64((char *)p + h, g.published);
-	p[h++] = ':';
-	h += fmt_u64((char *)p + h, (uint64_t)now);
-	p[h++] = '#';
-	if (content > h)
-		memset(p + h, 'x', content - h);
-	else
-		content = h;
-	if (o.target == T_SWITCHBOARD) {
-		p[content] = '"';
-		p[content + 1] = '}';
-		content += 2;
-	}
-	ws_queue(pub, 1, g.pay, g.pay_prefix + content);
+	publish_msg(pub, 0, g.published, now);
 }
 
 static void
@@ -1446,6 +1580,43 @@ settle_after_setup(void)
 		settle(500000);
 }
 
+/* The publishing timer (g.timerfd), in the epoll set as TIMER_TAG; g.timer_fired when due. */
+static void
+timer_open(void)
+{
+	struct epoll_event ev;
+
+	g.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (g.timerfd < 0)
+		die(1, "timerfd_create: %s", strerror(errno));
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN;
+	ev.data.u64 = TIMER_TAG;
+	if (epoll_ctl(g.ep, EPOLL_CTL_ADD, g.timerfd, &ev) < 0)
+		die(1, "epoll_ctl: %s", strerror(errno));
+}
+
+static void
+timer_stop(void)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof its);
+	timerfd_settime(g.timerfd, 0, &its, NULL);
+}
+
+/* Arm the one-shot timer for time t (monotonic microseconds). */
+static void
+timer_at(int64_t t)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof its);
+	its.it_value.tv_sec = t / 1000000;
+	its.it_value.tv_nsec = (long)(t % 1000000) * 1000;
+	timerfd_settime(g.timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
 static void
 publish_phase(void)
 {
@@ -1468,19 +1639,11 @@ publish_phase(void)
 		g.ring_mask = r - 1;
 	} else {
 		struct itimerspec its;
-		struct epoll_event ev;
 		long long period = (long long)(1e9 / o.rate);
 
 		if (period < 1)
 			period = 1;
-		g.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (g.timerfd < 0)
-			die(1, "timerfd_create: %s", strerror(errno));
-		memset(&ev, 0, sizeof ev);
-		ev.events = EPOLLIN;
-		ev.data.u64 = TIMER_TAG;
-		if (epoll_ctl(g.ep, EPOLL_CTL_ADD, g.timerfd, &ev) < 0)
-			die(1, "epoll_ctl: %s", strerror(errno));
+		timer_open();
 		memset(&its, 0, sizeof its);
 		its.it_value.tv_nsec = 1;
 		its.it_interval.tv_sec = period / 1000000000LL;
@@ -1538,12 +1701,8 @@ publish_phase(void)
 		poll_once(fanout ? 5 : debt ? 0 : 10);
 		now = lg_mono_us();
 	}
-	if (!fanout) {
-		struct itimerspec its;
-
-		memset(&its, 0, sizeof its);
-		timerfd_settime(g.timerfd, 0, &its, NULL);
-	}
+	if (!fanout)
+		timer_stop();
 	g.t_pub_end_us = now;
 	g.phase = PH_DRAIN;
 	drain_end = now + DRAIN_US;
@@ -1565,6 +1724,110 @@ publish_phase(void)
 	if (g.rate_skipped)
 		note("rate: fell more than 100 ms behind, %llu send slots skipped",
 		     (unsigned long long)g.rate_skipped);
+}
+
+static bool
+rooms_drained(void)
+{
+	long i;
+
+	for (i = 0; i < g.npub; i++) {
+		const struct conn *pub = &g.c[o.subs + i];
+
+		if (pub->fd >= 0 && pub->out_off < pub->out_len)
+			return false;
+	}
+	return g.live_distinct >= g.live_expect;
+}
+
+/* Message i is due at t0 + i / rate, each on a random channel, queued on that channel's
+ * publisher. A publisher with ROOMS_BACKLOG unsent (the server is not reading it) holds the
+ * schedule up: publish_lag measures how late messages go out, and what was due but never
+ * sent before the end shows as published < published_expected. */
+static void
+rooms_phase(void)
+{
+	int64_t now = lg_mono_us(), t0, t_stop, drain_end;
+	double step = 1e6 / o.rate;
+	size_t backlog = ROOMS_BACKLOG > 2 * (size_t)o.size ? ROOMS_BACKLOG : 2 * (size_t)o.size;
+	uint32_t k = (uint32_t)(rng64() % (uint64_t)o.channels);
+	long i;
+
+	timer_open();
+	g.phase = PH_RUN;
+	measure_begin(now);
+	t0 = now;
+	t_stop = t0 + (int64_t)(o.duration * 1e6);
+	g.pub_expected = (uint64_t)ceil((double)(t_stop - t0) / step);
+	note("rooms: %ld subscribers in %ld channels, %ld publishers, %.0f msg/s for %.1f s",
+	     o.subs, o.channels, g.npub, o.rate, o.duration);
+	/* Until every message due before t_stop is out (or the grace time is over). */
+	while (g.published < g.pub_expected && now < t_stop + ROOMS_GRACE_US && !g.pub_dead &&
+	       g.live > 0) {
+		int64_t due = 0;
+		bool held = false;
+		int n;
+
+		for (n = 0; n < ROOMS_BURST && g.published < g.pub_expected; n++) {
+			struct conn *pub = &g.c[o.subs + k % (uint32_t)g.npub];
+
+			due = t0 + (int64_t)((double)g.published * step);
+			if (due > now)
+				break;
+			if (pub->out_len - pub->out_off >= backlog) {
+				held = true;
+				break;
+			}
+			g.published++;
+			g.chan_pub[k]++;
+			g.live_expect += (uint64_t)g.chan_live[k];
+			publish_msg(pub, k, g.chan_pub[k], now);
+			lg_hist_add(&g.publag, (uint64_t)(now - due));
+			if (conn_flush(pub) < 0)
+				break;
+			k = (uint32_t)(rng64() % (uint64_t)o.channels);
+		}
+		if (g.timer_fired) {
+			uint64_t exp;
+
+			g.timer_fired = false;
+			if (read(g.timerfd, &exp, sizeof exp) < 0 && errno != EAGAIN)
+				die(1, "timerfd read: %s", strerror(errno));
+		}
+		/* Held: the publisher's EPOLLOUT wakes the loop. */
+		if (!held && n < ROOMS_BURST)
+			timer_at(due);
+		rss_sample(now);
+		poll_once(n == ROOMS_BURST ? 0 : held ? 5 : 10);
+		now = lg_mono_us();
+	}
+	timer_stop();
+	g.t_pub_end_us = now;
+	g.phase = PH_DRAIN;
+	drain_end = now + DRAIN_US;
+	while (!g.pub_dead && g.live > 0 && !rooms_drained() && now < drain_end) {
+		for (i = 0; i < g.npub; i++) {
+			struct conn *pub = &g.c[o.subs + i];
+
+			if (pub->fd >= 0 && pub->out_off < pub->out_len)
+				conn_flush(pub);
+		}
+		poll_once(5);
+		now = lg_mono_us();
+		rss_sample(now);
+	}
+	g.drained = rooms_drained();
+	if (!g.drained)
+		note("drain incomplete after %.1f s: messages not received by then count as lost",
+		     (double)(now - g.t_pub_end_us) / 1e6);
+	g.t_end_us = now;
+	measure_end(now);
+	g.phase = PH_POST;
+	if (g.published < g.pub_expected)
+		note("rooms: %llu of %llu messages due were not sent (publishers held up 1 s past "
+		     "the end)",
+		     (unsigned long long)(g.pub_expected - g.published),
+		     (unsigned long long)g.pub_expected);
 }
 
 /* Read what the slow subscribers have left, for up to 5 s: how many did the server close? */
@@ -1695,11 +1958,32 @@ jbool(const char *k, bool v, bool ok)
 	fputs(!ok ? "null" : v ? "true" : "false", stdout);
 }
 
+/* <name>_p50_ms, _p90_ms (if p90), _p99_ms and _max_ms of a histogram of microseconds. */
+static void
+jhist(const char *name, const struct lg_hist *h, bool p90, bool ok)
+{
+	static const double q[] = { 0.50, 0.90, 0.99 };
+	char k[64];
+	int i;
+
+	ok = ok && h->count;
+	for (i = 0; i < 3; i++) {
+		if (i == 1 && !p90)
+			continue;
+		snprintf(k, sizeof k, "%s_p%02.0f_ms", name, q[i] * 100);
+		jdbl(k, lg_hist_quantile(h, q[i]) / 1e3, ok, 3);
+	}
+	snprintf(k, sizeof k, "%s_max_ms", name);
+	jdbl(k, (double)h->max / 1e3, ok, 3);
+}
+
 static void
 report(long long rss_per_conn, bool rss_per_conn_ok)
 {
-	bool pubw = o.workload == W_FANOUT || o.workload == W_RATE;
+	bool rooms = o.workload == W_ROOMS;
+	bool pubw = o.workload == W_FANOUT || o.workload == W_RATE || rooms;
 	bool churn = o.workload == W_CHURN;
+	double pub_s = (double)(g.t_pub_end_us - g.t_first_us) / 1e6;
 	bool srv = o.server_pid != 0;
 	double dur = (double)(g.t_end_us - g.t_first_us) / 1e6;
 	uint64_t lost = 0, dups = 0, reorders = 0;
@@ -1709,10 +1993,13 @@ report(long long rss_per_conn, bool rss_per_conn_ok)
 	for (i = 0; i < g.n; i++) {
 		const struct conn *c = &g.c[i];
 
+		uint64_t want;
+
 		if (c->role != R_SUB || c->state != S_READY)
 			continue;
-		if (g.published > c->distinct)
-			lost += g.published - c->distinct;
+		want = rooms ? g.chan_pub[c->chan] : g.published;
+		if (want > c->distinct)
+			lost += want - c->distinct;
 		dups += c->dups;
 		reorders += c->reorders;
 	}
@@ -1728,10 +2015,7 @@ report(long long rss_per_conn, bool rss_per_conn_ok)
 	jint("published", (long long)g.published, pubw);
 	jint("delivered", (long long)g.delivered, pubw);
 	jdbl("deliveries_per_s", dur > 0 ? (double)g.delivered / dur : 0, pubw, 1);
-	jdbl("lat_p50_ms", lg_hist_quantile(&g.lat, 0.50) / 1e3, pubw && g.lat.count, 3);
-	jdbl("lat_p90_ms", lg_hist_quantile(&g.lat, 0.90) / 1e3, pubw && g.lat.count, 3);
-	jdbl("lat_p99_ms", lg_hist_quantile(&g.lat, 0.99) / 1e3, pubw && g.lat.count, 3);
-	jdbl("lat_max_ms", (double)g.lat.max / 1e3, pubw && g.lat.count, 3);
+	jhist("lat", &g.lat, true, pubw);
 	jint("lost", (long long)lost, pubw);
 	jint("duplicated", (long long)dups, pubw);
 	jint("reordered", (long long)reorders, pubw);
@@ -1774,6 +2058,18 @@ report(long long rss_per_conn, bool rss_per_conn_ok)
 	     3);
 	jdbl("churn_cycle_p99_ms", lg_hist_quantile(&g.cycle, 0.99) / 1e3, churn && g.cycle.count,
 	     3);
+	/* rooms */
+	jint("channels", o.channels, rooms);
+	jint("publishers", g.npub, rooms);
+	jdbl("rate", o.rate, rooms || o.workload == W_RATE, 1);
+	jdbl("deliveries_expected_per_s", o.rate * (double)o.subs / (double)o.channels, rooms, 1);
+	jint("published_expected", (long long)g.pub_expected, rooms);
+	jdbl("sent_per_s", pub_s > 0 ? (double)g.published / pub_s : 0, rooms, 1);
+	jdbl("accepted_per_s", pub_s > 0 ? (double)g.acks_run / pub_s : 0,
+	     rooms && (o.target == T_SWITCHBOARD || o.target == T_NCHAN), 1);
+	jint("acked", (long long)g.acks,
+	     rooms && (o.target == T_SWITCHBOARD || o.target == T_NCHAN));
+	jhist("publish_lag", &g.publag, false, rooms);
 	puts("}");
 	fflush(stdout);
 }
@@ -1783,14 +2079,18 @@ report(long long rss_per_conn, bool rss_per_conn_ok)
 static void
 usage(FILE *f)
 {
-	fputs("usage: loadgen --target switchboard|nchan|ws --host 127.0.0.1 --port N\n"
-	      "               --workload idle|fanout|rate|churn [options]\n"
+	fputs("usage: loadgen --target switchboard|nchan|ws|socketio --host 127.0.0.1 --port N\n"
+	      "               --workload idle|fanout|rate|churn|rooms [options]\n"
 	      "  --subs N             subscriber connections (default 1000)\n"
 	      "  --slow K             extra subscribers that subscribe, then never read (default "
 	      "0)\n"
 	      "  --duration S         measurement seconds (default 10)\n"
 	      "  --window W           fanout: max messages in flight per subscriber (default 32)\n"
-	      "  --rate R             rate: messages per second (default 200)\n"
+	      "  --rate R             rate, rooms: messages per second, in all (default 200)\n"
+	      "  --channels K         rooms: channels room-0 .. room-<K-1>, subscriber i in\n"
+	      "                       room-<i %% K> (default 1000)\n"
+	      "  --publishers P       rooms: publisher connections, channel k on publisher k %% P\n"
+	      "                       (default 8; nchan and ws: one per channel, by URL)\n"
 	      "  --size B             payload bytes (default 100)\n"
 	      "  --conns N            churn: total connections (default 20000)\n"
 	      "  --concurrency C      churn: connections in progress at once (default 64)\n"
@@ -1878,6 +2178,8 @@ parse_args(int argc, char **argv)
 		O_PID,
 		O_CHANNEL,
 		O_CTIMEOUT,
+		O_CHANNELS,
+		O_PUBLISHERS,
 		O_TLS,
 		O_SELFTEST,
 		O_HELP
@@ -1898,6 +2200,8 @@ parse_args(int argc, char **argv)
 		{ "server-pid", required_argument, NULL, O_PID },
 		{ "channel", required_argument, NULL, O_CHANNEL },
 		{ "connect-timeout", required_argument, NULL, O_CTIMEOUT },
+		{ "channels", required_argument, NULL, O_CHANNELS },
+		{ "publishers", required_argument, NULL, O_PUBLISHERS },
 		{ "tls", no_argument, NULL, O_TLS },
 		{ "self-test", no_argument, NULL, O_SELFTEST },
 		{ "help", no_argument, NULL, O_HELP },
@@ -1912,7 +2216,7 @@ parse_args(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_TARGET:
-			o.target = (enum target)pick("target", optarg, target_names, 3);
+			o.target = (enum target)pick("target", optarg, target_names, 4);
 			break;
 		case O_HOST:
 			host = optarg;
@@ -1921,7 +2225,7 @@ parse_args(int argc, char **argv)
 			o.port = (int)arg_long("port", optarg, 1, 65535);
 			break;
 		case O_WORKLOAD:
-			o.workload = (enum workload)pick("workload", optarg, workload_names, 4);
+			o.workload = (enum workload)pick("workload", optarg, workload_names, 5);
 			have_workload = true;
 			break;
 		case O_SUBS:
@@ -1963,6 +2267,12 @@ parse_args(int argc, char **argv)
 			break;
 		case O_CTIMEOUT:
 			o.connect_timeout = arg_double("connect-timeout", optarg, 0.1, 86400);
+			break;
+		case O_CHANNELS:
+			o.channels = arg_long("channels", optarg, 1, 1000000);
+			break;
+		case O_PUBLISHERS:
+			o.publishers = arg_long("publishers", optarg, 1, 100000);
 			break;
 		case O_TLS:
 			o.tls = true;
@@ -2015,7 +2325,7 @@ parse_args(int argc, char **argv)
 	}
 	if (o.workload == W_IDLE && !o.server_pid)
 		die(2, "--workload idle needs --server-pid");
-	if (o.slow && (o.workload == W_IDLE || o.workload == W_CHURN))
+	if (o.slow && (o.workload == W_IDLE || o.workload == W_CHURN || o.workload == W_ROOMS))
 		note("--slow is ignored by the %s workload", workload_names[o.workload]);
 }
 
@@ -2054,6 +2364,8 @@ free_all(void)
 	free(g.ring);
 	free(g.rss);
 	free(g.pay);
+	free(g.chan_pub);
+	free(g.chan_live);
 	if (g.timerfd >= 0)
 		close(g.timerfd);
 	close(g.ep);
@@ -2098,6 +2410,19 @@ main(int argc, char **argv)
 		g.n = (size_t)o.concurrency;
 		g.pub = g.n;
 		break;
+	case W_ROOMS:
+		o.slow = 0;
+		/* nchan and ws take a channel's messages from a publisher of its URL. */
+		g.npub = o.target == T_NCHAN || o.target == T_WS ? o.channels
+			 : o.publishers < o.channels		 ? o.publishers
+								 : o.channels;
+		g.n = (size_t)(o.subs + g.npub);
+		g.pub = g.n; /* none: publishers are c[o.subs ..] */
+		g.chan_pub = calloc((size_t)o.channels, sizeof *g.chan_pub);
+		g.chan_live = calloc((size_t)o.channels, sizeof *g.chan_live);
+		if (!g.chan_pub || !g.chan_live)
+			die(1, "out of memory");
+		break;
 	}
 	raise_nofile((long)g.n + 32);
 	g.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -2112,14 +2437,19 @@ main(int argc, char **argv)
 		c->fd = -1;
 		c->id = (uint32_t)i;
 		c->state = S_FREE;
-		if (o.workload == W_CHURN)
+		if (o.workload == W_CHURN) {
 			c->role = R_CHURN;
-		else if (i == g.pub)
+		} else if (o.workload == W_ROOMS) {
+			c->role = (long)i < o.subs ? R_SUB : R_PUB;
+			c->chan = (long)i < o.subs ? (uint32_t)(i % (size_t)o.channels)
+						   : (uint32_t)(i - (size_t)o.subs);
+		} else if (i == g.pub) {
 			c->role = R_PUB;
-		else if ((long)i >= o.subs)
+		} else if ((long)i >= o.subs) {
 			c->role = R_SLOW;
-		else
+		} else {
 			c->role = R_SUB;
+		}
 	}
 	note("%s %s on %s:%d: %s", target_names[o.target], workload_names[o.workload], o.host,
 	     o.port, o.workload == W_CHURN ? "churn" : "connecting");
@@ -2149,13 +2479,17 @@ main(int argc, char **argv)
 		break;
 	case W_FANOUT:
 	case W_RATE:
+	case W_ROOMS:
 		payload_init();
 		if (setup_phase() < 0) {
 			free_all();
 			return 1;
 		}
 		settle_after_setup();
-		publish_phase();
+		if (o.workload == W_ROOMS)
+			rooms_phase();
+		else
+			publish_phase();
 		if (o.slow)
 			slow_drain_phase();
 		break;

@@ -2,7 +2,7 @@
 """Correctness under load (a ctest, not a benchmark): the real server driven by
 bench/loadgen in every workload at a small scale. Checks what must hold whatever the
 machine's speed: every message reaches every healthy subscriber exactly once and in
-order (over TLS too), churn never fails, idle memory is measured, and subscribers that never read are
+order (over TLS too; in rooms, every subscriber of its channel and no other), churn never fails, idle memory is measured, and subscribers that never read are
 closed (4008) while the others lose nothing. No figure is compared with a threshold.
 
 usage: smoke.py SWITCHBOARD LOADGEN
@@ -62,6 +62,20 @@ def clean(r, what, subs):
     check(r.get("drained") is True, f"{what}: drained before the end")
 
 
+def rooms_clean(r, what, subs, channels):
+    """Every message reached the subscribers of its channel (subs / channels of them) only."""
+    check(r["connected"] >= subs, f"{what}: {subs} subscribers connected ({r['connected']})")
+    check(r["published"] > 0 and r["published"] == r["published_expected"],
+          f"{what}: every message due was sent ({r['published']} of {r['published_expected']})")
+    check(r["delivered"] == r["published"] * subs // channels,
+          f"{what}: each message reached the {subs // channels} subscribers of its channel "
+          f"({r['delivered']} deliveries of {r['published']} messages)")
+    check(r["acked"] == r["published"], f"{what}: every publish acknowledged ({r['acked']})")
+    for key in ("lost", "duplicated", "reordered", "errors"):
+        check(r[key] == 0, f"{what}: {key} = {r[key]}")
+    check(r.get("drained") is True, f"{what}: drained before the end")
+
+
 def main():
     # Idle memory on a server of its own, first: under AddressSanitizer the big frames freed by
     # the fanout phases leave the quarantine (and are unmapped) while later phases run, so RSS
@@ -92,6 +106,10 @@ def main():
                     "--duration", 2)
         if r:
             clean(r, "rate 100 msg/s to 100 subscribers", 100)
+        r = loadgen(port, proc.pid, "--workload", "rooms", "--subs", 200, "--channels", 20,
+                    "--publishers", 4, "--rate", 200, "--duration", 2)
+        if r:
+            rooms_clean(r, "rooms: 200 subscribers in 20 channels, 200 msg/s", 200, 20)
     finally:
         stop(proc)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers the benchmark compares Switchboard with (bench/README.md):
 #   - nginx with the nchan module, from Debian (packages nginx + libnginx-mod-nchan);
-#   - Node `ws` for the broadcast server in bench/peers/node (npm ci, from its lock file).
+#   - Node `ws` and `socket.io` for the broadcast and room servers in bench/peers/node
+#     (npm ci, from its lock file).
 # As root it runs apt-get itself; otherwise it prints the exact command to run.
 # Idempotent and silent when everything is already there.
 #
@@ -27,10 +28,11 @@ done
 install_npm() {
 	local dir=bench/peers/node
 	if [ -f "$dir/node_modules/ws/package.json" ] &&
+		[ -f "$dir/node_modules/socket.io/package.json" ] &&
 		[ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
 		return 0
 	fi
-	echo "install-bench-deps: npm ci in $dir (Node ws for the broadcast peer)"
+	echo "install-bench-deps: npm ci in $dir (Node ws and socket.io for the Node peers)"
 	npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
 }
 
