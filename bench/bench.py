@@ -124,8 +124,10 @@ METRICS["R1"] = [("delivered/s", "deliveries_per_s", "higher"),
                  ("latency p50, ms", "lat_p50_ms", "lower"),
                  ("latency p99, ms", "lat_p99_ms", "lower"),
                  ("publish lag max, ms", "publish_lag_max_ms", "lower"),
+                 ("publishes acknowledged/s", "accepted_per_s", "higher"),
                  ("lost", "lost", "lower"),
-                 ("server CPU %", "server_cpu_pct", "lower")]
+                 ("server CPU %", "server_cpu_pct", "lower"),
+                 ("loadgen CPU %", "loadgen_cpu_pct", None)]
 METRICS["R2"] = METRICS["R3"] = METRICS["R1"]
 METRICS["W2k1"] = METRICS["W2k16"] = METRICS["W2"]
 METRICS["W3"] = METRICS["W2"]
@@ -448,7 +450,7 @@ def fmt_num(v, key=None):
     if key == "server_rss_kb_max":
         v = v / 1024.0
     av = abs(v)
-    if key in ("deliveries_per_s", "conn_per_s"):
+    if key in ("deliveries_per_s", "conn_per_s", "accepted_per_s", "deliveries_expected_per_s"):
         if av >= 1e6:
             return f"{v / 1e6:.2f}M"
         if av >= 1e4:

@@ -1,5 +1,5 @@
-/* loadgen.c - benchmark load generator for Switchboard (and nchan / a Node `ws` broadcast server
- * for comparison).
+/* loadgen.c - benchmark load generator for Switchboard (and nchan / a Node `ws` broadcast server /
+ * Socket.IO for comparison).
  *
  * One thread, one epoll set (level-triggered), non-blocking sockets, its own WebSocket client.
  * The publisher and the subscribers live in this process, so the payload carries the send time
@@ -35,6 +35,11 @@
  *   slow_closed, slow_close_codes  --slow: slow subscribers the server closed, by close code
  *                     (0: EOF or reset without a close frame)
  *   rss_samples_kb    VmRSS every second during the measured phase
+ *   rooms: channels, publishers (connections), rate, deliveries_expected_per_s (rate x
+ *                     subscribers per channel), published_expected (due before the end),
+ *                     sent_per_s, accepted_per_s and acked (publishes the server acknowledged:
+ *                     switchboard, nchan), publish_lag_p50/p99/max_ms (due time -> sent);
+ *                     lost, duplicated and reordered are counted per channel
  * Extras: drained (every live subscriber got every message before the drain timeout),
  *   subs_closed, stale (deliveries stamped before this process started, ignored),
  *   published_per_s, setup_s, loadgen_cpu_pct (this process, user+sys), churn_cycle_p50/p99_ms
