@@ -49,8 +49,9 @@ struct dialect {
 	 * or a negative errno; result as engine.h says, NULL when rc != 0). For
 	 * PENDING_SUBSCRIBE with rc 0 it replies and replays; the core then releases what
 	 * the fan-out kept meanwhile and makes s a live subscriber. A PENDING_SUBSCRIBE
-	 * answered -ECANCELED ended before it completed (unsubscribed by the client or the
-	 * HTTP API): the subscription is already gone. */
+	 * with op->cancelled set (rc -ECANCELED) ended before it completed (unsubscribed by
+	 * the client or the HTTP API): the subscription is already gone. An engine's own
+	 * -ECANCELED (it went away) is an engine failure like any other. */
 	void (*complete)(struct hub *hub, struct session *s, struct pending *op, int rc,
 			 const void *result);
 };

@@ -456,7 +456,7 @@ complete(struct hub *hub, struct session *s, struct pending *op, int rc, const v
 	const struct engine_presence_stats *st = result;
 	size_t len;
 
-	if (rc == -ECANCELED && op->kind == PENDING_SUBSCRIBE) {
+	if (op->cancelled && op->kind == PENDING_SUBSCRIBE) {
 		/* The client (or a backend, for its user) unsubscribed before it completed. */
 		session_send_error(s, op->id, PROTO_ERR_NOT_SUBSCRIBED,
 				   "unsubscribed from %s before the subscription completed",

@@ -496,6 +496,25 @@ Test(async, many_catching_up_subscribers_leaving_in_any_order)
 	cr_expect_eq(fake_engine_subscriptions(fe), 0);
 }
 
+/* An engine that cancels a subscribe itself (it went away) fails it like any other error:
+ * unavailable, not the not_subscribed of a subscription the client ended. */
+Test(async, an_engine_cancelling_a_subscribe_is_unavailable)
+{
+	struct fake_session a;
+	int i;
+
+	connect_as(&a, "a");
+	fake_send(&a, hub, "{\"type\":\"subscribe\",\"id\":50,\"channel\":\"c\"}");
+	fake_engine_complete(fe, 0); /* the channel is live */
+	i = fake_engine_find(fe, "history", "c");
+	cr_assert_geq(i, 0);
+	fake_engine_fail(fe, (size_t)i, -ECANCELED);
+	expect_unavailable(&a, 50);
+	cr_expect_eq(hub_stats(hub)->subscriptions, 0);
+	fake_close(&a, hub);
+	cr_expect_eq(hub_pending_count(hub), 0);
+}
+
 /* A session that closes while its subscribe is in flight: the answer finds nobody. */
 Test(async, a_session_closed_while_catching_up)
 {
