@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-pkgs=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libssl-dev
+# libev-dev and libwebsockets-evlib-ev: the server's event loop (lws's libev plugin).
+pkgs=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev
       libcriterion-dev libcurl4-openssl-dev python3-websockets curl openssl)
 
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)

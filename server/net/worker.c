@@ -3,6 +3,21 @@
  * lws_context_user), the listening vhost's is this worker (worker_of). The vhost serves
  * plain HTTP on "/" (http.c), the HTTP API on "/api" (api.c) and WebSocket upgrades
  * (ws.c) on one port; the webhook clients (webhook.c) run on the same loop.
+ *
+ * The loop is libev's (epoll), ours, which lws 4.1.6 runs on through its libev plugin
+ * (a "foreign loop"): an iteration costs what the ready sockets cost. lws's default
+ * loop poll()s every connection on every iteration, which with 10,000 connections in
+ * many small rooms was most of the CPU (docs/performance.md). Without the plugin
+ * (libwebsockets-evlib-ev) the worker falls back to that loop, and says so.
+ *
+ * Two lws 4.1.6 plugin facts shape this file. The plugin re-arms its timer only from
+ * its own timer and idle callbacks, and calls ev_timer_set() on a running timer there,
+ * which libev ignores: a timer scheduled earlier than the one armed would fire late,
+ * up to whenever that one is due (idle connections then went unpinged for minutes).
+ * The beat, an lws timer every NET_BEAT_US, bounds that: the armed timer is never
+ * further away. And pings and the idle hang-up are ours (ws_liveness, on the beat), not
+ * lws's: lws keeps one timer per connection in a list it sorts by walking it, so each
+ * connect and each pong cost O(connections) (10,000 connects took 4 s).
  */
 #include "worker.h"
 #include "api.h"
@@ -18,6 +33,7 @@
 #include "xalloc.h"
 
 #include <arpa/inet.h>
+#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +44,15 @@ on_tick(lws_sorted_usec_list_t *sul)
 
 	hub_tick(w->hub, clock_now_ms());
 	lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, LWS_US_PER_SEC);
+}
+
+static void
+on_beat(lws_sorted_usec_list_t *sul)
+{
+	struct worker *w = lws_container_of(sul, struct worker, beat);
+
+	ws_liveness(w, clock_now_ms());
+	lws_sul_schedule(w->ctx, 0, &w->beat, on_beat, NET_BEAT_US);
 }
 
 struct worker *
@@ -45,11 +70,80 @@ worker_new(struct server *srv, const uint8_t seed[16])
 		return NULL;
 	}
 	w->batch = xmalloc(NET_BATCH_MAX);
-	w->idle_policy = (lws_retry_bo_t){
-		.secs_since_valid_ping = (uint16_t)cfg->ws.ping_interval,
-		.secs_since_valid_hangup = (uint16_t)cfg->ws.idle_timeout,
-	};
+	/* lws's own pings and hang-up stay off (zero): ws_liveness does both. */
+	w->idle_policy = (lws_retry_bo_t){ 0 };
+	w->ping_ms = (uint64_t)cfg->ws.ping_interval * 1000;
+	w->idle_ms = (uint64_t)cfg->ws.idle_timeout * 1000;
 	return w;
+}
+
+static void
+drop_loop(struct worker *w)
+{
+	if (w->loop != NULL)
+		ev_loop_destroy(w->loop);
+	w->loop = NULL;
+}
+
+struct settle {
+	lws_sorted_usec_list_t sul;
+	bool done;
+};
+
+static void
+on_settled(lws_sorted_usec_list_t *sul)
+{
+	lws_container_of(sul, struct settle, sul)->done = true;
+}
+
+/* lws finishes making a context from a timer due 1 µs later (the protocols' init: which
+ * protocol serves an upgrade naming none is decided there). On the poll() loop the
+ * first pass runs it before any socket; on libev a connection served first would be
+ * answered 404. So the loop runs, before anything listens, until a timer due after
+ * that one has fired. The beat is scheduled first: the plugin's timer is then armed no
+ * further away than the beat from the start (see the file head). */
+static void
+settle(struct worker *w)
+{
+	struct settle st = { .done = false };
+
+	lws_sul_schedule(w->ctx, 0, &w->beat, on_beat, NET_BEAT_US);
+	lws_sul_schedule(w->ctx, 0, &st.sul, on_settled, 2);
+	lws_cancel_service(w->ctx);
+	for (int i = 0; i < 1000 && !st.done; i++)
+		ev_run(w->loop, EVRUN_ONCE);
+	lws_sul_cancel(&st.sul);
+}
+
+/* The context on a libev loop of ours, or on lws's poll() loop when the plugin cannot
+ * be loaded. */
+static struct lws_context *
+create_context(struct worker *w, struct lws_context_creation_info *info)
+{
+	struct lws_context *ctx;
+	void *loops[1];
+
+	/* NOENV: LIBEV_FLAGS in the environment must not pick select() behind our back. */
+	w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+	if (w->loop != NULL) {
+		loops[0] = w->loop;
+		info->foreign_loops = loops;
+		info->options |= LWS_SERVER_OPTION_LIBEV;
+		ctx = lws_create_context(info);
+		info->foreign_loops = NULL;
+		info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+		if (ctx != NULL) {
+			log_debug("server: event loop: libev %d.%d, epoll", ev_version_major(),
+				  ev_version_minor());
+			w->ctx = ctx;
+			settle(w);
+			return ctx;
+		}
+		drop_loop(w);
+	}
+	log_warn("server: no libev event loop (is libwebsockets-evlib-ev installed?): "
+		 "running on poll(), whose every iteration visits every connection");
+	return lws_create_context(info);
 }
 
 int
@@ -118,7 +212,7 @@ worker_listen(struct worker *w, const char *iface)
 	 * (its user: this worker). */
 	info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = w->srv;
-	w->ctx = lws_create_context(&info);
+	w->ctx = create_context(w, &info);
 	if (w->ctx != NULL) {
 		info.user = w;
 		w->vhost = lws_create_vhost(w->ctx, &info);
@@ -130,9 +224,12 @@ worker_listen(struct worker *w, const char *iface)
 		if (w->ctx != NULL)
 			lws_context_destroy(w->ctx);
 		w->ctx = NULL;
+		drop_loop(w);
 		return -1;
 	}
 	lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, LWS_US_PER_SEC);
+	if (w->loop == NULL)
+		lws_sul_schedule(w->ctx, 0, &w->beat, on_beat, NET_BEAT_US);
 	return 0;
 }
 
@@ -141,7 +238,16 @@ worker_service(struct worker *w)
 {
 	uint64_t until = w->metrics.bytes_in + NET_READ_BUDGET;
 
-	lws_service(w->ctx, 0);
+	if (w->loop != NULL) {
+		ev_run(w->loop, EVRUN_ONCE);
+		/* Sockets lws must serve without a readiness event (TLS records already
+		 * decrypted, buffered input): the plugin does this from an idle watcher,
+		 * which libev starves while every iteration has events. */
+		if (lws_service_adjust_timeout(w->ctx, 1, 0) == 0)
+			_lws_plat_service_forced_tsi(w->ctx, 0);
+	} else {
+		lws_service(w->ctx, 0);
+	}
 	/* lws reads at most rx_buffer_size bytes per socket and pass. While a sender (a
 	 * publisher) has more waiting, read on (within a byte budget) so that one flush
 	 * carries many messages per subscriber. */
@@ -157,9 +263,11 @@ worker_stop(struct worker *w)
 	if (w->ctx == NULL)
 		return;
 	lws_sul_cancel(&w->tick);
+	lws_sul_cancel(&w->beat);
 	lws_context_destroy(w->ctx); /* closes what is left; CLOSED empties the hub */
 	w->ctx = NULL;
 	w->vhost = NULL;
+	drop_loop(w);
 }
 
 void

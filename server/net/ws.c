@@ -19,6 +19,7 @@
 #include "wsout.h"
 #include "xalloc.h"
 
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,82 @@ size_t
 ws_conn_size(void)
 {
 	return sizeof(struct ws_conn);
+}
+
+/* ---- liveness (ws.h) ---- */
+
+static void
+live_remove(struct ws_conn *c)
+{
+	struct worker *w = c->w;
+	unsigned k = c->live_stage;
+
+	if (c->live_prev != NULL)
+		c->live_prev->live_next = c->live_next;
+	else if (w->live_head[k] == c)
+		w->live_head[k] = c->live_next;
+	else
+		return; /* on no list */
+	if (c->live_next != NULL)
+		c->live_next->live_prev = c->live_prev;
+	else
+		w->live_tail[k] = c->live_prev;
+	c->live_prev = c->live_next = NULL;
+}
+
+/* Appends c to list k as of now: the newest member, so the list stays sorted. */
+static void
+live_append(struct ws_conn *c, unsigned k, uint64_t now)
+{
+	struct worker *w = c->w;
+
+	c->live_stage = (uint8_t)k;
+	c->live_ms = now;
+	c->live_next = NULL;
+	c->live_prev = w->live_tail[k];
+	if (w->live_tail[k] != NULL)
+		w->live_tail[k]->live_next = c;
+	else
+		w->live_head[k] = c;
+	w->live_tail[k] = c;
+}
+
+/* A sign of life: quiet again from now. A busy connection moves at most once a second
+ * (the timeouts count in seconds), which keeps its place in the list exact enough. */
+static void
+live_confirm(struct ws_conn *c, uint64_t now)
+{
+	if (c->live_stage == WS_LIVE_QUIET && now - c->valid_ms < 1000)
+		return;
+	c->valid_ms = now;
+	live_remove(c);
+	live_append(c, WS_LIVE_QUIET, now);
+}
+
+void
+ws_liveness(struct worker *w, uint64_t now)
+{
+	struct ws_conn *c;
+
+	if (w->idle_ms == 0)
+		return;
+	while ((c = w->live_head[WS_LIVE_QUIET]) != NULL && now - c->live_ms >= w->ping_ms) {
+		live_remove(c);
+		live_append(c, WS_LIVE_PINGED, now);
+		/* The ping leaves with the next write: at the head of a batch, between whole
+		 * frames (wsout.c). */
+		c->ping_due = true;
+		wsout_wake(c);
+	}
+	while ((c = w->live_head[WS_LIVE_PINGED]) != NULL && now - c->valid_ms >= w->idle_ms) {
+		live_remove(c);
+		c->idle_dropped = true;
+		log_debug("ws: client=%s silent for %" PRIu64 " ms, dropping",
+			  session_client_id(c->s), now - c->valid_ms);
+		/* No close frame: a peer this silent is most likely gone. Outside a callback a
+		 * connection is ended through its timeout. */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	}
 }
 
 /* ---- session_ops ---- */
@@ -91,7 +168,8 @@ on_established(struct ws_conn *c, struct lws *wsi)
 {
 	c->wsi = wsi;
 	c->w = worker_of(wsi);
-	c->opened_ms = c->valid_ms = clock_now_ms(); /* lws counts validity from here too */
+	c->opened_ms = c->valid_ms = clock_now_ms();
+	live_append(c, WS_LIVE_QUIET, c->opened_ms);
 	c->s = hub_session_open(c->w->hub, &dialect_native, &ws_session_ops, c, c->opened_ms);
 	take_url_token(c);
 	c->established = true;
@@ -201,15 +279,9 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 
 	if (c->closing || c->close_sent)
 		return 0;
-	/* Any traffic proves the peer alive, not only pongs (docs/protocol.md, Liveness).
-	 * Telling lws re-inserts the connection's timer into a list sorted over every
-	 * connection (O(connections)), so a busy publisher does it once a second at most:
-	 * the ping and idle timeouts count in seconds anyway. */
+	/* Any traffic proves the peer alive, not only pongs (docs/protocol.md, Liveness). */
 	now = clock_now_ms();
-	if (now - c->valid_ms >= 1000) {
-		c->valid_ms = now;
-		lws_validity_confirmed(c->wsi);
-	}
+	live_confirm(c, now);
 	c->w->metrics.bytes_in += len;
 	note_rx(c);
 	if (complete)
@@ -254,22 +326,6 @@ note_peer_close(struct ws_conn *c, const unsigned char *in, size_t len)
 	log_clean(c->peer_reason, 64, (const char *)in + 2, len - 2);
 }
 
-/* lws 4.1.6 ends a connection silent past websocket.idle_timeout from its validity
- * timer (lws_validity_cb: a ping at ping_interval, then __lws_close_free_wsi with
- * LWS_CLOSE_STATUS_NOSTATUS, no close frame) and tells us nothing but CLOSED. valid_ms
- * follows every sign of life lws counts (the upgrade, our lws_validity_confirmed calls,
- * pongs), so a connection that ends with no close frame either way once that much time
- * has passed since is the idle timeout. */
-static bool
-idle_timed_out(struct ws_conn *c, uint64_t now)
-{
-	uint64_t idle_ms = (uint64_t)c->w->idle_policy.secs_since_valid_hangup * 1000;
-
-	return idle_ms > 0 && !c->closing && !c->close_sent && !c->peer_closed &&
-	       !c->write_failed && lws_get_close_length(c->wsi) == 0 &&
-	       now - c->valid_ms + 50 >= idle_ms;
-}
-
 /* The disconnect line: who ended the connection, with which code, and why. */
 static void
 log_closed(struct ws_conn *c, uint64_t now)
@@ -290,9 +346,9 @@ log_closed(struct ws_conn *c, uint64_t now)
 		snprintf(how, sizeof(how), "closed by the server: %u protocol violation",
 			 (unsigned)lws_get_close_payload(c->wsi)[0] << 8 |
 				 lws_get_close_payload(c->wsi)[1]);
-	else if (idle_timed_out(c, now))
+	else if (c->idle_dropped)
 		snprintf(how, sizeof(how), "dropped: idle timeout (nothing received for %u s)",
-			 (unsigned)c->w->idle_policy.secs_since_valid_hangup);
+			 (unsigned)(c->w->idle_ms / 1000));
 	else
 		snprintf(how, sizeof(how), "lost: the connection ended without a close frame");
 	log_info("ws: client=%s addr=%s user=%s disconnected after %.1f s, %s",
@@ -310,8 +366,9 @@ on_closed(struct ws_conn *c)
 	if (!c->established)
 		return;
 	now = clock_now_ms();
-	if (idle_timed_out(c, now))
+	if (c->idle_dropped)
 		w->metrics.idle_timeouts++;
+	live_remove(c);
 	if (LOG_INFO <= log_level_current)
 		log_closed(c, now);
 	wsout_dirty_remove(c);
@@ -348,7 +405,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		note_peer_close(c, in, len);
 		return on_peer_close(c, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
-		c->valid_ms = clock_now_ms(); /* lws confirmed validity itself */
+		live_confirm(c, clock_now_ms());
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		on_closed(c);

@@ -19,9 +19,11 @@ struct ws_conn {
 	struct worker *w; /* borrowed: the loop this connection is on */
 	struct session *s;
 	struct ws_conn *dirty_prev, *dirty_next; /* on w->dirty while `dirty` (wsout.c) */
+	struct ws_conn *live_prev, *live_next;	 /* on w->live[live_stage] (ws.c) */
 	char *rx;				 /* reassembly of a fragmented message, or NULL */
 	size_t rx_len, rx_cap;
-	uint64_t valid_ms;  /* when lws was last told the peer is alive */
+	uint64_t valid_ms;  /* the peer's last sign of life (upgrade, frame, pong) */
+	uint64_t live_ms;   /* when it joined its liveness list: valid_ms, or the ping */
 	uint64_t opened_ms; /* ESTABLISHED */
 	bool established;   /* CLOSED also fires for upgrades refused in FILTER */
 	bool dirty;	    /* frames queued since the last flush */
@@ -30,6 +32,9 @@ struct ws_conn {
 	bool peer_closed;   /* the peer's close frame arrived: write no more data */
 	bool flush_first;   /* write what is queued before the close frame */
 	bool write_failed;  /* a write failed: the connection is dropped */
+	bool ping_due;	    /* a ping leaves at the head of the next write (wsout.c) */
+	bool idle_dropped;  /* silent past websocket.idle_timeout: dropped */
+	uint8_t live_stage; /* WS_LIVE_QUIET or WS_LIVE_PINGED (ws.c) */
 	uint16_t close_code;
 	const char *close_reason; /* a string constant (session_kick callers) */
 	uint16_t peer_code;	  /* the peer's close frame: its code, 1005 without one */
@@ -38,6 +43,12 @@ struct ws_conn {
 				   * pointer, not for the text) */
 	char ip[48];		  /* client address (peer.h), counted by admit.c */
 };
+
+/* Liveness (docs/protocol.md): a connection waits on one of two lists of its worker,
+ * each in the order its members joined (so both are sorted by deadline and every
+ * change is O(1)): QUIET until websocket.ping_interval has passed since its last sign of
+ * life, then PINGED until websocket.idle_timeout has. */
+enum { WS_LIVE_QUIET, WS_LIVE_PINGED, WS_LIVE_LISTS };
 
 /* A close frame is on its way (ours, the peer's, or one lws started on a protocol
  * error, which it does without telling us): no data may follow it. */
@@ -59,5 +70,8 @@ size_t ws_conn_size(void);
  * when none had more (or the budget is spent). TLS connections are not read on: lws
  * reads them a whole record at a time already. */
 bool ws_read_more(struct worker *w, uint64_t until);
+/* Pings the connections quiet for websocket.ping_interval and drops those silent for
+ * websocket.idle_timeout, as of now (ms, clock.h). O(1) when nobody is due. */
+void ws_liveness(struct worker *w, uint64_t now);
 
 #endif

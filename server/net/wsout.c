@@ -11,8 +11,9 @@
  * when lws holds no unsent tail of an earlier write (lws_partial_buffered) and the
  * connection is not closing; otherwise, and when frames are left over after a full
  * batch, the session falls back to WRITEABLE, where lws guarantees its tail has drained.
- * We never mix lws-framed data writes with raw ones on a connection. Control frames
- * (ping, pong, close) are left to lws, which sends them only between our writes.
+ * We never mix lws-framed data writes with raw ones on a connection. Our pings (ws.c,
+ * liveness) lead a batch, between whole frames; the other control frames (pong, close)
+ * are left to lws, which sends them only between our writes.
  */
 #include "wsout.h"
 #include "frame.h"
@@ -79,12 +80,20 @@ wsout_close(struct ws_conn *c, int code, const char *reason)
 static int
 write_batch(struct ws_conn *c)
 {
+	/* An unmasked ping (RFC 6455 §5.5.2). With a payload: lws 4.1.6 never reports a
+	 * pong without one (ops-ws.c skips the callback), and the pong is what ws.c counts. */
+	static const unsigned char ping[4] = { 0x89, 0x02, 's', 'b' };
 	struct session *s = c->s;
 	struct worker *w = c->w;
 	size_t qlen = session_queued(s), n = 0, count = 0;
 	unsigned char *out = w->batch;
 	int rc;
 
+	if (c->ping_due) {
+		c->ping_due = false;
+		memcpy(out, ping, sizeof(ping));
+		n = sizeof(ping);
+	}
 	for (; count < qlen; count++) {
 		size_t flen;
 		const unsigned char *wire = frame_wire(session_peek(s, count), &flen);
@@ -94,19 +103,24 @@ write_batch(struct ws_conn *c)
 		memcpy(out + n, wire, flen);
 		n += flen;
 	}
-	if (count == 0) {
+	/* A frame larger than a batch leaves alone, from its own buffer (after the ping,
+	 * if one is due: that write is the ping alone). */
+	if (count == 0 && qlen > 0 && n == 0) {
 		out = (unsigned char *)frame_wire(session_peek(s, 0), &n);
 		count = 1;
 	}
 	rc = lws_write(c->wsi, out, n, LWS_WRITE_RAW);
-	if (rc < (int)n) {
-		log_debug("ws: client=%s write failed, closing", session_client_id(s));
-		c->write_failed = true;
-		return -1;
+	if (rc < (int)n)
+		goto failed;
+	if (count > 0) {
+		metrics_write(&w->metrics, qlen, count, n);
+		session_pop(s, count);
 	}
-	metrics_write(&w->metrics, qlen, count, n);
-	session_pop(s, count);
 	return 0;
+failed:
+	log_debug("ws: client=%s write failed, closing", session_client_id(s));
+	c->write_failed = true;
+	return -1;
 }
 
 int
@@ -122,7 +136,7 @@ wsout_writeable(struct ws_conn *c)
 	qlen = session_queued(c->s);
 	if (c->closing && (!c->flush_first || qlen == 0))
 		return wsout_close(c, c->close_code, c->close_reason);
-	if (qlen == 0)
+	if (qlen == 0 && !c->ping_due)
 		return 0;
 	if (write_batch(c) != 0)
 		return -1;
@@ -138,7 +152,7 @@ wsout_flush(struct worker *w)
 
 	while ((c = w->dirty) != NULL) {
 		wsout_dirty_remove(c);
-		if (c->closing || session_queued(c->s) == 0)
+		if (c->closing || (session_queued(c->s) == 0 && !c->ping_due))
 			continue;
 		if (ws_closing(c)) {
 			session_closing(c->s);
@@ -146,8 +160,9 @@ wsout_flush(struct worker *w)
 		}
 		/* More than one batch while the kernel takes each whole: a burst of input must
 		 * not leave queues growing behind one batch per loop iteration. */
-		for (int b = 0; b < NET_FLUSH_BATCHES && session_queued(c->s) > 0 &&
-				!lws_partial_buffered(c->wsi);
+		for (int b = 0;
+		     b < NET_FLUSH_BATCHES && (session_queued(c->s) > 0 || c->ping_due) &&
+		     !lws_partial_buffered(c->wsi);
 		     b++) {
 			if (write_batch(c) != 0) {
 				/* Outside a callback a connection is dropped through its timeout.
@@ -158,7 +173,7 @@ wsout_flush(struct worker *w)
 				break;
 			}
 		}
-		if (!c->close_sent && session_queued(c->s) > 0)
+		if (!c->close_sent && (session_queued(c->s) > 0 || c->ping_due))
 			lws_callback_on_writable(c->wsi);
 	}
 }
