@@ -62,6 +62,20 @@ load(struct config *cfg, const char *path, const struct config_overrides *ov)
 	return 0;
 }
 
+/* The listen host, as a start resolves it (a start exits 1 on failure): a host that
+ * cannot be listened on is an error of the configuration being checked. */
+static int
+check_host(const struct config *cfg, const char *path)
+{
+	char addr[256], err[512];
+
+	if (cfg->host == NULL ||
+	    server_resolve_host(cfg->host, addr, sizeof(addr), err, sizeof(err)) == 0)
+		return 0;
+	fprintf(stderr, "switchboard: configuration error: %s: %s\n", path, err);
+	return -1;
+}
+
 /* --check-config: the effective configuration, secrets masked, on stdout. */
 static int
 check_config(const char *path, const struct config_overrides *ov)
@@ -70,7 +84,7 @@ check_config(const char *path, const struct config_overrides *ov)
 	json_t *o;
 	int rc = 2;
 
-	if (load(&cfg, path, ov) == 0) {
+	if (load(&cfg, path, ov) == 0 && check_host(&cfg, path) == 0) {
 		o = config_to_json(&cfg, true);
 		if (json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0) {
 			printf("\n");

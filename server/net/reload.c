@@ -10,6 +10,9 @@
  * Every other key (port, limits, namespaces, auth, webhooks, ...) is compared and, when it
  * changed, named in the log as waiting for a restart. A file that does not load changes
  * nothing and the reason is logged.
+ *
+ * The checks a start makes beyond the loader's live here too, for --check-config to make
+ * them as well: server_config_check() and the listen host's resolution.
  */
 #include "api.h"
 #include "config.h"
@@ -20,6 +23,9 @@
 #include "tlsfile.h"
 #include "webhook.h"
 
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +57,69 @@ server_config_check(const struct config *cfg, char *err, size_t len)
 	if (cfg->tls_cert != NULL && tlsfile_check(cfg->tls_cert, cfg->tls_key, err, len) != 0)
 		return -1;
 	return 0;
+}
+
+/* The address of an IPv4 or IPv6 getaddrinfo() result as text in out; false if ai is
+ * of another family or out is too small. */
+static bool
+addr_text(const struct addrinfo *ai, char *out, size_t len)
+{
+	const void *a =
+		ai->ai_family == AF_INET
+			? (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr
+			: (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+
+	return (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+	       inet_ntop(ai->ai_family, a, out, (socklen_t)len) != NULL;
+}
+
+int
+server_resolve_host(const char *host, char *out, size_t len, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t n = strlen(host);
+	int rc;
+
+	if (n == 0) {
+		snprintf(err, errlen,
+			 "the host is empty; leave it out (or null) to listen on every interface");
+		return -1;
+	}
+	if (n >= len) {
+		snprintf(err, errlen, "the host \"%.64s...\" is too long", host);
+		return -1;
+	}
+	if (host[0] == '[' && host[n - 1] == ']') {
+		snprintf(out, len, "%.*s", (int)(n - 2), host + 1);
+		if (inet_pton(AF_INET6, out, &a6) == 1)
+			return 0;
+		snprintf(err, errlen, "host \"%s\" is not an IPv6 address", host);
+		return -1;
+	}
+	snprintf(out, len, "%s", host);
+	if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1 ||
+	    if_nametoindex(host) != 0)
+		return 0;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen,
+			 "host \"%s\" is not an address, a network interface or a name that "
+			 "resolves (%s)",
+			 host, gai_strerror(rc));
+		return -1;
+	}
+	/* IPv4 first, as "localhost" users expect 127.0.0.1. */
+	for (int family = AF_INET, pass = 0; pass < 2; family = AF_INET6, pass++)
+		for (ai = res; ai != NULL; ai = ai->ai_next)
+			if (ai->ai_family == family && addr_text(ai, out, len)) {
+				freeaddrinfo(res);
+				return 0;
+			}
+	freeaddrinfo(res);
+	snprintf(err, errlen, "host \"%s\" resolves to no IPv4 or IPv6 address", host);
+	return -1;
 }
 
 static bool

@@ -26,4 +26,12 @@ int server_run_with_engine(struct config *cfg, int ready_fd, engine_factory_fn m
  * the configuration key in err. */
 int server_config_check(const struct config *cfg, char *err, size_t len);
 
+/* What libwebsockets can bind for host (borrowed): an address literal ("[::1]" loses its
+ * brackets), a network interface name, or the first address a host name resolves to
+ * (IPv4 first). lws itself takes only the first two and, given anything else, starts
+ * with no listening socket, so a start refuses such a host (exit 1) and --check-config
+ * too (exit 2). Returns 0 with the result in out (len bytes), or -1 with a sentence in
+ * err (errlen bytes) that names the host. May block on name resolution. */
+int server_resolve_host(const char *host, char *out, size_t len, char *err, size_t errlen);
+
 #endif

@@ -14,19 +14,23 @@ FAILS = []
 
 
 def check(cond, what):
+    """Prints and records the outcome; returns cond, so that a test can stop after a
+    failed step."""
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         FAILS.append(what)
+    return cond
 
 
-def start(binary, config, env=None, cwd=None, args=(), drain_period=0, echo=False):
+def start(binary, config, env=None, cwd=None, args=(), drain_period=0, echo=False, path=None):
     """Starts binary with config (a dict) on 127.0.0.1:0, with env (a dict, None: this
     process's environment) in cwd (None: this one) and args (more command-line options,
     such as ["--log-format", "json"]); returns (process, port). The process's log_lines
     collects what the server logs from then on. drain_period goes into the configuration
     unless it has one (None: the server's default); echo copies what the server says
-    until it listens to stderr."""
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    until it listens to stderr. path: the file the configuration is written to, which
+    stays (for SIGHUP); None: a temporary file, removed once the server listens."""
+    cfg = open(path, "w") if path else tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     # SIGTERM closes everyone at once unless a test is about the drain itself.
     config = dict(config)
     if drain_period is not None:
@@ -45,7 +49,8 @@ def start(binary, config, env=None, cwd=None, args=(), drain_period=0, echo=Fals
         if m:
             port = int(m.group(1))
             break
-    os.unlink(cfg.name)
+    if not path:
+        os.unlink(cfg.name)
     proc.log_lines = []  # the server's log from here on, for checks on what it said
     threading.Thread(target=lambda: [proc.log_lines.append(line) for line in proc.stderr],
                      daemon=True).start()
