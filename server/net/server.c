@@ -19,10 +19,7 @@
 #include "webhook.h"
 #include "worker.h"
 
-#include <arpa/inet.h>
 #include <math.h>
-#include <net/if.h>
-#include <netdb.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -195,77 +192,6 @@ fit_fd_limit(const struct config *cfg)
 			 (unsigned long long)want);
 }
 
-static bool
-is_ipv4_literal(const char *host)
-{
-	struct in_addr a;
-
-	return inet_pton(AF_INET, host, &a) == 1;
-}
-
-/* What lws can bind for host: an address literal ("[::1]" loses its brackets), a
- * network interface name, or the first address a host name resolves to (IPv4 first, as
- * "localhost" users expect 127.0.0.1). lws itself takes only the first two and, given
- * anything else, logs an error yet starts with no listening socket. Returns 0 with the
- * result in out, or -1 after logging why. */
-static int
-resolve_host(const char *host, char *out, size_t len)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
-	struct in6_addr a6;
-	size_t n = strlen(host);
-	int rc;
-
-	if (n == 0) {
-		log_error("server: the host is empty; leave it out (or null) to listen on every "
-			  "interface");
-		return -1;
-	}
-	if (n >= len) {
-		log_error("server: the host \"%.64s...\" is too long", host);
-		return -1;
-	}
-	if (host[0] == '[' && host[n - 1] == ']') {
-		snprintf(out, len, "%.*s", (int)(n - 2), host + 1);
-		if (inet_pton(AF_INET6, out, &a6) == 1)
-			return 0;
-		log_error("server: host \"%s\" is not an IPv6 address", host);
-		return -1;
-	}
-	snprintf(out, len, "%s", host);
-	if (is_ipv4_literal(host) || inet_pton(AF_INET6, host, &a6) == 1 ||
-	    if_nametoindex(host) != 0)
-		return 0;
-	rc = getaddrinfo(host, NULL, &hints, &res);
-	if (rc != 0) {
-		log_error(
-			"server: host \"%s\" is not an address, a network interface or a name that "
-			"resolves (%s)",
-			host, gai_strerror(rc));
-		return -1;
-	}
-	for (int pass = 0; pass < 2; pass++) {
-		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			const void *a =
-				ai->ai_family == AF_INET
-					? (const void *)&((struct sockaddr_in *)ai->ai_addr)
-						  ->sin_addr
-					: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)
-						  ->sin6_addr;
-
-			if (ai->ai_family != (pass == 0 ? AF_INET : AF_INET6) ||
-			    inet_ntop(ai->ai_family, a, out, (socklen_t)len) == NULL)
-				continue;
-			freeaddrinfo(res);
-			log_info("server: host %s is %s", host, out);
-			return 0;
-		}
-	}
-	freeaddrinfo(res);
-	log_error("server: host \"%s\" resolves to no IPv4 or IPv6 address", host);
-	return -1;
-}
-
 static void on_drain_step(lws_sorted_usec_list_t *sul);
 
 /* Everyone still open is closed now with 1001; the loop ends within the grace period. */
@@ -364,7 +290,7 @@ server_run_with_engine(struct config *cfg, int ready_fd, engine_factory_fn make)
 {
 	struct server srv = { .cfg = cfg, .make_engine = make };
 	struct worker *w;
-	char iface[256];
+	char iface[256], err[512];
 	uint8_t seed[16];
 	int rc = 1;
 
@@ -375,10 +301,15 @@ server_run_with_engine(struct config *cfg, int ready_fd, engine_factory_fn make)
 		log_error("server: no randomness available");
 		return 1;
 	}
-	if (cfg->host != NULL && resolve_host(cfg->host, iface, sizeof(iface)) != 0) {
-		if (ready_fd >= 0)
-			close(ready_fd);
-		return 1;
+	if (cfg->host != NULL) {
+		if (server_resolve_host(cfg->host, iface, sizeof(iface), err, sizeof(err)) != 0) {
+			log_error("server: %s", err);
+			if (ready_fd >= 0)
+				close(ready_fd);
+			return 1;
+		}
+		if (strcmp(iface, cfg->host) != 0)
+			log_info("server: host %s is %s", cfg->host, iface);
 	}
 	w = srv.worker = worker_new(&srv, seed);
 	if (w == NULL) {
