@@ -19,7 +19,7 @@ struct ws_conn {
 	struct worker *w; /* borrowed: the loop this connection is on */
 	struct session *s;
 	struct ws_conn *dirty_prev, *dirty_next; /* on w->dirty while `dirty` (wsout.c) */
-	struct ws_conn *live_prev, *live_next;	 /* on w->live[live_stage] (ws.c) */
+	struct ws_conn *live_prev, *live_next;	 /* on w->live_head/live_tail[live_stage] (ws.c) */
 	char *rx;				 /* reassembly of a fragmented message, or NULL */
 	size_t rx_len, rx_cap;
 	uint64_t valid_ms;  /* the peer's last sign of life (upgrade, frame, pong) */
@@ -48,7 +48,7 @@ struct ws_conn {
  * each in the order its members joined (so both are sorted by deadline and every
  * change is O(1)): QUIET until websocket.ping_interval has passed since its last sign of
  * life, then PINGED until websocket.idle_timeout has. */
-enum { WS_LIVE_QUIET, WS_LIVE_PINGED, WS_LIVE_LISTS };
+enum { WS_LIVE_QUIET, WS_LIVE_PINGED }; /* worker.h sizes its two lists */
 
 /* A close frame is on its way (ours, the peer's, or one lws started on a protocol
  * error, which it does without telling us): no data may follow it. */
