@@ -158,6 +158,8 @@ Test(transport, server_pings_after_ping_interval_of_silence)
 	c->auto_pong = false;
 	cr_assert_eq(ws_client_recv(c, &m, 4000), 1, "no WebSocket ping within 4 s");
 	cr_expect_eq(m.opcode, WS_OP_PING, "opcode %d", m.opcode);
+	/* docs/protocol.md, Liveness: the ping carries "sb", which the pong echoes. */
+	cr_expect(m.len == 2 && memcmp(m.data, "sb", 2) == 0, "ping payload of %zu bytes", m.len);
 	cr_assert_eq(ws_client_send_frame(c, WS_OP_PONG, true, m.data, m.len), 0);
 	ws_msg_fini(&m);
 	ws_client_free(c);
@@ -197,6 +199,28 @@ Test(transport, a_silent_client_is_dropped_after_idle_timeout)
 	c->auto_pong = false; /* pings are returned by recv and never answered */
 	code = ws_client_wait_close(c, 6000, NULL);
 	cr_expect_neq(code, -1, "still connected 6 s into a 2 s idle timeout");
+	ws_client_free(c);
+	itest_finish();
+}
+
+/* Any frame from the client counts as a sign of life, not only pongs: a client that
+ * sends a command every 400 ms and never answers a ping outlives the idle timeout. */
+Test(transport, a_client_sending_frames_but_no_pongs_stays_connected)
+{
+	struct timespec step = { .tv_sec = 0, .tv_nsec = 400L * 1000 * 1000 };
+	struct ws_client *c;
+	json_t *r;
+
+	itest_start("{\"websocket\":{\"ping_interval\":1,\"idle_timeout\":2}}");
+	c = sb_connect(itest_port(), "u");
+	cr_assert_not_null(c);
+	c->auto_pong = false;
+	for (int i = 0; i < 12; i++) { /* 4.8 s: more than twice the idle timeout */
+		r = sb_request(c, "\"type\":\"ping\"");
+		cr_assert_str_eq(json_str(r, "type"), "pong", "dropped after %d commands", i);
+		json_decref(r);
+		nanosleep(&step, NULL);
+	}
 	ws_client_free(c);
 	itest_finish();
 }
