@@ -118,7 +118,7 @@ lws_emit(int level, const char *line)
 		log_error("lws: %.*s", (int)n, line);
 	else if ((level & LLL_WARN) && strstr(line, "User code denied connection") == NULL)
 		log_warn("lws: %.*s", (int)n, line);
-	else
+	else if (strncmp(line, "elops_", 6) != 0) /* the libev plugin: a line per I/O change */
 		log_debug("lws: %.*s", (int)n, line);
 }
 
