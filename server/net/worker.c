@@ -173,7 +173,7 @@ worker_listen(struct worker *w, const char *iface)
 	w->protocols[1] = (struct lws_protocols){ .name = "switchboard.v1",
 						  .callback = ws_callback,
 						  .per_session_data_size = ws_conn_size(),
-						  .rx_buffer_size = 1024,
+						  .rx_buffer_size = 512,
 						  .tx_packet_size = NET_BATCH_MAX + 16 };
 	w->protocols[2] = (struct lws_protocols){ .name = "api",
 						  .callback = api_callback,
