@@ -53,14 +53,14 @@ live_remove(struct ws_conn *c)
 	c->live_prev = c->live_next = NULL;
 }
 
-/* Appends c to list k as of now: the newest member, so the list stays sorted. */
+/* Appends c to list k: the newest member (QUIET ones join at valid_ms, PINGED ones in
+ * the order QUIET ones come due), so both lists stay sorted by valid_ms. */
 static void
-live_append(struct ws_conn *c, unsigned k, uint64_t now)
+live_append(struct ws_conn *c, unsigned k)
 {
 	struct worker *w = c->w;
 
 	c->live_stage = (uint8_t)k;
-	c->live_ms = now;
 	c->live_next = NULL;
 	c->live_prev = w->live_tail[k];
 	if (w->live_tail[k] != NULL)
@@ -79,7 +79,7 @@ live_confirm(struct ws_conn *c, uint64_t now)
 		return;
 	c->valid_ms = now;
 	live_remove(c);
-	live_append(c, WS_LIVE_QUIET, now);
+	live_append(c, WS_LIVE_QUIET);
 }
 
 void
@@ -89,9 +89,9 @@ ws_liveness(struct worker *w, uint64_t now)
 
 	if (w->idle_ms == 0)
 		return;
-	while ((c = w->live_head[WS_LIVE_QUIET]) != NULL && now - c->live_ms >= w->ping_ms) {
+	while ((c = w->live_head[WS_LIVE_QUIET]) != NULL && now - c->valid_ms >= w->ping_ms) {
 		live_remove(c);
-		live_append(c, WS_LIVE_PINGED, now);
+		live_append(c, WS_LIVE_PINGED);
 		/* The ping leaves with the next write: at the head of a batch, between whole
 		 * frames (wsout.c). */
 		c->ping_due = true;
@@ -169,7 +169,7 @@ on_established(struct ws_conn *c, struct lws *wsi)
 	c->wsi = wsi;
 	c->w = worker_of(wsi);
 	c->opened_ms = c->valid_ms = clock_now_ms();
-	live_append(c, WS_LIVE_QUIET, c->opened_ms);
+	live_append(c, WS_LIVE_QUIET);
 	c->s = hub_session_open(c->w->hub, &dialect_native, &ws_session_ops, c, c->opened_ms);
 	take_url_token(c);
 	c->established = true;

@@ -23,7 +23,6 @@ struct ws_conn {
 	char *rx;				 /* reassembly of a fragmented message, or NULL */
 	size_t rx_len, rx_cap;
 	uint64_t valid_ms;  /* the peer's last sign of life (upgrade, frame, pong) */
-	uint64_t live_ms;   /* when it joined its liveness list: valid_ms, or the ping */
 	uint64_t opened_ms; /* ESTABLISHED */
 	bool established;   /* CLOSED also fires for upgrades refused in FILTER */
 	bool dirty;	    /* frames queued since the last flush */
